@@ -1,0 +1,35 @@
+//! Fluence networking: the libp2p swarm (TCP, noise, yamux) and the
+//! `/fluence/rpc/1` request-response protocol between gateways and nodes.
+//!
+//! Owns transport, framing, dialing and serving. Must not depend on storage
+//! internals or on the client's keys: a node plugs in a [`RequestHandler`],
+//! a gateway uses a [`NodeClient`]; both exchange `fluence-proto` bytes.
+
+pub mod client;
+pub mod frame;
+pub mod identity;
+pub mod server;
+pub mod swarm;
+
+pub use client::NodeClient;
+pub use libp2p::{Multiaddr, PeerId};
+pub use server::{RequestHandler, Server};
+
+/// Why a network operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NetError {
+    #[error("could not set up the network stack: {0}")]
+    Setup(String),
+    #[error("could not listen on {0}: {1}")]
+    Listen(String, String),
+    #[error("could not reach node at {0}: {1}")]
+    Dial(String, String),
+    #[error("request to node failed: {0}")]
+    Request(String),
+    #[error("node sent an undecodable response: {0}")]
+    BadResponse(String),
+    #[error("the connection to the node was shut down")]
+    Closed,
+    #[error("node identity file {0}: {1}")]
+    Identity(String, String),
+}

@@ -1,0 +1,30 @@
+//! Fluence wire and storage types with one canonical, length-bounded
+//! binary encoding.
+//!
+//! Owns: the messages gateways and nodes exchange, client-signed write
+//! operations, query plans, identifiers, and every size limit. Must not
+//! depend on tokio, libp2p or any storage engine: it is plain data plus the
+//! codec, so every other crate can share it.
+//!
+//! Encoding rules (see [`codec`]): little-endian fixed-width integers,
+//! `u32` length prefixes checked against a named `*_MAX` in [`limits`],
+//! `u8` tags, complete consumption. Anything signed or hashed uses these
+//! bytes behind a domain-separation string.
+
+pub mod codec;
+pub mod ids;
+pub mod limits;
+pub mod message;
+pub mod plan;
+pub mod write;
+
+pub use codec::{Decode, DecodeError, Encode, Reader, Writer};
+pub use ids::{DatasetId, DocId, Hash32, IndexId, PublicKey, Signature, Token};
+pub use message::{
+    DatasetInfo, DatasetSummary, DocEntry, NodeError, Request, Response, PROTOCOL_VERSION,
+};
+pub use plan::{OreBound, Plan};
+pub use write::{
+    Action, DocOp, IndexDecl, IndexEntry, IndexKind, IndexValues, Precondition, SealedDoc,
+    SignedWrite, WriteBody, WRITE_SIGNING_DOMAIN,
+};

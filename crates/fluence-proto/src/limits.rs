@@ -1,0 +1,32 @@
+//! Every bound the protocol enforces, in one place. Decoders reject anything
+//! above these; encoders never produce it. Units are last in the names.
+
+/// One framed message on the wire (request or response).
+pub const MESSAGE_LEN_MAX: usize = 64 * 1024 * 1024;
+/// Plaintext BSON of one document, as in MongoDB.
+pub const DOCUMENT_LEN_MAX: usize = 16 * 1024 * 1024;
+/// Sealed document: plaintext plus nonce and tag, with headroom.
+pub const DOCUMENT_CIPHERTEXT_LEN_MAX: usize = DOCUMENT_LEN_MAX + 1024;
+/// A wrapped per-document content key (nonce + key + tag is 72 bytes).
+pub const WRAPPED_KEY_LEN_MAX: usize = 256;
+/// A sealed dataset descriptor (name and index declarations).
+pub const DESCRIPTOR_LEN_MAX: usize = 64 * 1024;
+/// Indexes one dataset may declare.
+pub const INDEXES_PER_DATASET_MAX: usize = 64;
+/// Index values one document may contribute to one index (array elements,
+/// text words).
+pub const VALUES_PER_INDEX_ENTRY_MAX: usize = 8192;
+/// One order-revealing ciphertext (Lewi–Wu, 15-byte plaintexts fit easily).
+pub const ORE_CIPHERTEXT_LEN_MAX: usize = 4096;
+/// Write operations in one signed batch.
+pub const OPS_PER_BATCH_MAX: usize = 100_000;
+/// Nesting depth of a query plan.
+pub const PLAN_DEPTH_MAX: usize = 32;
+/// Children of one `And`/`Or` node, and tokens or ids in one leaf.
+pub const PLAN_FANOUT_MAX: usize = 65_536;
+/// Documents in one page of a find answer.
+pub const PAGE_DOCS_MAX: usize = 100_000;
+/// Datasets listed in one answer.
+pub const DATASETS_LIST_MAX: usize = 100_000;
+/// Human-readable error text in an answer.
+pub const ERROR_MESSAGE_LEN_MAX: usize = 4096;

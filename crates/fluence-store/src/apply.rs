@@ -1,0 +1,451 @@
+//! Applying one signed write inside one redb write transaction. Every
+//! function here either completes its part or returns an error, after
+//! which the caller aborts the transaction: a write applies entirely or not
+//! at all.
+//!
+//! Invariants kept (checked by `Store::check`):
+//! - `docs`, `entries` and `digests` hold the same doc ids;
+//! - `digests[d] = DocDigest::compute(docs[d], entries[d])`;
+//! - the postings and range tables hold exactly the values of `entries`,
+//!   and `entries` only references declared indexes, with the right shape;
+//! - the `merkle` table is the tree over `digests`; `meta.state_root` is
+//!   the state root of (dataset, tree root, descriptor, indexes, seq);
+//! - `meta.doc_count = |docs|`; `journal` holds seq `0..=meta.seq`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+
+use fluence_proto::limits::{
+    DESCRIPTOR_LEN_MAX, DOCUMENT_CIPHERTEXT_LEN_MAX, INDEXES_PER_DATASET_MAX, OPS_PER_BATCH_MAX,
+    ORE_CIPHERTEXT_LEN_MAX, VALUES_PER_INDEX_ENTRY_MAX, WRAPPED_KEY_LEN_MAX,
+};
+use fluence_proto::{
+    DocId, DocOp, Encode, IndexDecl, IndexEntry, IndexId, IndexKind, IndexValues, Precondition,
+    SealedDoc, Token,
+};
+use redb::{
+    MultimapTable, ReadableMultimapTable, ReadableTable, ReadableTableMetadata, Table,
+    WriteTransaction,
+};
+
+use crate::error::{ApplyError, StoreError};
+use crate::layout::{self, Meta};
+use crate::merkle::{self, bucket_of, DocDigest};
+use crate::order::{
+    range_key, FixedBytes, OreOrder, RangeKey, MARKER_MAX, MARKER_MIN, MARKER_VALUE,
+};
+use crate::query::read_version;
+
+/// Documents whose entries one pass of a `Reindex` rewrites before
+/// re-reading the table (entries are buffered per pass).
+pub const REINDEX_CHUNK_DOCS_MAX: usize = 1024;
+/// Range keys one pass of a `Reindex` collects before removing them.
+pub const REINDEX_CHUNK_KEYS_MAX: usize = 4096;
+
+fn bad(text: impl Into<String>) -> ApplyError {
+    ApplyError::BadWrite(text.into())
+}
+
+/// Checks a set of index declarations: bounded, no id declared twice.
+pub(crate) fn validate_decls(indexes: &[IndexDecl]) -> Result<(), ApplyError> {
+    if indexes.len() > INDEXES_PER_DATASET_MAX {
+        return Err(bad(format!(
+            "{} indexes declared, above INDEXES_PER_DATASET_MAX",
+            indexes.len()
+        )));
+    }
+    let mut seen = HashSet::with_capacity(indexes.len());
+    for decl in indexes {
+        if !seen.insert(decl.id) {
+            return Err(bad(format!("index {} is declared twice", decl.id)));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_descriptor(descriptor: &[u8]) -> Result<(), ApplyError> {
+    if descriptor.len() > DESCRIPTOR_LEN_MAX {
+        return Err(bad("descriptor is longer than DESCRIPTOR_LEN_MAX"));
+    }
+    Ok(())
+}
+
+fn validate_sealed(sealed: &SealedDoc) -> Result<(), ApplyError> {
+    if sealed.wrapped_key.len() > WRAPPED_KEY_LEN_MAX {
+        return Err(bad("wrapped key is longer than WRAPPED_KEY_LEN_MAX"));
+    }
+    if sealed.ciphertext.len() > DOCUMENT_CIPHERTEXT_LEN_MAX {
+        return Err(bad("ciphertext is longer than DOCUMENT_CIPHERTEXT_LEN_MAX"));
+    }
+    Ok(())
+}
+
+/// Checks a document's index entries against the declared indexes: each
+/// index declared, at most once, with the value shape of its kind, bounded,
+/// and every ORE ciphertext valid (so garbage never reaches the range
+/// table's comparator).
+fn validate_entries<O: OreOrder>(
+    entries: &[IndexEntry],
+    kinds: &HashMap<IndexId, IndexKind>,
+) -> Result<(), ApplyError> {
+    if entries.len() > INDEXES_PER_DATASET_MAX {
+        return Err(bad("more index entries than INDEXES_PER_DATASET_MAX"));
+    }
+    let mut seen = HashSet::with_capacity(entries.len());
+    for entry in entries {
+        let kind = kinds
+            .get(&entry.index)
+            .ok_or_else(|| bad(format!("index {} is not declared", entry.index)))?;
+        if !seen.insert(entry.index) {
+            return Err(bad(format!("index {} has two entries", entry.index)));
+        }
+        match (&entry.values, kind) {
+            (IndexValues::Tokens(tokens), IndexKind::Eq | IndexKind::Text) => {
+                if tokens.len() > VALUES_PER_INDEX_ENTRY_MAX {
+                    return Err(bad("more tokens than VALUES_PER_INDEX_ENTRY_MAX"));
+                }
+            }
+            (IndexValues::Ore(cts), IndexKind::Range) => {
+                if cts.len() > VALUES_PER_INDEX_ENTRY_MAX {
+                    return Err(bad("more ORE values than VALUES_PER_INDEX_ENTRY_MAX"));
+                }
+                for ct in cts {
+                    if ct.len() > ORE_CIPHERTEXT_LEN_MAX || !O::validate(ct) {
+                        return Err(bad(format!(
+                            "index {}: invalid ORE ciphertext",
+                            entry.index
+                        )));
+                    }
+                }
+            }
+            (_, kind) => {
+                return Err(bad(format!(
+                    "index {} is a {} index: wrong value shape",
+                    entry.index,
+                    kind.name()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The document tables of one write transaction.
+pub(crate) struct DocTables<'t, O: OreOrder> {
+    pub docs: Table<'t, FixedBytes<16>, &'static [u8]>,
+    pub entries: Table<'t, FixedBytes<16>, &'static [u8]>,
+    pub digests: Table<'t, FixedBytes<16>, FixedBytes<64>>,
+    pub postings: Table<'t, FixedBytes<48>, ()>,
+    pub range: MultimapTable<'t, RangeKey<O>, FixedBytes<16>>,
+    pub merkle: Table<'t, u32, FixedBytes<32>>,
+}
+
+impl<'t, O: OreOrder> DocTables<'t, O> {
+    /// Opens (creating on first use) every document table.
+    pub fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
+        Ok(DocTables {
+            docs: txn.open_table(layout::DOCS)?,
+            entries: txn.open_table(layout::ENTRIES)?,
+            digests: txn.open_table(layout::DIGESTS)?,
+            postings: txn.open_table(layout::POSTINGS)?,
+            range: txn.open_multimap_table(layout::range_table::<O>())?,
+            merkle: txn.open_table(layout::MERKLE)?,
+        })
+    }
+
+    fn read_entries(&self, doc: &DocId) -> Result<Vec<IndexEntry>, StoreError> {
+        match self.entries.get(&doc.0[..])? {
+            Some(guard) => layout::decode_entries(guard.value()),
+            None => Err(StoreError::Corrupt(format!(
+                "document {doc} has no index entries record"
+            ))),
+        }
+    }
+
+    fn insert_postings(&mut self, doc: &DocId, entries: &[IndexEntry]) -> Result<(), StoreError> {
+        for entry in entries {
+            match &entry.values {
+                IndexValues::Tokens(tokens) => {
+                    for token in tokens {
+                        let key = layout::posting_key(&entry.index, token, doc);
+                        self.postings.insert(&key[..], ())?;
+                    }
+                }
+                IndexValues::Ore(cts) => {
+                    for ct in cts {
+                        let key = range_key(&entry.index, MARKER_VALUE, ct);
+                        self.range.insert(&key[..], &doc.0[..])?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the postings `entries` put in. Removing an absent posting is
+    /// a no-op, so duplicate values (or ORE ciphertexts of equal
+    /// plaintexts, which share one key) are harmless.
+    fn remove_postings(&mut self, doc: &DocId, entries: &[IndexEntry]) -> Result<(), StoreError> {
+        for entry in entries {
+            match &entry.values {
+                IndexValues::Tokens(tokens) => {
+                    for token in tokens {
+                        let key = layout::posting_key(&entry.index, token, doc);
+                        self.postings.remove(&key[..])?;
+                    }
+                }
+                IndexValues::Ore(cts) => {
+                    for ct in cts {
+                        let key = range_key(&entry.index, MARKER_VALUE, ct);
+                        self.range.remove(&key[..], &doc.0[..])?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a document's entries and digest (the sealed part's hash is
+    /// given so a reindex need not re-read ciphertext).
+    fn write_entries(
+        &mut self,
+        doc: &DocId,
+        entries: &[IndexEntry],
+        sealed_hash: fluence_proto::Hash32,
+    ) -> Result<(), StoreError> {
+        let entries_bytes = layout::encode_entries(entries);
+        let digest = DocDigest {
+            sealed: sealed_hash,
+            entries: fluence_proto::Hash32(merkle::hash_entries(&entries_bytes)),
+        };
+        self.entries.insert(&doc.0[..], entries_bytes.as_slice())?;
+        self.digests.insert(&doc.0[..], &digest.to_bytes()[..])?;
+        Ok(())
+    }
+}
+
+/// Applies a batch's document operations in order, each precondition
+/// checked against the state left by the earlier ones. Returns the buckets
+/// it changed.
+pub(crate) fn apply_batch<O: OreOrder>(
+    tables: &mut DocTables<'_, O>,
+    meta: &mut Meta,
+    ops: &[DocOp],
+) -> Result<BTreeSet<u16>, ApplyError> {
+    if ops.len() > OPS_PER_BATCH_MAX {
+        return Err(bad("more operations than OPS_PER_BATCH_MAX"));
+    }
+    let kinds: HashMap<IndexId, IndexKind> = meta.indexes.iter().map(|d| (d.id, d.kind)).collect();
+    let mut dirty = BTreeSet::new();
+    for (i, op) in ops.iter().enumerate() {
+        let op_index = u32::try_from(i).expect("OPS_PER_BATCH_MAX fits in u32");
+        let doc = op.doc();
+        let found_version = read_version(&tables.docs, &doc)?;
+        match op {
+            DocOp::Put {
+                expect,
+                sealed,
+                entries,
+                ..
+            } => {
+                let holds = match expect {
+                    Precondition::Absent => found_version.is_none(),
+                    Precondition::Version(v) => found_version == Some(*v),
+                };
+                if !holds {
+                    return Err(ApplyError::Precondition {
+                        op_index,
+                        found_version,
+                    });
+                }
+                // Versions start at 1 and grow by one per update: readers
+                // rely on them (they are bound into the AEAD) to detect a
+                // stale document.
+                let version_expected = match found_version {
+                    None => Some(1),
+                    Some(v) => v.checked_add(1),
+                };
+                if Some(sealed.version) != version_expected {
+                    return Err(bad(format!(
+                        "operation {op_index}: new version {} must be {}",
+                        sealed.version,
+                        version_expected.map_or("impossible".to_string(), |v| v.to_string())
+                    )));
+                }
+                validate_sealed(sealed)?;
+                validate_entries::<O>(entries, &kinds)?;
+                if found_version.is_some() {
+                    let old = tables.read_entries(&doc)?;
+                    tables.remove_postings(&doc, &old)?;
+                } else {
+                    meta.doc_count = meta
+                        .doc_count
+                        .checked_add(1)
+                        .ok_or_else(|| StoreError::Corrupt("document count overflows".into()))?;
+                }
+                let sealed_bytes = sealed.to_bytes();
+                tables.docs.insert(&doc.0[..], sealed_bytes.as_slice())?;
+                tables.write_entries(
+                    &doc,
+                    entries,
+                    fluence_proto::Hash32(merkle::hash_sealed(&sealed_bytes)),
+                )?;
+                tables.insert_postings(&doc, entries)?;
+            }
+            DocOp::Delete { expect_version, .. } => {
+                if found_version != Some(*expect_version) {
+                    return Err(ApplyError::Precondition {
+                        op_index,
+                        found_version,
+                    });
+                }
+                let old = tables.read_entries(&doc)?;
+                tables.remove_postings(&doc, &old)?;
+                tables.docs.remove(&doc.0[..])?;
+                tables.entries.remove(&doc.0[..])?;
+                tables.digests.remove(&doc.0[..])?;
+                meta.doc_count = meta.doc_count.checked_sub(1).ok_or_else(|| {
+                    StoreError::Corrupt("document count is below the documents stored".into())
+                })?;
+            }
+        }
+        dirty.insert(bucket_of(&doc));
+    }
+    Ok(dirty)
+}
+
+/// Replaces descriptor and index declarations. Indexes no longer declared
+/// (or redeclared with another kind) lose their postings, and every
+/// document's entries for them, so `entries` and the postings stay equal.
+/// Returns the buckets it changed.
+pub(crate) fn apply_reindex<O: OreOrder>(
+    tables: &mut DocTables<'_, O>,
+    meta: &mut Meta,
+    descriptor: &[u8],
+    indexes: &[IndexDecl],
+) -> Result<BTreeSet<u16>, ApplyError> {
+    validate_descriptor(descriptor)?;
+    validate_decls(indexes)?;
+    let kept: HashSet<(IndexId, u8)> = indexes.iter().map(|d| (d.id, d.kind.tag())).collect();
+    let removed: Vec<IndexDecl> = meta
+        .indexes
+        .iter()
+        .filter(|d| !kept.contains(&(d.id, d.kind.tag())))
+        .cloned()
+        .collect();
+    meta.descriptor = descriptor.to_vec();
+    meta.indexes = indexes.to_vec();
+    let mut dirty = BTreeSet::new();
+    if removed.is_empty() {
+        return Ok(dirty);
+    }
+    for decl in &removed {
+        drop_index_postings(tables, decl)?;
+    }
+    let removed_ids: HashSet<IndexId> = removed.iter().map(|d| d.id).collect();
+    strip_entries(tables, &removed_ids, meta.doc_count, &mut dirty)?;
+    Ok(dirty)
+}
+
+fn drop_index_postings<O: OreOrder>(
+    tables: &mut DocTables<'_, O>,
+    decl: &IndexDecl,
+) -> Result<(), StoreError> {
+    match decl.kind {
+        IndexKind::Eq | IndexKind::Text => {
+            let low = layout::posting_key(&decl.id, &Token([0; 16]), &DocId([0; 16]));
+            let high = layout::posting_key(&decl.id, &Token([0xff; 16]), &DocId([0xff; 16]));
+            tables
+                .postings
+                .retain_in::<&[u8], _>(&low[..]..=&high[..], |_, _| false)?;
+        }
+        IndexKind::Range => {
+            let low = range_key(&decl.id, MARKER_MIN, &[]);
+            let high = range_key(&decl.id, MARKER_MAX, &[]);
+            // Each pass removes up to REINDEX_CHUNK_KEYS_MAX keys, so the
+            // number of passes is bounded by the table size.
+            let passes_max = tables.range.len()? / REINDEX_CHUNK_KEYS_MAX as u64 + 2;
+            let mut passes = 0u64;
+            loop {
+                passes += 1;
+                if passes > passes_max {
+                    return Err(StoreError::Corrupt(
+                        "range index keys do not go away when removed".into(),
+                    ));
+                }
+                let mut keys = Vec::new();
+                for item in tables.range.range::<&[u8]>((
+                    Bound::Included(low.as_slice()),
+                    Bound::Included(high.as_slice()),
+                ))? {
+                    let (key, _) = item?;
+                    keys.push(key.value().to_vec());
+                    if keys.len() == REINDEX_CHUNK_KEYS_MAX {
+                        break;
+                    }
+                }
+                if keys.is_empty() {
+                    return Ok(());
+                }
+                for key in &keys {
+                    tables.range.remove_all(key.as_slice())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes entries of `removed` indexes from every document.
+fn strip_entries<O: OreOrder>(
+    tables: &mut DocTables<'_, O>,
+    removed: &HashSet<IndexId>,
+    doc_count: u64,
+    dirty: &mut BTreeSet<u16>,
+) -> Result<(), StoreError> {
+    let passes_max = doc_count / REINDEX_CHUNK_DOCS_MAX as u64 + 2;
+    let mut cursor: Option<[u8; 16]> = None;
+    for _ in 0..passes_max {
+        let mut chunk: Vec<(DocId, Vec<IndexEntry>)> = Vec::new();
+        let low = match &cursor {
+            Some(c) => Bound::Excluded(&c[..]),
+            None => Bound::Unbounded,
+        };
+        for item in tables.entries.range::<&[u8]>((low, Bound::Unbounded))? {
+            let (key, value) = item?;
+            chunk.push((
+                layout::doc_id(key.value())?,
+                layout::decode_entries(value.value())?,
+            ));
+            if chunk.len() == REINDEX_CHUNK_DOCS_MAX {
+                break;
+            }
+        }
+        let Some((last, _)) = chunk.last() else {
+            return Ok(());
+        };
+        cursor = Some(last.0);
+        for (doc, entries) in chunk {
+            if !entries.iter().any(|e| removed.contains(&e.index)) {
+                continue;
+            }
+            let kept: Vec<IndexEntry> = entries
+                .into_iter()
+                .filter(|e| !removed.contains(&e.index))
+                .collect();
+            let digest = match tables.digests.get(&doc.0[..])? {
+                Some(guard) => DocDigest::from_disk(guard.value())?,
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "document {doc} has no digest record"
+                    )))
+                }
+            };
+            tables.write_entries(&doc, &kept, digest.sealed)?;
+            dirty.insert(bucket_of(&doc));
+        }
+    }
+    Err(StoreError::Corrupt(
+        "more index entries records than documents".into(),
+    ))
+}

@@ -1,0 +1,757 @@
+//! Query plan evaluation: one page of the documents a [`Plan`] selects, in
+//! `DocId` order after a cursor, without materialising the candidate set.
+//!
+//! Every plan node answers `seek(q)`: the smallest matching document id
+//! strictly above `q`. Leaves seek their own structure (the docs table, the
+//! posting keys, a bounded window over the range index); `Or` takes the
+//! minimum of its children; `And` lets its smallest child drive and tests
+//! each candidate against the others by point lookups (`contains`).
+//!
+//! Work per page is bounded: at most `page_docs_max` documents, at most
+//! [`PAGE_BYTES_MAX`] bytes of them, and at most [`CANDIDATES_PER_PAGE_MAX`]
+//! rejected candidates. When the last bound stops a page early, the answer
+//! is a short (possibly empty) page whose `next` cursor resumes after the
+//! last candidate examined, so a client always makes progress.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::ops::Bound;
+
+use fluence_proto::codec::{Decode, Reader};
+use fluence_proto::limits::{
+    DOCUMENT_CIPHERTEXT_LEN_MAX, MESSAGE_LEN_MAX, ORE_CIPHERTEXT_LEN_MAX, PAGE_DOCS_MAX,
+    PLAN_DEPTH_MAX, PLAN_FANOUT_MAX, WRAPPED_KEY_LEN_MAX,
+};
+use fluence_proto::{
+    DocEntry, DocId, IndexId, IndexKind, IndexValues, OreBound, Plan, SealedDoc, Token,
+};
+use redb::{ReadOnlyMultimapTable, ReadOnlyTable, ReadTransaction, ReadableTable};
+
+use crate::error::{FindError, StoreError};
+use crate::layout::{self, Meta};
+use crate::order::{
+    range_key, FixedBytes, OreOrder, RangeKey, MARKER_MAX, MARKER_MIN, MARKER_VALUE,
+};
+
+/// Bytes of document ciphertext (plus framing) in one page. One document
+/// may exceed it alone, so any document can be served; the sum stays far
+/// below `MESSAGE_LEN_MAX`.
+pub const PAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Candidates an `And` (or an `Ids` leaf) may reject while filling one page
+/// before answering early with a resumable cursor.
+pub const CANDIDATES_PER_PAGE_MAX: u64 = 1 << 20;
+/// Documents a range leaf buffers per scan of its key range. A range that
+/// selects more is rescanned once per this many documents consumed.
+pub const RANGE_CHUNK_DOCS_MAX: usize = 4096;
+/// Postings counted to estimate a leaf's size when choosing an `And`
+/// driver; beyond it a leaf counts as "large".
+pub const ESTIMATE_SCAN_MAX: u64 = 1024;
+
+/// Framing bytes of one `DocEntry` besides key and ciphertext: doc id,
+/// version, two length prefixes.
+const DOC_ENTRY_OVERHEAD: usize = 16 + 8 + 4 + 4;
+
+const _: () = assert!(
+    PAGE_BYTES_MAX + DOC_ENTRY_OVERHEAD + WRAPPED_KEY_LEN_MAX + DOCUMENT_CIPHERTEXT_LEN_MAX + 1024
+        < MESSAGE_LEN_MAX
+);
+
+/// One page of a `find` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub docs: Vec<DocEntry>,
+    /// Cursor for the next page; `None` when nothing selected remains.
+    pub next: Option<DocId>,
+}
+
+/// Answer of a seek past `q`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seek {
+    /// The smallest match above `q`.
+    Found(DocId),
+    /// No match in `(q, d]`; the work budget ran out at `d`.
+    Paused(DocId),
+    /// No match above `q`.
+    End,
+}
+
+impl Seek {
+    /// Whether this answer to an earlier query `q0 <= q` also answers `q`.
+    fn still_answers(&self, q: Option<DocId>) -> bool {
+        match self {
+            Seek::Found(d) | Seek::Paused(d) => Some(*d) > q,
+            Seek::End => true,
+        }
+    }
+
+    /// Sort key for a union: earlier docs first, `Found` before `Paused`.
+    fn union_key(&self) -> Option<(DocId, u8)> {
+        match self {
+            Seek::Found(d) => Some((*d, 0)),
+            Seek::Paused(d) => Some((*d, 1)),
+            Seek::End => None,
+        }
+    }
+}
+
+/// The tables a query reads, opened once per `find`.
+pub(crate) struct Tables<O: OreOrder> {
+    pub docs: ReadOnlyTable<FixedBytes<16>, &'static [u8]>,
+    pub entries: ReadOnlyTable<FixedBytes<16>, &'static [u8]>,
+    pub postings: ReadOnlyTable<FixedBytes<48>, ()>,
+    pub range: ReadOnlyMultimapTable<RangeKey<O>, FixedBytes<16>>,
+}
+
+impl<O: OreOrder> Tables<O> {
+    pub fn open(txn: &ReadTransaction) -> Result<Self, StoreError> {
+        Ok(Tables {
+            docs: txn.open_table(layout::DOCS)?,
+            entries: txn.open_table(layout::ENTRIES)?,
+            postings: txn.open_table(layout::POSTINGS)?,
+            range: txn.open_multimap_table(layout::range_table::<O>())?,
+        })
+    }
+}
+
+struct Ctx<O: OreOrder> {
+    tables: Tables<O>,
+    /// Rejected candidates still allowed on this page.
+    budget: u64,
+}
+
+impl<O: OreOrder> Ctx<O> {
+    /// Spends one unit of the page's work budget; false once it is gone.
+    fn spend(&mut self) -> bool {
+        if self.budget == 0 {
+            return false;
+        }
+        self.budget -= 1;
+        true
+    }
+}
+
+/// A range bound on ORE ciphertexts.
+#[derive(Debug, Clone)]
+struct CtBound {
+    ct: Vec<u8>,
+    inclusive: bool,
+}
+
+/// A compiled plan node.
+enum Node {
+    Empty,
+    All,
+    Ids(Vec<DocId>),
+    Tokens(TokensNode),
+    Range(RangeNode),
+    And {
+        driver: Box<Node>,
+        filters: Vec<Node>,
+    },
+    Or(Vec<OrChild>),
+}
+
+struct TokensNode {
+    index: IndexId,
+    tokens: Vec<Token>,
+    /// Next posting above the last query, per token: a k-way merge.
+    heap: BinaryHeap<Reverse<(DocId, usize)>>,
+    /// Query the heap answers; `None` before the first seek.
+    last_query: Option<Option<DocId>>,
+}
+
+struct RangeNode {
+    index: IndexId,
+    lower: Option<CtBound>,
+    upper: Option<CtBound>,
+    /// Smallest matching docs above `buffer_from`, ascending.
+    buffer: VecDeque<DocId>,
+    buffer_from: Option<Option<DocId>>,
+    /// Whether `buffer` holds every match above `buffer_from`.
+    complete: bool,
+}
+
+struct OrChild {
+    node: Node,
+    /// The last answer of this child and the query it answered.
+    cached: Option<(Option<DocId>, Seek)>,
+}
+
+/// Evaluates `plan` to one page, rejecting at most `candidates_max`
+/// (capped at `CANDIDATES_PER_PAGE_MAX`) candidates.
+pub(crate) fn find<O: OreOrder>(
+    txn: &ReadTransaction,
+    meta: &Meta,
+    plan: &Plan,
+    after: Option<DocId>,
+    page_docs_max: usize,
+    candidates_max: u64,
+) -> Result<Page, FindError> {
+    if page_docs_max == 0 {
+        return Err(FindError::BadPlan(
+            "page_docs_max must be at least 1".into(),
+        ));
+    }
+    let page_docs_max = page_docs_max.min(PAGE_DOCS_MAX);
+    let kinds: HashMap<IndexId, IndexKind> = meta.indexes.iter().map(|d| (d.id, d.kind)).collect();
+    let mut ctx = Ctx::<O> {
+        tables: Tables::open(txn)?,
+        budget: candidates_max.min(CANDIDATES_PER_PAGE_MAX),
+    };
+    let mut root = compile::<O>(&mut ctx, &kinds, plan, 1)?;
+
+    let mut docs = Vec::new();
+    let mut page_bytes = 0usize;
+    let mut cursor = after;
+    // At most page_docs_max documents are taken, plus one seek to learn
+    // whether anything follows.
+    for _ in 0..=page_docs_max {
+        let doc = match root.seek(&mut ctx, cursor)? {
+            Seek::End => return Ok(Page { docs, next: None }),
+            Seek::Paused(at) => {
+                return Ok(Page {
+                    docs,
+                    next: Some(at),
+                })
+            }
+            Seek::Found(doc) => doc,
+        };
+        // Holds by construction (every seek reads strictly above the
+        // cursor); checked rather than asserted because it rests on the
+        // order of keys read from disk.
+        if Some(doc) <= cursor {
+            return Err(StoreError::Corrupt("an index is out of order".into()).into());
+        }
+        if docs.len() == page_docs_max {
+            return Ok(Page { docs, next: cursor });
+        }
+        let sealed = read_sealed(&ctx.tables.docs, &doc)?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "an index lists document {doc} which does not exist"
+            ))
+        })?;
+        let size = DOC_ENTRY_OVERHEAD + sealed.wrapped_key.len() + sealed.ciphertext.len();
+        if !docs.is_empty() && page_bytes + size > PAGE_BYTES_MAX {
+            return Ok(Page { docs, next: cursor });
+        }
+        page_bytes += size;
+        docs.push(DocEntry { doc, sealed });
+        cursor = Some(doc);
+    }
+    unreachable!("the page loop returns by its last iteration")
+}
+
+/// Reads and decodes one document.
+pub(crate) fn read_sealed(
+    docs: &impl ReadableTable<FixedBytes<16>, &'static [u8]>,
+    doc: &DocId,
+) -> Result<Option<SealedDoc>, StoreError> {
+    let Some(guard) = docs.get(&doc.0[..])? else {
+        return Ok(None);
+    };
+    let sealed = SealedDoc::from_bytes(guard.value())
+        .map_err(|e| StoreError::Corrupt(format!("document {doc} record: {e}")))?;
+    Ok(Some(sealed))
+}
+
+/// Reads only the version of a stored document (the first field of its
+/// record), without copying the ciphertext.
+pub(crate) fn read_version(
+    docs: &impl ReadableTable<FixedBytes<16>, &'static [u8]>,
+    doc: &DocId,
+) -> Result<Option<u64>, StoreError> {
+    let Some(guard) = docs.get(&doc.0[..])? else {
+        return Ok(None);
+    };
+    let version = Reader::new(guard.value())
+        .u64("document version")
+        .map_err(|e| StoreError::Corrupt(format!("document {doc} record: {e}")))?;
+    Ok(Some(version))
+}
+
+fn bad(text: impl Into<String>) -> FindError {
+    FindError::BadPlan(text.into())
+}
+
+fn check_fanout(len: usize, what: &str) -> Result<(), FindError> {
+    if len > PLAN_FANOUT_MAX {
+        return Err(bad(format!(
+            "{what} has {len} items, above PLAN_FANOUT_MAX"
+        )));
+    }
+    Ok(())
+}
+
+fn index_kind(
+    kinds: &HashMap<IndexId, IndexKind>,
+    index: &IndexId,
+) -> Result<IndexKind, FindError> {
+    kinds
+        .get(index)
+        .copied()
+        .ok_or_else(|| bad(format!("index {index} is not declared in this dataset")))
+}
+
+fn ct_bound<O: OreOrder>(bound: &Option<OreBound>) -> Result<Option<CtBound>, FindError> {
+    let Some(bound) = bound else { return Ok(None) };
+    if bound.ct.len() > ORE_CIPHERTEXT_LEN_MAX || !O::validate(&bound.ct) {
+        return Err(bad("range bound is not a valid ORE ciphertext"));
+    }
+    Ok(Some(CtBound {
+        ct: bound.ct.clone(),
+        inclusive: bound.inclusive,
+    }))
+}
+
+/// Compiles and validates a plan against the declared indexes.
+fn compile<O: OreOrder>(
+    ctx: &mut Ctx<O>,
+    kinds: &HashMap<IndexId, IndexKind>,
+    plan: &Plan,
+    depth: usize,
+) -> Result<Node, FindError> {
+    if depth > PLAN_DEPTH_MAX {
+        return Err(bad("plan is nested deeper than PLAN_DEPTH_MAX"));
+    }
+    Ok(match plan {
+        Plan::All => Node::All,
+        Plan::Ids(ids) => {
+            check_fanout(ids.len(), "id list")?;
+            let mut ids = ids.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.is_empty() {
+                Node::Empty
+            } else {
+                Node::Ids(ids)
+            }
+        }
+        Plan::Tokens { index, any_of } => {
+            check_fanout(any_of.len(), "token list")?;
+            match index_kind(kinds, index)? {
+                IndexKind::Eq | IndexKind::Text => {}
+                IndexKind::Range => {
+                    return Err(bad(format!(
+                        "index {index} is a range index: query it with a range"
+                    )))
+                }
+            }
+            let mut tokens = any_of.clone();
+            tokens.sort_unstable();
+            tokens.dedup();
+            if tokens.is_empty() {
+                Node::Empty
+            } else {
+                Node::Tokens(TokensNode {
+                    index: *index,
+                    tokens,
+                    heap: BinaryHeap::new(),
+                    last_query: None,
+                })
+            }
+        }
+        Plan::Range {
+            index,
+            lower,
+            upper,
+        } => {
+            if index_kind(kinds, index)? != IndexKind::Range {
+                return Err(bad(format!("index {index} is not a range index")));
+            }
+            let lower = ct_bound::<O>(lower)?;
+            let upper = ct_bound::<O>(upper)?;
+            if let (Some(l), Some(u)) = (&lower, &upper) {
+                match O::compare(&l.ct, &u.ct) {
+                    Ordering::Greater => return Ok(Node::Empty),
+                    Ordering::Equal if !(l.inclusive && u.inclusive) => return Ok(Node::Empty),
+                    _ => {}
+                }
+            }
+            Node::Range(RangeNode {
+                index: *index,
+                lower,
+                upper,
+                buffer: VecDeque::new(),
+                buffer_from: None,
+                complete: false,
+            })
+        }
+        Plan::And(children) => {
+            check_fanout(children.len(), "And")?;
+            let mut nodes = Vec::with_capacity(children.len());
+            for child in children {
+                match compile(ctx, kinds, child, depth + 1)? {
+                    // `All` constrains nothing; one empty child empties all.
+                    Node::All => {}
+                    Node::Empty => return Ok(Node::Empty),
+                    node => nodes.push(node),
+                }
+            }
+            if nodes.len() <= 1 {
+                return Ok(nodes.pop().unwrap_or(Node::All));
+            }
+            // The smallest child drives; the others only answer membership.
+            let mut best = (u64::MAX, 0usize);
+            for (i, node) in nodes.iter().enumerate() {
+                let estimate = node.estimate(ctx)?;
+                if estimate < best.0 {
+                    best = (estimate, i);
+                }
+            }
+            let driver = nodes.swap_remove(best.1);
+            Node::And {
+                driver: Box::new(driver),
+                filters: nodes,
+            }
+        }
+        Plan::Or(children) => {
+            check_fanout(children.len(), "Or")?;
+            let mut nodes = Vec::with_capacity(children.len());
+            for child in children {
+                match compile(ctx, kinds, child, depth + 1)? {
+                    Node::All => return Ok(Node::All),
+                    Node::Empty => {}
+                    node => nodes.push(OrChild { node, cached: None }),
+                }
+            }
+            match nodes.len() {
+                0 => Node::Empty,
+                1 => nodes.pop().map_or(Node::Empty, |child| child.node),
+                _ => Node::Or(nodes),
+            }
+        }
+    })
+}
+
+/// Lower and upper key bounds of a range node in the range table.
+fn range_bounds(
+    index: &IndexId,
+    lower: &Option<CtBound>,
+    upper: &Option<CtBound>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let lower = match lower {
+        None => Bound::Included(range_key(index, MARKER_MIN, &[])),
+        Some(b) if b.inclusive => Bound::Included(range_key(index, MARKER_VALUE, &b.ct)),
+        Some(b) => Bound::Excluded(range_key(index, MARKER_VALUE, &b.ct)),
+    };
+    let upper = match upper {
+        None => Bound::Included(range_key(index, MARKER_MAX, &[])),
+        Some(b) if b.inclusive => Bound::Included(range_key(index, MARKER_VALUE, &b.ct)),
+        Some(b) => Bound::Excluded(range_key(index, MARKER_VALUE, &b.ct)),
+    };
+    (lower, upper)
+}
+
+fn as_slice_bound(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(key) => Bound::Included(key.as_slice()),
+        Bound::Excluded(key) => Bound::Excluded(key.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Whether an ORE ciphertext lies within the bounds (same order as the
+/// range table's keys, so membership and scans agree).
+fn ct_in_bounds<O: OreOrder>(ct: &[u8], lower: &Option<CtBound>, upper: &Option<CtBound>) -> bool {
+    let above = lower.as_ref().is_none_or(|b| match O::compare(ct, &b.ct) {
+        Ordering::Greater => true,
+        Ordering::Equal => b.inclusive,
+        Ordering::Less => false,
+    });
+    let below = upper.as_ref().is_none_or(|b| match O::compare(ct, &b.ct) {
+        Ordering::Less => true,
+        Ordering::Equal => b.inclusive,
+        Ordering::Greater => false,
+    });
+    above && below
+}
+
+/// First posting of `token` above `q`.
+fn first_posting<O: OreOrder>(
+    ctx: &Ctx<O>,
+    index: &IndexId,
+    token: &Token,
+    q: Option<DocId>,
+) -> Result<Option<DocId>, StoreError> {
+    let low = layout::posting_key(index, token, &q.unwrap_or(DocId([0; 16])));
+    let high = layout::posting_key(index, token, &DocId([0xff; 16]));
+    let low_bound = if q.is_some() {
+        Bound::Excluded(&low[..])
+    } else {
+        Bound::Included(&low[..])
+    };
+    let mut range = ctx
+        .tables
+        .postings
+        .range::<&[u8]>((low_bound, Bound::Included(&high[..])))?;
+    match range.next() {
+        Some(item) => {
+            let (key, ()) = item.map(|(k, v)| (k, v.value()))?;
+            Ok(Some(layout::posting_doc(key.value())?))
+        }
+        None => Ok(None),
+    }
+}
+
+impl Node {
+    /// Upper estimate of how many documents the node selects, counting at
+    /// most `ESTIMATE_SCAN_MAX` postings per leaf.
+    fn estimate<O: OreOrder>(&self, ctx: &Ctx<O>) -> Result<u64, StoreError> {
+        Ok(match self {
+            Node::Empty => 0,
+            Node::All => u64::MAX,
+            Node::Ids(ids) => ids.len() as u64,
+            Node::Tokens(t) => {
+                let mut count = 0u64;
+                for token in &t.tokens {
+                    let low = layout::posting_key(&t.index, token, &DocId([0; 16]));
+                    let high = layout::posting_key(&t.index, token, &DocId([0xff; 16]));
+                    for item in ctx.tables.postings.range::<&[u8]>(&low[..]..=&high[..])? {
+                        item?;
+                        count += 1;
+                        if count >= ESTIMATE_SCAN_MAX {
+                            return Ok(count);
+                        }
+                    }
+                }
+                count
+            }
+            Node::Range(r) => {
+                let (low, high) = range_bounds(&r.index, &r.lower, &r.upper);
+                let mut count = 0u64;
+                for item in ctx
+                    .tables
+                    .range
+                    .range::<&[u8]>((as_slice_bound(&low), as_slice_bound(&high)))?
+                {
+                    let (_, values) = item?;
+                    count += values.len();
+                    if count >= ESTIMATE_SCAN_MAX {
+                        return Ok(count);
+                    }
+                }
+                count
+            }
+            Node::And { driver, .. } => driver.estimate(ctx)?,
+            Node::Or(children) => {
+                let mut sum = 0u64;
+                for child in children {
+                    sum = sum.saturating_add(child.node.estimate(ctx)?);
+                }
+                sum
+            }
+        })
+    }
+
+    /// Smallest matching document above `q`. Successive calls on one node
+    /// pass non-decreasing `q` (the caches rely on it and reset otherwise).
+    fn seek<O: OreOrder>(
+        &mut self,
+        ctx: &mut Ctx<O>,
+        q: Option<DocId>,
+    ) -> Result<Seek, StoreError> {
+        match self {
+            Node::Empty => Ok(Seek::End),
+            Node::All => {
+                let low = match &q {
+                    Some(d) => Bound::Excluded(&d.0[..]),
+                    None => Bound::Unbounded,
+                };
+                let mut range = ctx.tables.docs.range::<&[u8]>((low, Bound::Unbounded))?;
+                match range.next() {
+                    Some(item) => {
+                        let (key, _) = item?;
+                        Ok(Seek::Found(layout::doc_id(key.value())?))
+                    }
+                    None => Ok(Seek::End),
+                }
+            }
+            Node::Ids(ids) => {
+                let start = ids.partition_point(|id| Some(*id) <= q);
+                for id in &ids[start..] {
+                    if ctx.tables.docs.get(&id.0[..])?.is_some() {
+                        return Ok(Seek::Found(*id));
+                    }
+                    if !ctx.spend() {
+                        return Ok(Seek::Paused(*id));
+                    }
+                }
+                Ok(Seek::End)
+            }
+            Node::Tokens(t) => t.seek(ctx, q),
+            Node::Range(r) => r.seek(ctx, q),
+            Node::And { driver, filters } => {
+                let mut cursor = q;
+                // Bounded by the page budget: each rejection spends one unit.
+                loop {
+                    let candidate = match driver.seek(ctx, cursor)? {
+                        Seek::Found(doc) => doc,
+                        other => return Ok(other),
+                    };
+                    let mut all = true;
+                    for filter in filters.iter() {
+                        if !filter.contains(ctx, &candidate)? {
+                            all = false;
+                            break;
+                        }
+                    }
+                    if all {
+                        return Ok(Seek::Found(candidate));
+                    }
+                    if !ctx.spend() {
+                        return Ok(Seek::Paused(candidate));
+                    }
+                    cursor = Some(candidate);
+                }
+            }
+            Node::Or(children) => {
+                let mut best: Option<Seek> = None;
+                for child in children.iter_mut() {
+                    let answer = match child.cached {
+                        Some((asked, answer)) if asked <= q && answer.still_answers(q) => answer,
+                        _ => child.node.seek(ctx, q)?,
+                    };
+                    child.cached = Some((q, answer));
+                    if let Some(key) = answer.union_key() {
+                        if best.and_then(|b| b.union_key()).is_none_or(|b| key < b) {
+                            best = Some(answer);
+                        }
+                    }
+                }
+                Ok(best.unwrap_or(Seek::End))
+            }
+        }
+    }
+
+    /// Whether an existing document matches this node (point lookups only).
+    fn contains<O: OreOrder>(&self, ctx: &Ctx<O>, doc: &DocId) -> Result<bool, StoreError> {
+        Ok(match self {
+            Node::Empty => false,
+            Node::All => true,
+            Node::Ids(ids) => ids.binary_search(doc).is_ok(),
+            Node::Tokens(t) => {
+                for token in &t.tokens {
+                    let key = layout::posting_key(&t.index, token, doc);
+                    if ctx.tables.postings.get(&key[..])?.is_some() {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Node::Range(r) => {
+                let Some(guard) = ctx.tables.entries.get(&doc.0[..])? else {
+                    return Ok(false);
+                };
+                let entries = layout::decode_entries(guard.value())?;
+                entries.iter().any(|entry| {
+                    entry.index == r.index
+                        && match &entry.values {
+                            IndexValues::Ore(cts) => cts
+                                .iter()
+                                .any(|ct| ct_in_bounds::<O>(ct, &r.lower, &r.upper)),
+                            IndexValues::Tokens(_) => false,
+                        }
+                })
+            }
+            Node::And { driver, filters } => {
+                if !driver.contains(ctx, doc)? {
+                    return Ok(false);
+                }
+                for filter in filters {
+                    if !filter.contains(ctx, doc)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Node::Or(children) => {
+                for child in children {
+                    if child.node.contains(ctx, doc)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+        })
+    }
+}
+
+impl TokensNode {
+    fn seek<O: OreOrder>(&mut self, ctx: &Ctx<O>, q: Option<DocId>) -> Result<Seek, StoreError> {
+        match self.last_query {
+            Some(last) if last <= q => {
+                // Advance only the tokens whose next posting is not above q.
+                while let Some(Reverse((doc, i))) = self.heap.peek().copied() {
+                    if Some(doc) > q {
+                        break;
+                    }
+                    self.heap.pop();
+                    if let Some(next) = first_posting(ctx, &self.index, &self.tokens[i], q)? {
+                        self.heap.push(Reverse((next, i)));
+                    }
+                }
+            }
+            _ => {
+                self.heap.clear();
+                for (i, token) in self.tokens.iter().enumerate() {
+                    if let Some(next) = first_posting(ctx, &self.index, token, q)? {
+                        self.heap.push(Reverse((next, i)));
+                    }
+                }
+            }
+        }
+        self.last_query = Some(q);
+        Ok(match self.heap.peek() {
+            Some(Reverse((doc, _))) => Seek::Found(*doc),
+            None => Seek::End,
+        })
+    }
+}
+
+impl RangeNode {
+    fn seek<O: OreOrder>(&mut self, ctx: &Ctx<O>, q: Option<DocId>) -> Result<Seek, StoreError> {
+        if let Some(from) = self.buffer_from {
+            if from <= q {
+                while self.buffer.front().is_some_and(|d| Some(*d) <= q) {
+                    self.buffer.pop_front();
+                }
+                if let Some(doc) = self.buffer.front() {
+                    return Ok(Seek::Found(*doc));
+                }
+                if self.complete {
+                    return Ok(Seek::End);
+                }
+            }
+        }
+        // Rescan: keep the RANGE_CHUNK_DOCS_MAX smallest matches above q.
+        let (low, high) = range_bounds(&self.index, &self.lower, &self.upper);
+        let mut window = BTreeSet::new();
+        let mut complete = true;
+        for item in ctx
+            .tables
+            .range
+            .range::<&[u8]>((as_slice_bound(&low), as_slice_bound(&high)))?
+        {
+            let (_, values) = item?;
+            for value in values {
+                let doc = layout::doc_id(value?.value())?;
+                if Some(doc) <= q {
+                    continue;
+                }
+                window.insert(doc);
+                if window.len() > RANGE_CHUNK_DOCS_MAX {
+                    window.pop_last();
+                    complete = false;
+                }
+            }
+        }
+        assert!(window.len() <= RANGE_CHUNK_DOCS_MAX);
+        self.buffer = window.into_iter().collect();
+        self.buffer_from = Some(q);
+        self.complete = complete;
+        Ok(match self.buffer.front() {
+            Some(doc) => Seek::Found(*doc),
+            None => Seek::End,
+        })
+    }
+}

@@ -1,0 +1,862 @@
+//! [`Store`]: one node's datasets, one redb file each, shared by many
+//! request handlers at once.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use fluence_proto::limits::{DATASETS_LIST_MAX, MESSAGE_LEN_MAX};
+use fluence_proto::{
+    Action, DatasetId, DatasetInfo, DatasetSummary, Decode, DocId, Encode, Hash32, IndexEntry,
+    IndexKind, IndexValues, Plan, PublicKey, SealedDoc, SignedWrite,
+};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    WriteTransaction,
+};
+
+use crate::apply::{self, DocTables};
+use crate::error::{ApplyError, FindError, StoreError};
+use crate::layout::{self, Meta};
+use crate::merkle::{self, DocDigest, MerkleProof};
+use crate::order::{range_key, OreOrder, MARKER_VALUE};
+use crate::query::{self, Page, PAGE_BYTES_MAX};
+
+/// Sub-directory of the node data directory holding the dataset files.
+pub const DATASETS_DIR: &str = "datasets";
+/// Extension of a dataset file: `<dataset-id-hex>.redb`.
+pub const DATASET_FILE_EXT: &str = "redb";
+/// Extension of a dataset file being created; renamed to `.redb` once its
+/// first commit is durable, removed at start-up if a crash interrupted it
+/// (the create was never acknowledged).
+pub const CREATING_FILE_EXT: &str = "creating";
+/// Directory entries examined at start-up. Every dataset stays open (one
+/// file descriptor each), so a node serves at most this many.
+pub const DATASET_FILES_MAX: usize = 1_000_000;
+/// redb page cache per dataset file. redb's default (1 GiB) per file
+/// would let a node with many datasets grow without bound.
+pub const DATASET_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// Journal entries returned by one `journal` call.
+pub const JOURNAL_READ_MAX: usize = 10_000;
+/// Bytes of journal entries returned by one `journal` call (one entry is
+/// always returned, whatever its size, so a reader makes progress).
+pub const JOURNAL_BYTES_MAX: usize = PAGE_BYTES_MAX;
+
+/// The outcome of an applied write, as acknowledged to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub seq: u64,
+    /// State root after the write; all zeros after a `Drop` (no state).
+    pub state_root: Hash32,
+}
+
+/// One journal entry: a write as it was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub seq: u64,
+    /// Canonical `SignedWrite` bytes, exactly as signed by the owner.
+    pub write: Vec<u8>,
+}
+
+/// What a full integrity check counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckReport {
+    pub docs: u64,
+    pub postings: u64,
+    pub range_postings: u64,
+    pub journal_entries: u64,
+}
+
+struct Dataset {
+    path: PathBuf,
+    owner: PublicKey,
+    db: Database,
+    /// Serialises this dataset's writes (redb would too) and records a
+    /// `Drop`, so no write commits into a file that was already unlinked.
+    writer: Mutex<WriterState>,
+}
+
+#[derive(Debug, Default)]
+struct WriterState {
+    dropped: bool,
+}
+
+/// The node storage engine: every dataset of one node. `Send + Sync`:
+/// share it behind an `Arc`; reads run concurrently (redb MVCC read
+/// transactions), writes to one dataset are serialised, writes to different
+/// datasets run in parallel.
+pub struct Store<O: OreOrder> {
+    datasets_dir: PathBuf,
+    datasets: RwLock<HashMap<DatasetId, Arc<Dataset>>>,
+    /// Serialises dataset creation and removal (file appearance and
+    /// disappearance). Lock order: `lifecycle`, then a dataset's `writer`,
+    /// then `datasets`.
+    lifecycle: Mutex<()>,
+    _order: PhantomData<fn() -> O>,
+}
+
+/// Locks a mutex even if a thread panicked while holding it: every state
+/// these locks protect is updated in one step (a flag, a map entry), so it
+/// is never observed half-changed.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn open_database(path: &Path, create: bool) -> Result<Database, StoreError> {
+    let mut builder = Database::builder();
+    builder.set_cache_size(DATASET_CACHE_BYTES);
+    let db = if create {
+        builder.create(path)?
+    } else {
+        builder.open(path)?
+    };
+    Ok(db)
+}
+
+fn read_meta(txn: &ReadTransaction) -> Result<Meta, StoreError> {
+    let table = txn.open_table(layout::META)?;
+    let guard = table
+        .get(layout::META_KEY)?
+        .ok_or_else(|| StoreError::Corrupt("dataset file has no meta record".into()))?;
+    Meta::decode(guard.value())
+}
+
+fn read_meta_write(txn: &WriteTransaction) -> Result<Meta, StoreError> {
+    let table = txn.open_table(layout::META)?;
+    let guard = table
+        .get(layout::META_KEY)?
+        .ok_or_else(|| StoreError::Corrupt("dataset file has no meta record".into()))?;
+    Meta::decode(guard.value())
+}
+
+fn write_meta(txn: &WriteTransaction, meta: &Meta) -> Result<(), StoreError> {
+    let mut table = txn.open_table(layout::META)?;
+    table.insert(layout::META_KEY, meta.encode().as_slice())?;
+    Ok(())
+}
+
+/// Makes a rename or unlink in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
+}
+
+impl<O: OreOrder> Store<O> {
+    /// Opens (creating if needed) the node data directory `dir` and every
+    /// dataset file in `dir/datasets`. Cheap: one meta read per dataset,
+    /// never a scan; the range index is persisted in order, not rebuilt.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let datasets_dir = dir.as_ref().join(DATASETS_DIR);
+        fs::create_dir_all(&datasets_dir).map_err(|e| StoreError::io(&datasets_dir, e))?;
+        let mut datasets = HashMap::new();
+        let listing = fs::read_dir(&datasets_dir).map_err(|e| StoreError::io(&datasets_dir, e))?;
+        for (seen, entry) in listing.enumerate() {
+            if seen == DATASET_FILES_MAX {
+                return Err(StoreError::Corrupt(format!(
+                    "{} holds more than DATASET_FILES_MAX entries",
+                    datasets_dir.display()
+                )));
+            }
+            let entry = entry.map_err(|e| StoreError::io(&datasets_dir, e))?;
+            let path = entry.path();
+            let extension = path.extension().and_then(|e| e.to_str());
+            let stem = path.file_stem().and_then(|s| s.to_str());
+            let (Some(extension), Some(stem)) = (extension, stem) else {
+                continue;
+            };
+            if extension == CREATING_FILE_EXT {
+                fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+                continue;
+            }
+            if extension != DATASET_FILE_EXT {
+                continue;
+            }
+            // Anything not named by a dataset id is not ours: leave it.
+            let Ok(dataset) = DatasetId::from_hex(stem) else {
+                continue;
+            };
+            let db = open_database(&path, false)?;
+            let meta = read_meta(&db.begin_read()?)?;
+            if meta.dataset != dataset {
+                return Err(StoreError::Corrupt(format!(
+                    "{} holds dataset {}",
+                    path.display(),
+                    meta.dataset
+                )));
+            }
+            datasets.insert(
+                dataset,
+                Arc::new(Dataset {
+                    path,
+                    owner: meta.owner,
+                    db,
+                    writer: Mutex::new(WriterState::default()),
+                }),
+            );
+        }
+        sync_dir(&datasets_dir)?;
+        Ok(Store {
+            datasets_dir,
+            datasets: RwLock::new(datasets),
+            lifecycle: Mutex::new(()),
+            _order: PhantomData,
+        })
+    }
+
+    fn dataset(&self, id: &DatasetId) -> Option<Arc<Dataset>> {
+        let map = self.datasets.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(id).cloned()
+    }
+
+    fn file_path(&self, id: &DatasetId, extension: &str) -> PathBuf {
+        self.datasets_dir
+            .join(format!("{}.{extension}", id.to_hex()))
+    }
+
+    /// Ids of every dataset this node holds, in order.
+    pub fn datasets(&self) -> Vec<DatasetId> {
+        let map = self.datasets.read().unwrap_or_else(PoisonError::into_inner);
+        let mut ids: Vec<DatasetId> = map.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Applies one write, durably: `Ok` means the commit reached the disk.
+    ///
+    /// The caller (the node service) has verified the owner's signature and,
+    /// for `Create`, that the dataset id derives from owner and name tag.
+    /// Everything else is checked here; a refused write changes nothing.
+    pub fn apply(&self, write: &SignedWrite) -> Result<Applied, ApplyError> {
+        let write_bytes = write.to_bytes();
+        if write_bytes.len() > MESSAGE_LEN_MAX {
+            return Err(ApplyError::BadWrite(
+                "write is larger than MESSAGE_LEN_MAX and could not be served back".into(),
+            ));
+        }
+        let id = write.body.dataset;
+        match &write.body.action {
+            Action::Create { .. } => self.create(write, &write_bytes),
+            Action::Drop => self.drop_dataset(&id, write.body.seq),
+            Action::Batch(_) | Action::Reindex { .. } => {
+                let dataset = self.dataset(&id).ok_or(ApplyError::DatasetNotFound)?;
+                let writer = lock(&dataset.writer);
+                if writer.dropped {
+                    return Err(ApplyError::DatasetNotFound);
+                }
+                let mut txn = dataset.db.begin_write()?;
+                txn.set_durability(Durability::Immediate)?;
+                match Self::apply_in(&txn, write, &write_bytes) {
+                    Ok(applied) => {
+                        txn.commit()?;
+                        drop(writer);
+                        Ok(applied)
+                    }
+                    Err(error) => {
+                        txn.abort()?;
+                        Err(error)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a `Batch` or `Reindex` inside `txn`.
+    fn apply_in(
+        txn: &WriteTransaction,
+        write: &SignedWrite,
+        write_bytes: &[u8],
+    ) -> Result<Applied, ApplyError> {
+        let mut meta = read_meta_write(txn)?;
+        let expected = meta
+            .seq
+            .checked_add(1)
+            .ok_or_else(|| ApplyError::BadWrite("sequence numbers are exhausted".into()))?;
+        if write.body.seq != expected {
+            return Err(ApplyError::SeqMismatch { expected });
+        }
+        let (tree_root, doc_count) = {
+            let mut tables = DocTables::<O>::open(txn)?;
+            let dirty = match &write.body.action {
+                Action::Batch(ops) => apply::apply_batch(&mut tables, &mut meta, ops)?,
+                Action::Reindex {
+                    descriptor,
+                    indexes,
+                } => apply::apply_reindex(&mut tables, &mut meta, descriptor, indexes)?,
+                Action::Create { .. } | Action::Drop => {
+                    unreachable!("create and drop are applied by their own paths")
+                }
+            };
+            let root = merkle::update_tree(&mut tables.merkle, &tables.digests, &dirty)?;
+            let docs = tables.docs.len()?;
+            (root, docs)
+        };
+        if doc_count != meta.doc_count {
+            return Err(StoreError::Corrupt(format!(
+                "document count {} disagrees with the {doc_count} documents stored",
+                meta.doc_count
+            ))
+            .into());
+        }
+        meta.seq = expected;
+        meta.state_root = merkle::state_root(
+            &meta.dataset,
+            &tree_root,
+            &merkle::descriptor_hash(&meta.descriptor, &meta.indexes),
+            meta.seq,
+        );
+        Self::append_journal(txn, meta.seq, write_bytes)?;
+        write_meta(txn, &meta)?;
+        Ok(Applied {
+            seq: meta.seq,
+            state_root: meta.state_root,
+        })
+    }
+
+    fn append_journal(
+        txn: &WriteTransaction,
+        seq: u64,
+        write_bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut journal = txn.open_table(layout::JOURNAL)?;
+        // Append-only: a seq is written once, by the write that takes it.
+        let previous = journal.insert(seq, write_bytes)?;
+        if previous.is_some() {
+            return Err(StoreError::Corrupt(format!(
+                "journal already holds seq {seq}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn create(&self, write: &SignedWrite, write_bytes: &[u8]) -> Result<Applied, ApplyError> {
+        let Action::Create {
+            owner,
+            name_tag,
+            descriptor,
+            indexes,
+        } = &write.body.action
+        else {
+            unreachable!("create is only called for Create")
+        };
+        let id = write.body.dataset;
+        let _lifecycle = lock(&self.lifecycle);
+        if self.dataset(&id).is_some() {
+            return Err(ApplyError::DatasetExists);
+        }
+        if write.body.seq != 0 {
+            return Err(ApplyError::SeqMismatch { expected: 0 });
+        }
+        apply::validate_descriptor(descriptor)?;
+        apply::validate_decls(indexes)?;
+
+        let creating = self.file_path(&id, CREATING_FILE_EXT);
+        let path = self.file_path(&id, DATASET_FILE_EXT);
+        // A leftover from a crashed create was never acknowledged.
+        if creating.exists() {
+            fs::remove_file(&creating).map_err(|e| StoreError::io(&creating, e))?;
+        }
+        let meta = {
+            let db = open_database(&creating, true)?;
+            let mut txn = db.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            let mut meta = Meta {
+                dataset: id,
+                owner: *owner,
+                name_tag: *name_tag,
+                descriptor: descriptor.clone(),
+                indexes: indexes.clone(),
+                seq: 0,
+                state_root: Hash32([0; 32]),
+                doc_count: 0,
+            };
+            let tree_root = {
+                // Creates every table, so readers never meet a missing one.
+                let tables = DocTables::<O>::open(&txn)?;
+                merkle::tree_root(&tables.merkle)?
+            };
+            meta.state_root = merkle::state_root(
+                &id,
+                &tree_root,
+                &merkle::descriptor_hash(descriptor, indexes),
+                0,
+            );
+            Self::append_journal(&txn, 0, write_bytes)?;
+            write_meta(&txn, &meta)?;
+            txn.commit()?;
+            meta
+        };
+        // The file becomes a dataset only once complete and durable.
+        fs::rename(&creating, &path).map_err(|e| StoreError::io(&path, e))?;
+        sync_dir(&self.datasets_dir)?;
+        let db = open_database(&path, false)?;
+        let dataset = Arc::new(Dataset {
+            path,
+            owner: *owner,
+            db,
+            writer: Mutex::new(WriterState::default()),
+        });
+        self.datasets
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, dataset);
+        Ok(Applied {
+            seq: 0,
+            state_root: meta.state_root,
+        })
+    }
+
+    fn drop_dataset(&self, id: &DatasetId, seq: u64) -> Result<Applied, ApplyError> {
+        let _lifecycle = lock(&self.lifecycle);
+        let dataset = self.dataset(id).ok_or(ApplyError::DatasetNotFound)?;
+        let mut writer = lock(&dataset.writer);
+        if writer.dropped {
+            return Err(ApplyError::DatasetNotFound);
+        }
+        let meta = read_meta(&dataset.db.begin_read()?)?;
+        let expected = meta
+            .seq
+            .checked_add(1)
+            .ok_or_else(|| ApplyError::BadWrite("sequence numbers are exhausted".into()))?;
+        if seq != expected {
+            return Err(ApplyError::SeqMismatch { expected });
+        }
+        // Unlink first: if that fails the dataset is still whole and served.
+        // Readers holding it keep reading the unlinked file until they
+        // finish; no writer can commit to it once `dropped` is set (this
+        // thread holds the writer lock throughout).
+        fs::remove_file(&dataset.path).map_err(|e| StoreError::io(&dataset.path, e))?;
+        writer.dropped = true;
+        self.datasets
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        sync_dir(&self.datasets_dir)?;
+        Ok(Applied {
+            seq,
+            state_root: Hash32([0; 32]),
+        })
+    }
+
+    fn read_txn(&self, id: &DatasetId) -> Result<(Arc<Dataset>, ReadTransaction), StoreError> {
+        let dataset = self.dataset(id).ok_or(StoreError::DatasetNotFound)?;
+        let txn = dataset.db.begin_read()?;
+        Ok((dataset, txn))
+    }
+
+    /// Datasets created by `owner`, in id order, at most
+    /// `DATASETS_LIST_MAX`.
+    pub fn list(&self, owner: &PublicKey) -> Result<Vec<DatasetSummary>, StoreError> {
+        let mut owned: Vec<(DatasetId, Arc<Dataset>)> = {
+            let map = self.datasets.read().unwrap_or_else(PoisonError::into_inner);
+            map.iter()
+                .filter(|(_, d)| d.owner == *owner)
+                .map(|(id, d)| (*id, Arc::clone(d)))
+                .collect()
+        };
+        owned.sort_unstable_by_key(|(id, _)| *id);
+        owned.truncate(DATASETS_LIST_MAX);
+        let mut out = Vec::with_capacity(owned.len());
+        for (dataset, handle) in owned {
+            let meta = read_meta(&handle.db.begin_read()?)?;
+            out.push(DatasetSummary {
+                dataset,
+                descriptor: meta.descriptor,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The dataset's description and current state root.
+    pub fn info(&self, dataset: &DatasetId) -> Result<DatasetInfo, StoreError> {
+        let (_, txn) = self.read_txn(dataset)?;
+        let meta = read_meta(&txn)?;
+        Ok(DatasetInfo {
+            dataset: meta.dataset,
+            owner: meta.owner,
+            descriptor: meta.descriptor,
+            indexes: meta.indexes,
+            seq: meta.seq,
+            state_root: meta.state_root,
+            doc_count: meta.doc_count,
+        })
+    }
+
+    /// One page of the documents `plan` selects, in `DocId` order strictly
+    /// after `after`: at most `page_docs_max` (capped at `PAGE_DOCS_MAX`)
+    /// and about `PAGE_BYTES_MAX` bytes. `Page::next` resumes the query;
+    /// a page may be short, even empty, while `next` is `Some`.
+    pub fn find(
+        &self,
+        dataset: &DatasetId,
+        plan: &Plan,
+        after: Option<DocId>,
+        page_docs_max: usize,
+    ) -> Result<Page, FindError> {
+        let (_, txn) = self.read_txn(dataset).map_err(|e| match e {
+            StoreError::DatasetNotFound => FindError::DatasetNotFound,
+            e => FindError::Store(e),
+        })?;
+        let meta = read_meta(&txn)?;
+        query::find::<O>(
+            &txn,
+            &meta,
+            plan,
+            after,
+            page_docs_max,
+            query::CANDIDATES_PER_PAGE_MAX,
+        )
+    }
+
+    /// One document, if present.
+    pub fn get(&self, dataset: &DatasetId, doc: &DocId) -> Result<Option<SealedDoc>, StoreError> {
+        let (_, txn) = self.read_txn(dataset)?;
+        let docs = txn.open_table(layout::DOCS)?;
+        query::read_sealed(&docs, doc)
+    }
+
+    /// Journal entries from `from_seq` on: at most `max` (capped at
+    /// `JOURNAL_READ_MAX`) and about `JOURNAL_BYTES_MAX` bytes.
+    pub fn journal(
+        &self,
+        dataset: &DatasetId,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let (_, txn) = self.read_txn(dataset)?;
+        let journal = txn.open_table(layout::JOURNAL)?;
+        let max = max.min(JOURNAL_READ_MAX);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for item in journal.range(from_seq..)? {
+            if out.len() == max {
+                break;
+            }
+            let (seq, write) = item?;
+            let write = write.value();
+            if !out.is_empty() && bytes + write.len() > JOURNAL_BYTES_MAX {
+                break;
+            }
+            bytes += write.len();
+            out.push(JournalEntry {
+                seq: seq.value(),
+                write: write.to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A proof of `doc`'s presence (with its digest) or absence at the
+    /// dataset's current state root; check it with [`crate::verify_proof`].
+    pub fn prove(&self, dataset: &DatasetId, doc: &DocId) -> Result<MerkleProof, StoreError> {
+        let (_, txn) = self.read_txn(dataset)?;
+        let meta = read_meta(&txn)?;
+        let digests = txn.open_table(layout::DIGESTS)?;
+        let merkle_table = txn.open_table(layout::MERKLE)?;
+        merkle::prove(
+            &digests,
+            &merkle_table,
+            meta.dataset,
+            *doc,
+            meta.seq,
+            merkle::descriptor_hash(&meta.descriptor, &meta.indexes),
+        )
+    }
+
+    /// Full integrity check of one dataset: every record decodes, every
+    /// invariant of the layout holds (see `apply`), the Merkle tree and the
+    /// state root recompute. O(dataset size): an operator or test tool,
+    /// never run at start-up. Any violation is `StoreError::Corrupt`.
+    pub fn check(&self, dataset: &DatasetId) -> Result<CheckReport, StoreError> {
+        let (_, txn) = self.read_txn(dataset)?;
+        check_dataset::<O>(&txn)
+    }
+}
+
+fn corrupt(text: String) -> StoreError {
+    StoreError::Corrupt(text)
+}
+
+fn check_dataset<O: OreOrder>(txn: &ReadTransaction) -> Result<CheckReport, StoreError> {
+    let meta = read_meta(txn)?;
+    let kinds: HashMap<_, _> = meta.indexes.iter().map(|d| (d.id, d.kind)).collect();
+    let docs = txn.open_table(layout::DOCS)?;
+    let entries_table = txn.open_table(layout::ENTRIES)?;
+    let digests = txn.open_table(layout::DIGESTS)?;
+    let postings = txn.open_table(layout::POSTINGS)?;
+    let range = txn.open_multimap_table(layout::range_table::<O>())?;
+    let merkle_table = txn.open_table(layout::MERKLE)?;
+    let journal = txn.open_table(layout::JOURNAL)?;
+
+    let doc_count = docs.len()?;
+    if doc_count != meta.doc_count {
+        return Err(corrupt(format!(
+            "meta counts {} documents, docs table holds {doc_count}",
+            meta.doc_count
+        )));
+    }
+    if entries_table.len()? != doc_count || digests.len()? != doc_count {
+        return Err(corrupt(
+            "docs, entries and digests tables differ in size".into(),
+        ));
+    }
+    let mut postings_expected = 0u64;
+    let mut range_expected = 0u64;
+    for item in docs.iter()? {
+        let (key, value) = item?;
+        let doc = layout::doc_id(key.value())?;
+        let sealed = SealedDoc::from_bytes(value.value())
+            .map_err(|e| corrupt(format!("document {doc} record: {e}")))?;
+        if sealed.version == 0 {
+            return Err(corrupt(format!("document {doc} has version 0")));
+        }
+        let entries_guard = entries_table
+            .get(&doc.0[..])?
+            .ok_or_else(|| corrupt(format!("document {doc} has no entries record")))?;
+        let entries: Vec<IndexEntry> = layout::decode_entries(entries_guard.value())?;
+        let digest_guard = digests
+            .get(&doc.0[..])?
+            .ok_or_else(|| corrupt(format!("document {doc} has no digest record")))?;
+        let digest = DocDigest::from_disk(digest_guard.value())?;
+        if digest != DocDigest::compute(value.value(), entries_guard.value()) {
+            return Err(corrupt(format!(
+                "document {doc} digest does not match its records"
+            )));
+        }
+        for entry in &entries {
+            match (kinds.get(&entry.index), &entry.values) {
+                (Some(IndexKind::Eq | IndexKind::Text), IndexValues::Tokens(tokens)) => {
+                    let distinct: BTreeSet<_> = tokens.iter().collect();
+                    for token in &distinct {
+                        let key = layout::posting_key(&entry.index, token, &doc);
+                        if postings.get(&key[..])?.is_none() {
+                            return Err(corrupt(format!("document {doc} misses a posting")));
+                        }
+                    }
+                    postings_expected += distinct.len() as u64;
+                }
+                (Some(IndexKind::Range), IndexValues::Ore(cts)) => {
+                    // Ciphertexts of equal plaintexts share one key.
+                    let mut classes: Vec<&Vec<u8>> = cts.iter().collect();
+                    classes.sort_by(|a, b| O::compare(a, b));
+                    classes.dedup_by(|a, b| O::compare(a, b).is_eq());
+                    for ct in &classes {
+                        let key = range_key(&entry.index, MARKER_VALUE, ct);
+                        let mut found = false;
+                        for value in range.get(key.as_slice())? {
+                            if value?.value() == doc.0 {
+                                found = true;
+                                break;
+                            }
+                        }
+                        if !found {
+                            return Err(corrupt(format!("document {doc} misses a range posting")));
+                        }
+                    }
+                    range_expected += classes.len() as u64;
+                }
+                _ => {
+                    return Err(corrupt(format!(
+                        "document {doc} holds an entry for an undeclared or other-kind index"
+                    )))
+                }
+            }
+        }
+    }
+    // Every expected posting exists and the counts agree: the sets are equal.
+    let postings_count = postings.len()?;
+    if postings_count != postings_expected {
+        return Err(corrupt(format!(
+            "postings table holds {postings_count} postings, documents imply {postings_expected}"
+        )));
+    }
+    let range_count = range.len()?;
+    if range_count != range_expected {
+        return Err(corrupt(format!(
+            "range table holds {range_count} postings, documents imply {range_expected}"
+        )));
+    }
+
+    let tree_root = merkle::tree_root(&merkle_table)?;
+    let recomputed = merkle::recompute_root(&digests)?
+        .map_err(|bucket| corrupt(format!("bucket {bucket:#06x} is above BUCKET_DOCS_MAX")))?;
+    if recomputed != tree_root {
+        return Err(corrupt(
+            "stored Merkle tree does not match the documents".into(),
+        ));
+    }
+    let state_root = merkle::state_root(
+        &meta.dataset,
+        &tree_root,
+        &merkle::descriptor_hash(&meta.descriptor, &meta.indexes),
+        meta.seq,
+    );
+    if state_root != meta.state_root {
+        return Err(corrupt("stored state root does not match the state".into()));
+    }
+
+    let mut next_seq = 0u64;
+    for item in journal.iter()? {
+        let (seq, bytes) = item?;
+        let seq = seq.value();
+        if seq != next_seq {
+            return Err(corrupt(format!("journal skips from {next_seq} to {seq}")));
+        }
+        let write = SignedWrite::from_bytes(bytes.value())
+            .map_err(|e| corrupt(format!("journal entry {seq}: {e}")))?;
+        if write.body.seq != seq || write.body.dataset != meta.dataset {
+            return Err(corrupt(format!("journal entry {seq} is another write")));
+        }
+        next_seq += 1;
+    }
+    if next_seq != meta.seq + 1 {
+        return Err(corrupt(format!(
+            "journal ends at {next_seq}, dataset is at seq {}",
+            meta.seq
+        )));
+    }
+    Ok(CheckReport {
+        docs: doc_count,
+        postings: postings_count,
+        range_postings: range_count,
+        journal_entries: next_seq,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::order::PlaintextOrder;
+    use fluence_proto::{DocOp, IndexDecl, IndexId, Precondition, Signature, Token, WriteBody};
+
+    const EQ: IndexId = IndexId([1; 16]);
+
+    fn write(seq: u64, action: Action) -> SignedWrite {
+        SignedWrite {
+            body: WriteBody {
+                dataset: DatasetId([1; 32]),
+                seq,
+                action,
+            },
+            signature: Signature([0; 64]),
+        }
+    }
+
+    fn doc(n: u8) -> DocId {
+        DocId([n; 16])
+    }
+
+    /// Pages of `plan` found with a tiny rejection budget, concatenated.
+    fn pages_with_budget(
+        store: &Store<PlaintextOrder>,
+        plan: &Plan,
+        budget: u64,
+    ) -> (Vec<DocId>, usize) {
+        let (_, txn) = store.read_txn(&DatasetId([1; 32])).unwrap();
+        let meta = read_meta(&txn).unwrap();
+        let mut found = Vec::new();
+        let mut after = None;
+        for pages in 1..=1000 {
+            let page =
+                query::find::<PlaintextOrder>(&txn, &meta, plan, after, 100, budget).unwrap();
+            found.extend(page.docs.iter().map(|d| d.doc));
+            match page.next {
+                None => return (found, pages),
+                Some(next) => {
+                    assert!(Some(next) > after);
+                    after = Some(next);
+                }
+            }
+        }
+        panic!("query did not finish");
+    }
+
+    #[test]
+    fn an_exhausted_budget_answers_early_with_a_resumable_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::<PlaintextOrder>::open(dir.path()).unwrap();
+        store
+            .apply(&write(
+                0,
+                Action::Create {
+                    owner: PublicKey([1; 32]),
+                    name_tag: [0; 32],
+                    descriptor: vec![],
+                    indexes: vec![IndexDecl {
+                        id: EQ,
+                        kind: IndexKind::Eq,
+                    }],
+                },
+            ))
+            .unwrap();
+        // Doc n holds tokens {n % 2, n % 3 + 10}.
+        let ops = (0..60u8)
+            .map(|n| DocOp::Put {
+                doc: doc(n),
+                expect: Precondition::Absent,
+                sealed: SealedDoc {
+                    version: 1,
+                    wrapped_key: vec![],
+                    ciphertext: vec![n],
+                },
+                entries: vec![IndexEntry {
+                    index: EQ,
+                    values: IndexValues::Tokens(vec![Token([n % 2; 16]), Token([n % 3 + 10; 16])]),
+                }],
+            })
+            .collect();
+        store.apply(&write(1, Action::Batch(ops))).unwrap();
+        let tokens = |t: u8| Plan::Tokens {
+            index: EQ,
+            any_of: vec![Token([t; 16])],
+        };
+
+        // No match at all: 30 rejections, 4 per page with budget 3.
+        let none = Plan::And(vec![tokens(0), tokens(1)]);
+        let (found, pages) = pages_with_budget(&store, &none, 3);
+        assert!(found.is_empty());
+        assert!(pages >= 7, "the budget must have cut pages short ({pages})");
+
+        // Matches interleaved with rejections: the union of short pages is
+        // the full answer.
+        let some = Plan::And(vec![tokens(0), tokens(10)]);
+        let expected: Vec<DocId> = (0..60u8).filter(|n| n % 6 == 0).map(doc).collect();
+        let (full, one_page) = pages_with_budget(&store, &some, query::CANDIDATES_PER_PAGE_MAX);
+        assert_eq!((full.clone(), one_page), (expected.clone(), 1));
+        let (cut, pages) = pages_with_budget(&store, &some, 1);
+        assert_eq!(cut, expected);
+        assert!(pages > 1);
+        // Ids that do not exist spend the budget too.
+        let ids = Plan::Ids((100..120u8).map(doc).chain([doc(5)]).collect());
+        let (found, pages) = pages_with_budget(&store, &ids, 2);
+        assert_eq!(found, vec![doc(5)]);
+        assert!(pages > 1);
+        // An Or of paused children still returns every match.
+        let or = Plan::Or(vec![some.clone(), Plan::And(vec![tokens(1), tokens(11)])]);
+        let expected: Vec<DocId> = (0..60u8)
+            .filter(|n| n % 6 == 0 || (n % 2 == 1 && n % 3 == 1))
+            .map(doc)
+            .collect();
+        assert_eq!(pages_with_budget(&store, &or, 1).0, expected);
+        // With no budget an And pauses at its first rejected candidate; a
+        // sibling that found that very document must win the tie, or the
+        // cursor would skip it.
+        // (`{11, 1}` is estimated larger than `{0}`, so `{0}` drives and
+        // the And's first candidate is doc 0.)
+        let eleven_or_one = Plan::Tokens {
+            index: EQ,
+            any_of: vec![Token([11; 16]), Token([1; 16])],
+        };
+        let tie = Plan::Or(vec![
+            Plan::Ids(vec![doc(0)]),
+            Plan::And(vec![tokens(0), eleven_or_one]),
+        ]);
+        let expected: Vec<DocId> = (0..60u8)
+            .filter(|n| *n == 0 || n % 6 == 4)
+            .map(doc)
+            .collect();
+        assert_eq!(pages_with_budget(&store, &tie, 0).0, expected);
+    }
+}
