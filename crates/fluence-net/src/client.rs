@@ -29,7 +29,10 @@ pub struct NodeClient {
 
 impl std::fmt::Debug for NodeClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeClient").field("peer_id", &self.peer_id).field("addr", &self.addr).finish()
+        f.debug_struct("NodeClient")
+            .field("peer_id", &self.peer_id)
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -58,15 +61,26 @@ impl NodeClient {
             }
         })
         .await
-        .map_err(|_| NetError::Dial(addr.to_string(), format!("no connection within {timeout:?}")))??;
+        .map_err(|_| {
+            NetError::Dial(
+                addr.to_string(),
+                format!("no connection within {timeout:?}"),
+            )
+        })??;
         if let Some(expected) = expected {
             if expected != connected {
-                return Err(NetError::Dial(addr.to_string(), format!("peer is {connected}, not {expected}")));
+                return Err(NetError::Dial(
+                    addr.to_string(),
+                    format!("peer is {connected}, not {expected}"),
+                ));
             }
         }
         // Remember the address so the behaviour can redial after a node
         // restart without the caller noticing.
-        let plain: Multiaddr = addr.iter().filter(|p| !matches!(p, Protocol::P2p(_))).collect();
+        let plain: Multiaddr = addr
+            .iter()
+            .filter(|p| !matches!(p, Protocol::P2p(_)))
+            .collect();
         swarm.add_peer_address(connected, plain);
         let (tx, rx) = mpsc::channel(QUEUED_REQUESTS_MAX);
         tokio::spawn(drive(swarm, connected, rx));

@@ -37,10 +37,14 @@ async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> 
     if bytes.len() > MESSAGE_LEN_MAX {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("message of {} bytes exceeds the maximum {MESSAGE_LEN_MAX}", bytes.len()),
+            format!(
+                "message of {} bytes exceeds the maximum {MESSAGE_LEN_MAX}",
+                bytes.len()
+            ),
         ));
     }
-    let len = u32::try_from(bytes.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let len =
+        u32::try_from(bytes.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     io.write_all(&len.to_le_bytes()).await?;
     io.write_all(bytes).await?;
     io.flush().await?;
@@ -66,14 +70,24 @@ impl Codec for FrameCodec {
         read_frame(io).await
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
         write_frame(io, &req).await
     }
 
-    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: Vec<u8>) -> io::Result<()>
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {

@@ -15,7 +15,8 @@ const IDENTITY_FILE_LEN_MAX: u64 = 1024;
 
 /// Loads the keypair at `path`, or creates one (mode 0600) if absent.
 pub fn load_or_create(path: &Path) -> Result<Keypair, NetError> {
-    let err = |e: &dyn std::fmt::Display| NetError::Identity(path.display().to_string(), e.to_string());
+    let err =
+        |e: &dyn std::fmt::Display| NetError::Identity(path.display().to_string(), e.to_string());
     if path.exists() {
         let len = fs::metadata(path).map_err(|e| err(&e))?.len();
         if len > IDENTITY_FILE_LEN_MAX {

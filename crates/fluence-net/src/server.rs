@@ -46,9 +46,10 @@ impl Server {
         while listen_addrs.is_empty() {
             match swarm.select_next_some().await {
                 SwarmEvent::NewListenAddr { address, .. } => listen_addrs.push(address),
-                SwarmEvent::ListenerError { error, .. } | SwarmEvent::ListenerClosed { reason: Err(error), .. } => {
-                    return Err(NetError::Listen(listen.to_string(), error.to_string()))
-                }
+                SwarmEvent::ListenerError { error, .. }
+                | SwarmEvent::ListenerClosed {
+                    reason: Err(error), ..
+                } => return Err(NetError::Listen(listen.to_string(), error.to_string())),
                 _ => {}
             }
         }

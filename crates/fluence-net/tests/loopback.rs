@@ -20,7 +20,9 @@ impl RequestHandler for Echo {
 }
 
 async fn echo_server() -> (Server, Arc<Echo>) {
-    let handler = Arc::new(Echo { calls: AtomicUsize::new(0) });
+    let handler = Arc::new(Echo {
+        calls: AtomicUsize::new(0),
+    });
     let server = Server::start(
         Keypair::generate_ed25519(),
         "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
@@ -34,7 +36,9 @@ async fn echo_server() -> (Server, Arc<Echo>) {
 #[tokio::test]
 async fn request_and_response_cross_loopback() {
     let (server, handler) = echo_server().await;
-    let client = NodeClient::connect(server.dial_addr(), Duration::from_secs(5)).await.unwrap();
+    let client = NodeClient::connect(server.dial_addr(), Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(client.peer_id(), server.peer_id);
     let answer = client.call_bytes(b"abc".to_vec()).await.unwrap();
     assert_eq!(answer, b"cba");
@@ -55,7 +59,9 @@ async fn request_and_response_cross_loopback() {
 #[tokio::test]
 async fn large_messages_cross() {
     let (server, _) = echo_server().await;
-    let client = NodeClient::connect(server.dial_addr(), Duration::from_secs(5)).await.unwrap();
+    let client = NodeClient::connect(server.dial_addr(), Duration::from_secs(5))
+        .await
+        .unwrap();
     let big: Vec<u8> = (0..8 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     let mut expected = big.clone();
     expected.reverse();
@@ -66,8 +72,12 @@ async fn large_messages_cross() {
 async fn wrong_peer_id_is_refused() {
     let (server, _) = echo_server().await;
     let mut addr = server.listen_addrs[0].clone();
-    addr.push(libp2p::multiaddr::Protocol::P2p(Keypair::generate_ed25519().public().to_peer_id()));
-    assert!(NodeClient::connect(addr, Duration::from_secs(5)).await.is_err());
+    addr.push(libp2p::multiaddr::Protocol::P2p(
+        Keypair::generate_ed25519().public().to_peer_id(),
+    ));
+    assert!(NodeClient::connect(addr, Duration::from_secs(5))
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -76,7 +86,9 @@ async fn dialing_nothing_fails_cleanly() {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let addr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
-    assert!(NodeClient::connect(addr, Duration::from_secs(5)).await.is_err());
+    assert!(NodeClient::connect(addr, Duration::from_secs(5))
+        .await
+        .is_err());
 }
 
 #[test]

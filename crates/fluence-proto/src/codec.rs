@@ -218,7 +218,11 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    pub fn vec<T: Decode>(&mut self, max: usize, what: &'static str) -> Result<Vec<T>, DecodeError> {
+    pub fn vec<T: Decode>(
+        &mut self,
+        max: usize,
+        what: &'static str,
+    ) -> Result<Vec<T>, DecodeError> {
         self.vec_with(max, what, T::decode)
     }
 }

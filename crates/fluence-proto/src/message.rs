@@ -17,8 +17,12 @@ pub enum Request {
     /// Apply a client-signed write; answered with `Written` once durable.
     Write(SignedWrite),
     /// Datasets created by this owner key.
-    ListDatasets { owner: PublicKey },
-    DatasetInfo { dataset: DatasetId },
+    ListDatasets {
+        owner: PublicKey,
+    },
+    DatasetInfo {
+        dataset: DatasetId,
+    },
     /// One page of the documents selected by `plan`, in `DocId` order,
     /// starting after `after`.
     Find {
@@ -57,7 +61,10 @@ pub struct DocEntry {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
-    Written { seq: u64, state_root: Hash32 },
+    Written {
+        seq: u64,
+        state_root: Hash32,
+    },
     Datasets(Vec<DatasetSummary>),
     Info(DatasetInfo),
     /// `next` is the cursor for the following page, `None` at the end.

@@ -38,7 +38,10 @@ pub enum Plan {
     /// Documents with these ids (an `_id` lookup).
     Ids(Vec<DocId>),
     /// Documents holding any of these tokens in an `eq` or `text` index.
-    Tokens { index: IndexId, any_of: Vec<Token> },
+    Tokens {
+        index: IndexId,
+        any_of: Vec<Token>,
+    },
     /// Documents holding a value in `[lower, upper]` in a `range` index;
     /// a missing bound is open.
     Range {

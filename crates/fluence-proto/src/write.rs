@@ -159,9 +159,11 @@ impl Decode for IndexEntry {
         let index = IndexId::decode(reader)?;
         let values = match reader.u8("index values")? {
             1 => IndexValues::Tokens(reader.vec(VALUES_PER_INDEX_ENTRY_MAX, "index tokens")?),
-            2 => IndexValues::Ore(reader.vec_with(VALUES_PER_INDEX_ENTRY_MAX, "ore values", |r| {
-                r.bytes(ORE_CIPHERTEXT_LEN_MAX, "ore ciphertext")
-            })?),
+            2 => IndexValues::Ore(reader.vec_with(
+                VALUES_PER_INDEX_ENTRY_MAX,
+                "ore values",
+                |r| r.bytes(ORE_CIPHERTEXT_LEN_MAX, "ore ciphertext"),
+            )?),
             tag => {
                 return Err(DecodeError::UnknownTag {
                     what: "index values",
@@ -344,7 +346,9 @@ impl Decode for Action {
                 descriptor: reader.bytes(DESCRIPTOR_LEN_MAX, "descriptor")?,
                 indexes: reader.vec(INDEXES_PER_DATASET_MAX, "index declarations")?,
             }),
-            2 => Ok(Action::Batch(reader.vec(OPS_PER_BATCH_MAX, "batch operations")?)),
+            2 => Ok(Action::Batch(
+                reader.vec(OPS_PER_BATCH_MAX, "batch operations")?,
+            )),
             3 => Ok(Action::Reindex {
                 descriptor: reader.bytes(DESCRIPTOR_LEN_MAX, "descriptor")?,
                 indexes: reader.vec(INDEXES_PER_DATASET_MAX, "index declarations")?,

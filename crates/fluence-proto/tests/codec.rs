@@ -20,7 +20,10 @@ fn arb_plan() -> impl Strategy<Value = Plan> {
     let leaf = prop_oneof![
         Just(Plan::All),
         proptest::collection::vec(arb_doc_id(), 0..4).prop_map(Plan::Ids),
-        (arb_index_id(), proptest::collection::vec(any::<[u8; 16]>().prop_map(Token), 0..4))
+        (
+            arb_index_id(),
+            proptest::collection::vec(any::<[u8; 16]>().prop_map(Token), 0..4)
+        )
             .prop_map(|(index, any_of)| Plan::Tokens { index, any_of }),
         (
             arb_index_id(),
@@ -64,7 +67,10 @@ fn arb_op() -> impl Strategy<Value = DocOp> {
     prop_oneof![
         (
             arb_doc_id(),
-            prop_oneof![Just(Precondition::Absent), any::<u64>().prop_map(Precondition::Version)],
+            prop_oneof![
+                Just(Precondition::Absent),
+                any::<u64>().prop_map(Precondition::Version)
+            ],
             arb_sealed(),
             proptest::collection::vec(entry, 0..3)
         )
@@ -82,13 +88,25 @@ fn arb_op() -> impl Strategy<Value = DocOp> {
 }
 
 fn arb_decl() -> impl Strategy<Value = IndexDecl> {
-    (arb_index_id(), prop_oneof![Just(IndexKind::Eq), Just(IndexKind::Range), Just(IndexKind::Text)])
+    (
+        arb_index_id(),
+        prop_oneof![
+            Just(IndexKind::Eq),
+            Just(IndexKind::Range),
+            Just(IndexKind::Text)
+        ],
+    )
         .prop_map(|(id, kind)| IndexDecl { id, kind })
 }
 
 fn arb_request() -> impl Strategy<Value = Request> {
     let action = prop_oneof![
-        (any::<[u8; 32]>(), any::<[u8; 32]>(), arb_bytes(64), proptest::collection::vec(arb_decl(), 0..4))
+        (
+            any::<[u8; 32]>(),
+            any::<[u8; 32]>(),
+            arb_bytes(64),
+            proptest::collection::vec(arb_decl(), 0..4)
+        )
             .prop_map(|(owner, name_tag, descriptor, indexes)| Action::Create {
                 owner: PublicKey(owner),
                 name_tag,
@@ -96,8 +114,12 @@ fn arb_request() -> impl Strategy<Value = Request> {
                 indexes
             }),
         proptest::collection::vec(arb_op(), 0..4).prop_map(Action::Batch),
-        (arb_bytes(64), proptest::collection::vec(arb_decl(), 0..4))
-            .prop_map(|(descriptor, indexes)| Action::Reindex { descriptor, indexes }),
+        (arb_bytes(64), proptest::collection::vec(arb_decl(), 0..4)).prop_map(
+            |(descriptor, indexes)| Action::Reindex {
+                descriptor,
+                indexes
+            }
+        ),
         Just(Action::Drop),
     ];
     prop_oneof![
@@ -115,16 +137,24 @@ fn arb_request() -> impl Strategy<Value = Request> {
                 })
             }
         ),
-        any::<[u8; 32]>().prop_map(|owner| Request::ListDatasets { owner: PublicKey(owner) }),
-        any::<[u8; 32]>().prop_map(|d| Request::DatasetInfo { dataset: DatasetId(d) }),
-        (any::<[u8; 32]>(), arb_plan(), proptest::option::of(arb_doc_id()), any::<u32>()).prop_map(
-            |(d, plan, after, page_docs_max)| Request::Find {
+        any::<[u8; 32]>().prop_map(|owner| Request::ListDatasets {
+            owner: PublicKey(owner)
+        }),
+        any::<[u8; 32]>().prop_map(|d| Request::DatasetInfo {
+            dataset: DatasetId(d)
+        }),
+        (
+            any::<[u8; 32]>(),
+            arb_plan(),
+            proptest::option::of(arb_doc_id()),
+            any::<u32>()
+        )
+            .prop_map(|(d, plan, after, page_docs_max)| Request::Find {
                 dataset: DatasetId(d),
                 plan,
                 after,
                 page_docs_max
-            }
-        ),
+            }),
     ]
 }
 
@@ -144,9 +174,15 @@ fn arb_response() -> impl Strategy<Value = Response> {
                     .collect(),
             )
         }),
-        (proptest::collection::vec((arb_doc_id(), arb_sealed()), 0..3), proptest::option::of(arb_doc_id()))
+        (
+            proptest::collection::vec((arb_doc_id(), arb_sealed()), 0..3),
+            proptest::option::of(arb_doc_id())
+        )
             .prop_map(|(docs, next)| Response::Page {
-                docs: docs.into_iter().map(|(doc, sealed)| DocEntry { doc, sealed }).collect(),
+                docs: docs
+                    .into_iter()
+                    .map(|(doc, sealed)| DocEntry { doc, sealed })
+                    .collect(),
                 next
             }),
         prop_oneof![
@@ -154,9 +190,14 @@ fn arb_response() -> impl Strategy<Value = Response> {
             Just(NodeError::DatasetNotFound),
             Just(NodeError::BadSignature),
             any::<u64>().prop_map(|expected| NodeError::SeqMismatch { expected }),
-            (any::<u32>(), proptest::option::of(any::<u64>())).prop_map(|(op_index, found_version)| {
-                NodeError::Precondition { op_index, found_version }
-            }),
+            (any::<u32>(), proptest::option::of(any::<u64>())).prop_map(
+                |(op_index, found_version)| {
+                    NodeError::Precondition {
+                        op_index,
+                        found_version,
+                    }
+                }
+            ),
         ]
         .prop_map(Response::Error),
     ]
@@ -200,18 +241,30 @@ proptest! {
 
 #[test]
 fn trailing_bytes_are_rejected() {
-    let mut bytes = Request::ListDatasets { owner: PublicKey([7; 32]) }.to_bytes();
+    let mut bytes = Request::ListDatasets {
+        owner: PublicKey([7; 32]),
+    }
+    .to_bytes();
     bytes.push(0);
-    assert_eq!(Request::from_bytes(&bytes), Err(DecodeError::TrailingBytes(1)));
+    assert_eq!(
+        Request::from_bytes(&bytes),
+        Err(DecodeError::TrailingBytes(1))
+    );
 }
 
 #[test]
 fn other_protocol_versions_are_named() {
-    let mut bytes = Request::ListDatasets { owner: PublicKey([7; 32]) }.to_bytes();
+    let mut bytes = Request::ListDatasets {
+        owner: PublicKey([7; 32]),
+    }
+    .to_bytes();
     bytes[0] = 9;
     assert_eq!(
         Request::from_bytes(&bytes),
-        Err(DecodeError::UnsupportedVersion { found: 9, supported: PROTOCOL_VERSION })
+        Err(DecodeError::UnsupportedVersion {
+            found: 9,
+            supported: PROTOCOL_VERSION
+        })
     );
 }
 
@@ -226,7 +279,16 @@ fn huge_length_prefix_is_refused_before_allocation() {
     writer.u8(2);
     writer.u32(u32::MAX);
     let err = Request::from_bytes(&writer.into_bytes()).unwrap_err();
-    assert!(matches!(err, DecodeError::TooLong { what: "plan ids", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            DecodeError::TooLong {
+                what: "plan ids",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -238,7 +300,10 @@ fn plans_nested_too_deep_are_refused() {
     let bytes = plan.to_bytes();
     assert!(matches!(
         Plan::from_bytes(&bytes),
-        Err(DecodeError::TooLong { what: "plan depth", .. })
+        Err(DecodeError::TooLong {
+            what: "plan depth",
+            ..
+        })
     ));
     let mut ok = Plan::All;
     for _ in 0..(limits::PLAN_DEPTH_MAX - 1) {
@@ -249,7 +314,10 @@ fn plans_nested_too_deep_are_refused() {
 
 #[test]
 fn non_canonical_booleans_are_refused() {
-    let bound = OreBound { ct: vec![1, 2], inclusive: true };
+    let bound = OreBound {
+        ct: vec![1, 2],
+        inclusive: true,
+    };
     let mut bytes = bound.to_bytes();
     let last = bytes.len() - 1;
     bytes[last] = 2;

@@ -50,8 +50,12 @@ pub(crate) enum Expr {
     In { path: String, operands: Vec<Bson> },
     /// `$exists: true`.
     Exists { path: String },
-    /// `$text: {$search: ...}`, already split into words.
-    Text { words: Vec<String> },
+    /// `$text: {$search: ...}`, split into wanted words and, for terms
+    /// written `-word`, excluded words.
+    Text {
+        words: Vec<String>,
+        excluded: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,9 +163,16 @@ fn parse_text(value: &Bson) -> Result<Expr, String> {
         }
     }
     let search = search.ok_or("$text needs $search")?;
-    Ok(Expr::Text {
-        words: text_words(&search),
-    })
+    // MongoDB: a term preceded by whitespace and a hyphen is negated; a
+    // hyphen inside a term only separates words.
+    let (mut words, mut excluded) = (Vec::new(), Vec::new());
+    for term in search.split_whitespace() {
+        match term.strip_prefix('-') {
+            Some(negated) => excluded.extend(text_words(negated)),
+            None => words.extend(text_words(term)),
+        }
+    }
+    Ok(Expr::Text { words, excluded })
 }
 
 /// The condition on one field: `{path: value}`.
@@ -295,7 +306,7 @@ pub(crate) fn eval(expr: &Expr, doc: &Document, text_paths: &[&str]) -> bool {
             .iter()
             .any(|value| in_matches(value.as_ref(), operands)),
         Expr::Exists { path } => query_values(doc, path).iter().any(Option::is_some),
-        Expr::Text { words } => text_matches(doc, words, text_paths),
+        Expr::Text { words, excluded } => text_matches(doc, words, excluded, text_paths),
     }
 }
 
@@ -373,7 +384,7 @@ fn in_matches(value: Option<&Bson>, operands: &[Bson]) -> bool {
 /// dropped. `"Cherry-red PIE!"` -> `["cherry", "red", "pie"]`.
 ///
 /// (This is simpler than MongoDB's text search: no stemming, no stop words,
-/// no phrases or negations; `"-word"` is just `word`.)
+/// no phrases; negated terms are handled by the `$text` parser.)
 pub fn text_words(text: &str) -> Vec<String> {
     text.to_lowercase()
         .split(|c: char| !c.is_alphanumeric())
@@ -384,8 +395,13 @@ pub fn text_words(text: &str) -> Vec<String> {
 
 /// `$text`: some search word is among the words of some string reached by
 /// some text path (strings inside arrays included: the traversal yields
-/// array elements).
-fn text_matches(doc: &Document, search_words: &[String], text_paths: &[&str]) -> bool {
+/// array elements), and no excluded word is.
+fn text_matches(
+    doc: &Document,
+    search_words: &[String],
+    excluded: &[String],
+    text_paths: &[&str],
+) -> bool {
     let mut doc_words = Vec::new();
     for path in text_paths {
         for value in query_values(doc, path).into_iter().flatten() {
@@ -395,4 +411,5 @@ fn text_matches(doc: &Document, search_words: &[String], text_paths: &[&str]) ->
         }
     }
     search_words.iter().any(|word| doc_words.contains(word))
+        && !excluded.iter().any(|word| doc_words.contains(word))
 }

@@ -1,0 +1,312 @@
+//! `fluence`: run a devnet, a node or a gateway; manage keys; use datasets.
+
+mod data;
+mod keys;
+mod passphrase;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use fluence_net::Multiaddr;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "fluence",
+    version,
+    about = "Fluence: a decentralized, end-to-end encrypted document database"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a local network and gateway on loopback (foreground; Ctrl-C stops).
+    Devnet {
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        /// Data directory; running again on it resumes the same data.
+        #[arg(long, default_value = "devnet-data")]
+        dir: PathBuf,
+        /// HTTP API address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// First node's TCP port (0: pick free ports).
+        #[arg(long, default_value_t = 4001)]
+        p2p_port: u16,
+    },
+    /// Run a node.
+    Node {
+        #[arg(long, default_value = "fluence-node")]
+        data_dir: PathBuf,
+        #[arg(long, default_value = "/ip4/127.0.0.1/tcp/4001")]
+        listen: Multiaddr,
+        /// Append every received request to this file (audits, leak tests).
+        #[arg(long, hide = true)]
+        debug_record_requests: Option<PathBuf>,
+    },
+    /// Run a gateway holding an owner key, in front of one node.
+    Gateway {
+        /// The node's address, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3...
+        #[arg(long)]
+        node: Multiaddr,
+        /// Keystore file of the owner key.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+    },
+    /// Manage owner keys.
+    Keys {
+        /// Directory of keystore files (default: $FLUENCE_HOME/keys or ~/.fluence/keys).
+        #[arg(long, global = true)]
+        dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Create, list or drop datasets (through a running gateway).
+    Dataset {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
+    /// Insert one JSON document (or a JSON array of documents).
+    Insert {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        dataset: String,
+        document: String,
+    },
+    /// Import a JSON Lines file, one document per line.
+    Import {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        dataset: String,
+        file: PathBuf,
+    },
+    /// Find documents matching a MongoDB filter.
+    Find {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        dataset: String,
+        #[arg(default_value = "{}")]
+        filter: String,
+        #[arg(long)]
+        sort: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        skip: u64,
+        #[arg(long, default_value_t = 0)]
+        limit: i64,
+        #[arg(long)]
+        projection: Option<String>,
+    },
+    /// Update documents matching a filter.
+    Update {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        dataset: String,
+        filter: String,
+        update: String,
+        #[arg(long)]
+        multi: bool,
+        #[arg(long)]
+        upsert: bool,
+    },
+    /// Delete documents matching a filter.
+    Delete {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        dataset: String,
+        filter: String,
+        #[arg(long)]
+        multi: bool,
+    },
+    /// Count documents matching a filter.
+    Count {
+        #[command(flatten)]
+        gateway: GatewayArg,
+        dataset: String,
+        #[arg(default_value = "{}")]
+        filter: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct GatewayArg {
+    /// The gateway's HTTP address.
+    #[arg(
+        long = "gateway",
+        env = "FLUENCE_GATEWAY",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a new owner key.
+    New { name: String },
+    /// List keys with their public keys (no passphrase needed).
+    List,
+    /// Show one key's public information.
+    Show { name: String },
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Create a dataset; indexes as FIELD:KIND (eq, range, text).
+    Create {
+        name: String,
+        #[arg(long = "index")]
+        indexes: Vec<String>,
+    },
+    List,
+    Drop {
+        name: String,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLUENCE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Devnet {
+            nodes,
+            dir,
+            http,
+            p2p_port,
+        } => runtime()?.block_on(serve::devnet(nodes, dir, http, p2p_port)),
+        Command::Node {
+            data_dir,
+            listen,
+            debug_record_requests,
+        } => runtime()?.block_on(serve::node(data_dir, listen, debug_record_requests)),
+        Command::Gateway { node, key, http } => {
+            runtime()?.block_on(serve::gateway(key, node, http))
+        }
+        Command::Keys { dir, command } => {
+            let dir = dir.unwrap_or_else(keys::default_dir);
+            match command {
+                KeysCommand::New { name } => keys::new(&dir, &name),
+                KeysCommand::List => keys::list(&dir),
+                KeysCommand::Show { name } => keys::show(&dir, &name),
+            }
+        }
+        Command::Dataset { gateway, command } => {
+            let gw = data::Gateway::new(&gateway.url);
+            let answer = match command {
+                DatasetCommand::Create { name, indexes } => data::create(&gw, &name, &indexes)?,
+                DatasetCommand::List => data::list(&gw)?,
+                DatasetCommand::Drop { name } => data::drop(&gw, &name)?,
+            };
+            data::print(&answer);
+            Ok(())
+        }
+        Command::Insert {
+            gateway,
+            dataset,
+            document,
+        } => {
+            let gw = data::Gateway::new(&gateway.url);
+            let value = data::parse_json(&document, "document")?;
+            let body = if value.is_array() {
+                json!({"documents": value})
+            } else {
+                value
+            };
+            data::print(&data::op(&gw, &dataset, "documents", &body)?);
+            Ok(())
+        }
+        Command::Import {
+            gateway,
+            dataset,
+            file,
+        } => {
+            let gw = data::Gateway::new(&gateway.url);
+            let count = data::import(&gw, &dataset, &file)?;
+            println!("imported {count} documents into {dataset}");
+            Ok(())
+        }
+        Command::Find {
+            gateway,
+            dataset,
+            filter,
+            sort,
+            skip,
+            limit,
+            projection,
+        } => {
+            let gw = data::Gateway::new(&gateway.url);
+            let mut body = json!({"filter": data::parse_json(&filter, "filter")?, "skip": skip, "limit": limit});
+            if let Some(sort) = sort {
+                body["sort"] = data::parse_json(&sort, "sort")?;
+            }
+            if let Some(projection) = projection {
+                body["projection"] = data::parse_json(&projection, "projection")?;
+            }
+            data::print(&data::op(&gw, &dataset, "find", &body)?);
+            Ok(())
+        }
+        Command::Update {
+            gateway,
+            dataset,
+            filter,
+            update,
+            multi,
+            upsert,
+        } => {
+            let gw = data::Gateway::new(&gateway.url);
+            let body = json!({
+                "filter": data::parse_json(&filter, "filter")?,
+                "update": data::parse_json(&update, "update")?,
+                "multi": multi,
+                "upsert": upsert,
+            });
+            data::print(&data::op(&gw, &dataset, "update", &body)?);
+            Ok(())
+        }
+        Command::Delete {
+            gateway,
+            dataset,
+            filter,
+            multi,
+        } => {
+            let gw = data::Gateway::new(&gateway.url);
+            let body = json!({"filter": data::parse_json(&filter, "filter")?, "multi": multi});
+            data::print(&data::op(&gw, &dataset, "delete", &body)?);
+            Ok(())
+        }
+        Command::Count {
+            gateway,
+            dataset,
+            filter,
+        } => {
+            let gw = data::Gateway::new(&gateway.url);
+            data::print(&data::op(
+                &gw,
+                &dataset,
+                "count",
+                &json!({"filter": data::parse_json(&filter, "filter")?}),
+            )?);
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

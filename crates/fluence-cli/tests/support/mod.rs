@@ -1,0 +1,266 @@
+//! Starting the real `fluence` binary as a process and talking to it over
+//! HTTP on loopback.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn fluence() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fluence"));
+    command
+        .env_remove("FLUENCE_PASSPHRASE")
+        .env("FLUENCE_LOG", "warn");
+    command
+}
+
+/// A running `fluence` process whose stdout is collected line by line.
+pub struct Process {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Process {
+    pub fn spawn(mut command: Command) -> Process {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start fluence");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Process {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stdout line containing `needle` and returns it.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    let mut err = String::new();
+                    if let Some(mut stderr) = self.child.stderr.take() {
+                        let _ = stderr.read_to_string(&mut err);
+                    }
+                    panic!(
+                        "no line with {needle:?}; stdout so far: {:?}; stderr: {err}",
+                        self.seen
+                    );
+                }
+            }
+        }
+    }
+
+    /// SIGTERM, then waits; returns the exit status and the rest of stdout.
+    pub fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("wait for fluence");
+        // The process has exited, so its stdout reaches EOF and the reader
+        // thread hangs up: this drains every remaining line.
+        let rest: Vec<String> = self.lines.iter().collect();
+        self.seen.extend(rest);
+        (status, self.seen.clone())
+    }
+
+    /// Waits for the process to exit by itself; returns status and stderr.
+    pub fn exit(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("wait for fluence");
+        let mut err = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut err);
+        }
+        (status, err)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A devnet on free ports in `dir`.
+pub struct Devnet {
+    pub process: Process,
+    pub api: String,
+}
+
+impl Devnet {
+    pub fn start(dir: &Path, passphrase: &str) -> Devnet {
+        let mut command = fluence();
+        command
+            .args([
+                "devnet",
+                "--nodes",
+                "1",
+                "--http",
+                "127.0.0.1:0",
+                "--p2p-port",
+                "0",
+                "--dir",
+            ])
+            .arg(dir)
+            .env("FLUENCE_PASSPHRASE", passphrase);
+        let mut process = Process::spawn(command);
+        let line = process.wait_for("HTTP API:");
+        let api = line
+            .split_whitespace()
+            .last()
+            .expect("address")
+            .trim_end_matches("/v1")
+            .to_string();
+        Devnet { process, api }
+    }
+}
+
+/// Minimal HTTP/JSON client for tests.
+pub struct Http {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Http {
+    pub fn new(base: &str) -> Http {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        Http {
+            base: base.to_string(),
+            agent,
+        }
+    }
+
+    fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
+        let mut response = response.expect("HTTP request");
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_string()
+            .expect("body");
+        let value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        (status, value)
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        Self::read(
+            self.agent
+                .post(format!("{}{path}", self.base))
+                .send_json(body),
+        )
+    }
+
+    pub fn post_raw(&self, path: &str, body: &[u8]) -> (u16, Value) {
+        Self::read(
+            self.agent
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .send(body),
+        )
+    }
+
+    /// A request that declares a body of `len` bytes but sends only a few:
+    /// the server must refuse on the declared length, before reading.
+    pub fn post_declaring_len(&self, path: &str, len: usize) -> (u16, Value) {
+        use std::io::Write;
+        let authority = self.base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{{\"a\": "
+        )
+        .expect("send");
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response);
+        let status: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+        // The body may be chunked; take the JSON object inside.
+        let start = body.find('{').unwrap_or(0);
+        let end = body.rfind('}').map(|e| e + 1).unwrap_or(body.len());
+        (
+            status,
+            serde_json::from_str(&body[start..end]).unwrap_or(Value::Null),
+        )
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        Self::read(self.agent.get(format!("{}{path}", self.base)).call())
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        Self::read(self.agent.delete(format!("{}{path}", self.base)).call())
+    }
+
+    /// POST that must succeed; returns the body.
+    pub fn ok(&self, path: &str, body: &Value) -> Value {
+        let (status, value) = self.post(path, body);
+        assert!(
+            (200..300).contains(&status),
+            "{path} answered {status}: {value}"
+        );
+        value
+    }
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,714 @@
+//! The client proper: dataset management, writes signed by the owner, and
+//! MongoDB-style queries evaluated exactly after decryption.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bson::{oid::ObjectId, Bson, Document};
+use fluence_crypto::keys::MasterKey;
+use fluence_crypto::sign::SigningKey;
+use fluence_proto::limits::{OPS_PER_BATCH_MAX, PAGE_DOCS_MAX};
+use fluence_proto::{
+    Action, DocEntry, DocId, DocOp, Encode, NodeError, Plan, Precondition, PublicKey, Request,
+    Response, Signature, SignedWrite, WriteBody, WRITE_SIGNING_DOMAIN,
+};
+use tokio::sync::Mutex;
+
+use crate::dataset::Dataset;
+use crate::descriptor::{Descriptor, IndexSpec};
+use crate::error::ClientError;
+use crate::query::{self, EvalContext, Filter, Projection, SortSpec, Update};
+use crate::transport::Transport;
+
+/// Bytes of encoded operations per signed batch: well under the protocol's
+/// message limit, and small enough that one batch commits in milliseconds.
+const BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Documents asked for per page of a find.
+const FIND_PAGE_DOCS: u32 = 1000;
+/// Attempts when another writer advanced the dataset's sequence meanwhile.
+const SEQ_RETRIES_MAX: usize = 5;
+
+/// What `find` takes, as MongoDB's find command does.
+#[derive(Debug, Clone, Default)]
+pub struct FindOptions {
+    pub filter: Document,
+    pub sort: Option<Document>,
+    pub skip: u64,
+    /// 0 means no limit; a negative limit is taken as its absolute value.
+    pub limit: i64,
+    pub projection: Option<Document>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertResult {
+    pub inserted_ids: Vec<Bson>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UpdateResult {
+    pub matched: u64,
+    pub modified: u64,
+    pub upserted_id: Option<Bson>,
+}
+
+/// A dataset as listed to its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetView {
+    pub name: String,
+    pub indexes: Vec<IndexSpec>,
+    pub doc_count: u64,
+    pub seq: u64,
+    pub state_root: String,
+}
+
+/// One decrypted document and where it lives.
+struct Matched {
+    doc_id: DocId,
+    version: u64,
+    doc: Document,
+}
+
+struct DatasetState {
+    dataset: Dataset,
+    /// Sequence number of the last write this client knows applied; the
+    /// lock also serialises this gateway's writes to the dataset.
+    last_seq: Mutex<u64>,
+}
+
+pub struct Client<T: Transport> {
+    master: MasterKey,
+    signer: SigningKey,
+    owner: PublicKey,
+    transport: T,
+    datasets: Mutex<HashMap<String, Arc<DatasetState>>>,
+}
+
+impl<T: Transport> Client<T> {
+    pub fn new(master: MasterKey, transport: T) -> Self {
+        let signer = master.owner_signing_key();
+        let owner = PublicKey(master.owner_public_key());
+        Client {
+            master,
+            signer,
+            owner,
+            transport,
+            datasets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn owner(&self) -> PublicKey {
+        self.owner
+    }
+
+    async fn call(&self, request: &Request) -> Result<Response, ClientError> {
+        match self.transport.call(request).await? {
+            Response::Error(error) => Err(ClientError::Node(error)),
+            response => Ok(response),
+        }
+    }
+
+    fn sign(&self, body: WriteBody) -> SignedWrite {
+        let signature = Signature(self.signer.sign(WRITE_SIGNING_DOMAIN, &body.to_bytes()));
+        SignedWrite { body, signature }
+    }
+
+    pub async fn create_dataset(
+        &self,
+        name: &str,
+        indexes: Vec<IndexSpec>,
+    ) -> Result<DatasetView, ClientError> {
+        let descriptor = Descriptor::new(name, indexes)?;
+        let dataset = Dataset::new(&self.master, descriptor.clone());
+        let sealed = self
+            .master
+            .catalog_key()
+            .seal_descriptor(&dataset.id.0, &descriptor.to_bytes());
+        let write = self.sign(WriteBody {
+            dataset: dataset.id,
+            seq: 0,
+            action: Action::Create {
+                owner: self.owner,
+                name_tag: dataset.name_tag,
+                descriptor: sealed,
+                indexes: dataset.index_decls(),
+            },
+        });
+        match self.call(&Request::Write(write)).await {
+            Ok(Response::Written { seq, state_root }) => {
+                self.datasets.lock().await.insert(
+                    name.to_string(),
+                    Arc::new(DatasetState {
+                        dataset,
+                        last_seq: Mutex::new(seq),
+                    }),
+                );
+                Ok(DatasetView {
+                    name: name.to_string(),
+                    indexes: descriptor.indexes,
+                    doc_count: 0,
+                    seq,
+                    state_root: state_root.to_hex(),
+                })
+            }
+            Ok(other) => Err(unexpected(&other)),
+            Err(ClientError::Node(NodeError::DatasetExists)) => {
+                Err(ClientError::DatasetExists(name.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Looks a dataset up by name (cached after the first time).
+    async fn dataset(&self, name: &str) -> Result<Arc<DatasetState>, ClientError> {
+        crate::descriptor::validate_name(name)?;
+        if let Some(state) = self.datasets.lock().await.get(name) {
+            return Ok(Arc::clone(state));
+        }
+        let name_tag = self.master.catalog_key().name_tag(name);
+        let id =
+            fluence_proto::DatasetId(fluence_crypto::keys::dataset_id(&self.owner.0, &name_tag));
+        let info = match self.call(&Request::DatasetInfo { dataset: id }).await {
+            Ok(Response::Info(info)) => info,
+            Ok(other) => return Err(unexpected(&other)),
+            Err(ClientError::Node(NodeError::DatasetNotFound)) => {
+                return Err(ClientError::DatasetNotFound(name.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        let descriptor = self.open_descriptor(&info.dataset, &info.descriptor)?;
+        if descriptor.name != name {
+            return Err(ClientError::Integrity(format!(
+                "node returned the descriptor of another dataset for {name:?}"
+            )));
+        }
+        let dataset = Dataset::new(&self.master, descriptor);
+        if dataset.index_decls() != info.indexes {
+            return Err(ClientError::Integrity(format!(
+                "node's index declarations for {name:?} do not match the signed descriptor"
+            )));
+        }
+        let state = Arc::new(DatasetState {
+            dataset,
+            last_seq: Mutex::new(info.seq),
+        });
+        self.datasets
+            .lock()
+            .await
+            .insert(name.to_string(), Arc::clone(&state));
+        Ok(state)
+    }
+
+    fn open_descriptor(
+        &self,
+        id: &fluence_proto::DatasetId,
+        sealed: &[u8],
+    ) -> Result<Descriptor, ClientError> {
+        let plaintext = self
+            .master
+            .catalog_key()
+            .open_descriptor(&id.0, sealed)
+            .map_err(|_| {
+                ClientError::Integrity(format!("descriptor of dataset {id} failed authentication"))
+            })?;
+        Descriptor::from_bytes(&plaintext)
+    }
+
+    pub async fn list_datasets(&self) -> Result<Vec<DatasetView>, ClientError> {
+        let summaries = match self
+            .call(&Request::ListDatasets { owner: self.owner })
+            .await?
+        {
+            Response::Datasets(list) => list,
+            other => return Err(unexpected(&other)),
+        };
+        let mut views = Vec::with_capacity(summaries.len());
+        for summary in summaries {
+            let descriptor = self.open_descriptor(&summary.dataset, &summary.descriptor)?;
+            views.push(self.describe(&descriptor.name).await?);
+        }
+        views.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(views)
+    }
+
+    /// Name, indexes and the node's current counters for one dataset.
+    pub async fn describe(&self, name: &str) -> Result<DatasetView, ClientError> {
+        let state = self.dataset(name).await?;
+        match self
+            .call(&Request::DatasetInfo {
+                dataset: state.dataset.id,
+            })
+            .await?
+        {
+            Response::Info(info) => Ok(DatasetView {
+                name: name.to_string(),
+                indexes: state.dataset.descriptor.indexes.clone(),
+                doc_count: info.doc_count,
+                seq: info.seq,
+                state_root: info.state_root.to_hex(),
+            }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn drop_dataset(&self, name: &str) -> Result<(), ClientError> {
+        let state = self.dataset(name).await?;
+        let mut last_seq = state.last_seq.lock().await;
+        self.submit(&state, &mut last_seq, Action::Drop).await?;
+        self.datasets.lock().await.remove(name);
+        Ok(())
+    }
+
+    /// Signs `action` with the next sequence number and submits it,
+    /// following the node's sequence if another writer got there first.
+    async fn submit(
+        &self,
+        state: &DatasetState,
+        last_seq: &mut u64,
+        action: Action,
+    ) -> Result<(), ClientError> {
+        for _ in 0..SEQ_RETRIES_MAX {
+            let write = self.sign(WriteBody {
+                dataset: state.dataset.id,
+                seq: *last_seq + 1,
+                action: action.clone(),
+            });
+            match self.call(&Request::Write(write)).await {
+                Ok(Response::Written { seq, .. }) => {
+                    *last_seq = seq;
+                    return Ok(());
+                }
+                Ok(other) => return Err(unexpected(&other)),
+                Err(ClientError::Node(NodeError::SeqMismatch { expected })) if expected > 0 => {
+                    *last_seq = expected - 1;
+                }
+                Err(ClientError::Node(NodeError::DatasetNotFound)) => {
+                    self.datasets.lock().await.remove(state.dataset.name());
+                    return Err(ClientError::DatasetNotFound(
+                        state.dataset.name().to_string(),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ClientError::Conflict(format!(
+            "dataset {:?} kept changing under concurrent writers",
+            state.dataset.name()
+        )))
+    }
+
+    /// Submits document operations in batches bounded by size. On a failed
+    /// precondition the batch is atomic on the node, so the operations
+    /// before the failing one are resubmitted and the failure is returned
+    /// with how many operations were applied in total.
+    async fn submit_ops(
+        &self,
+        state: &DatasetState,
+        last_seq: &mut u64,
+        ops: Vec<DocOp>,
+    ) -> Result<u64, (u64, ClientError)> {
+        let mut applied = 0u64;
+        for mut batch in batches(ops) {
+            let len = batch.len() as u64;
+            match self
+                .submit(state, last_seq, Action::Batch(batch.clone()))
+                .await
+            {
+                Ok(()) => applied += len,
+                Err(ClientError::Node(NodeError::Precondition {
+                    op_index,
+                    found_version,
+                })) => {
+                    let op_index = op_index as usize;
+                    if op_index > batch.len() {
+                        return Err((
+                            applied,
+                            ClientError::Integrity(
+                                "node blamed an operation that was not sent".into(),
+                            ),
+                        ));
+                    }
+                    batch.truncate(op_index);
+                    if !batch.is_empty() {
+                        let prefix = batch.len() as u64;
+                        self.submit(state, last_seq, Action::Batch(batch))
+                            .await
+                            .map_err(|e| (applied, e))?;
+                        applied += prefix;
+                    }
+                    return Err((
+                        applied,
+                        ClientError::Node(NodeError::Precondition {
+                            op_index: op_index as u32,
+                            found_version,
+                        }),
+                    ));
+                }
+                Err(e) => return Err((applied, e)),
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Inserts documents in order; `_id` is generated when absent. Stops at
+    /// the first duplicate `_id`, keeping the documents before it, as
+    /// MongoDB's ordered insert does.
+    pub async fn insert(
+        &self,
+        name: &str,
+        docs: Vec<Document>,
+    ) -> Result<InsertResult, ClientError> {
+        let state = self.dataset(name).await?;
+        let mut ops = Vec::with_capacity(docs.len());
+        let mut ids = Vec::with_capacity(docs.len());
+        for doc in docs {
+            query::limits::check_depth(&doc)?;
+            let doc = with_id(doc)?;
+            ops.push(state.dataset.put_op(&doc, 1, Precondition::Absent)?);
+            ids.push(doc.get("_id").cloned().unwrap_or(Bson::Null));
+        }
+        let mut last_seq = state.last_seq.lock().await;
+        match self.submit_ops(&state, &mut last_seq, ops).await {
+            Ok(_) => Ok(InsertResult { inserted_ids: ids }),
+            Err((applied, ClientError::Node(NodeError::Precondition { .. }))) => {
+                let id = ids
+                    .get(applied as usize)
+                    .map(display_id)
+                    .unwrap_or_default();
+                Err(ClientError::DuplicateKey {
+                    id,
+                    inserted: applied,
+                })
+            }
+            Err((_, e)) => Err(e),
+        }
+    }
+
+    fn plan(
+        &self,
+        dataset: &Dataset,
+        filter_doc: &Document,
+        filter: &Filter,
+    ) -> Result<Plan, ClientError> {
+        let indexed = dataset.lower(&query::plan(filter, &dataset.planner_indexes())?);
+        Ok(match id_lookup(dataset, filter_doc) {
+            Some(ids) if indexed == Plan::All => ids,
+            Some(ids) => Plan::And(vec![ids, indexed]),
+            None => indexed,
+        })
+    }
+
+    /// Every document matching `filter`, decrypted and verified; stops
+    /// early once `enough` documents matched.
+    async fn matching(
+        &self,
+        state: &DatasetState,
+        filter_doc: &Document,
+        enough: Option<usize>,
+    ) -> Result<Vec<Matched>, ClientError> {
+        let dataset = &state.dataset;
+        let filter = query::parse_filter(filter_doc)?;
+        let plan = self.plan(dataset, filter_doc, &filter)?;
+        let text_paths = dataset.text_paths();
+        let context = EvalContext::new(&text_paths, &fluence_crypto::text::normalize_words);
+        let mut matched = Vec::new();
+        let mut after: Option<DocId> = None;
+        loop {
+            let request = Request::Find {
+                dataset: dataset.id,
+                plan: plan.clone(),
+                after,
+                page_docs_max: FIND_PAGE_DOCS.min(PAGE_DOCS_MAX as u32),
+            };
+            let (docs, next) = match self.call(&request).await {
+                Ok(Response::Page { docs, next }) => (docs, next),
+                Ok(other) => return Err(unexpected(&other)),
+                Err(ClientError::Node(NodeError::DatasetNotFound)) => {
+                    return Err(ClientError::DatasetNotFound(dataset.name().to_string()))
+                }
+                Err(e) => return Err(e),
+            };
+            check_page_order(after, &docs, next)?;
+            for entry in &docs {
+                let doc = dataset.open(entry)?;
+                if query::eval(&filter, &doc, &context) {
+                    matched.push(Matched {
+                        doc_id: entry.doc,
+                        version: entry.sealed.version,
+                        doc,
+                    });
+                    if enough.is_some_and(|n| matched.len() >= n) {
+                        return Ok(matched);
+                    }
+                }
+            }
+            match next {
+                Some(cursor) => after = Some(cursor),
+                None => return Ok(matched),
+            }
+        }
+    }
+
+    pub async fn find(
+        &self,
+        name: &str,
+        options: FindOptions,
+    ) -> Result<Vec<Document>, ClientError> {
+        let state = self.dataset(name).await?;
+        let sort = options.sort.as_ref().map(SortSpec::parse).transpose()?;
+        let projection = options
+            .projection
+            .as_ref()
+            .map(Projection::parse)
+            .transpose()?;
+        let limit = options.limit.unsigned_abs();
+        let skip = options.skip;
+        // Without a sort, the first skip + limit matches are the answer.
+        let enough = match (&sort, limit) {
+            (None, l) if l > 0 => usize::try_from(skip.saturating_add(l)).ok(),
+            _ => None,
+        };
+        let matched = self.matching(&state, &options.filter, enough).await?;
+        let mut docs: Vec<Document> = matched.into_iter().map(|m| m.doc).collect();
+        if let Some(sort) = &sort {
+            sort.sort(&mut docs)?;
+        }
+        let docs = docs
+            .into_iter()
+            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+            .take(if limit == 0 {
+                usize::MAX
+            } else {
+                usize::try_from(limit).unwrap_or(usize::MAX)
+            });
+        Ok(match &projection {
+            Some(projection) => docs.map(|d| projection.apply(&d)).collect(),
+            None => docs.collect(),
+        })
+    }
+
+    pub async fn count(&self, name: &str, filter: &Document) -> Result<u64, ClientError> {
+        let state = self.dataset(name).await?;
+        Ok(self.matching(&state, filter, None).await?.len() as u64)
+    }
+
+    /// Applies `update` to the first (or, with `multi`, every) matching
+    /// document; with `upsert` and no match, inserts one built from the
+    /// filter's equalities, as MongoDB does.
+    pub async fn update(
+        &self,
+        name: &str,
+        filter: &Document,
+        update: &Document,
+        multi: bool,
+        upsert: bool,
+    ) -> Result<UpdateResult, ClientError> {
+        let state = self.dataset(name).await?;
+        let update = Update::parse(update)?;
+        if multi && update.is_replacement() {
+            return Err(ClientError::InvalidRequest(
+                "multi update is not allowed with a replacement document".into(),
+            ));
+        }
+        // Holding the write lock across read-modify-write makes this
+        // gateway's updates serialisable; version preconditions protect
+        // against any other writer.
+        let mut last_seq = state.last_seq.lock().await;
+        let matched = self
+            .matching(&state, filter, if multi { None } else { Some(1) })
+            .await?;
+        if matched.is_empty() {
+            if !upsert {
+                return Ok(UpdateResult::default());
+            }
+            let doc = with_id(update.apply_upsert(filter)?)?;
+            let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
+            let op = state.dataset.put_op(&doc, 1, Precondition::Absent)?;
+            self.submit_ops(&state, &mut last_seq, vec![op])
+                .await
+                .map_err(|(_, e)| conflict_to_duplicate(e, &id))?;
+            return Ok(UpdateResult {
+                matched: 0,
+                modified: 0,
+                upserted_id: Some(id),
+            });
+        }
+        let mut ops = Vec::new();
+        for m in &matched {
+            let mut doc = m.doc.clone();
+            if !update.apply(&mut doc)? {
+                continue;
+            }
+            if doc.get("_id") != m.doc.get("_id") {
+                return Err(ClientError::InvalidRequest(
+                    "Performing an update on the path '_id' would modify the immutable field '_id'"
+                        .into(),
+                ));
+            }
+            debug_assert_eq!(
+                state.dataset.doc_id(doc.get("_id").unwrap_or(&Bson::Null)),
+                m.doc_id
+            );
+            ops.push(state.dataset.put_op(
+                &doc,
+                m.version + 1,
+                Precondition::Version(m.version),
+            )?);
+        }
+        let modified = ops.len() as u64;
+        self.submit_ops(&state, &mut last_seq, ops)
+            .await
+            .map_err(|(_, e)| e)?;
+        Ok(UpdateResult {
+            matched: matched.len() as u64,
+            modified,
+            upserted_id: None,
+        })
+    }
+
+    /// Deletes the first (or, with `multi`, every) matching document.
+    pub async fn delete(
+        &self,
+        name: &str,
+        filter: &Document,
+        multi: bool,
+    ) -> Result<u64, ClientError> {
+        let state = self.dataset(name).await?;
+        let mut last_seq = state.last_seq.lock().await;
+        let matched = self
+            .matching(&state, filter, if multi { None } else { Some(1) })
+            .await?;
+        let ops: Vec<DocOp> = matched
+            .iter()
+            .map(|m| DocOp::Delete {
+                doc: m.doc_id,
+                expect_version: m.version,
+            })
+            .collect();
+        let deleted = ops.len() as u64;
+        self.submit_ops(&state, &mut last_seq, ops)
+            .await
+            .map_err(|(_, e)| e)?;
+        Ok(deleted)
+    }
+}
+
+fn unexpected(response: &Response) -> ClientError {
+    ClientError::Integrity(format!("node sent an unexpected response: {response:?}"))
+}
+
+fn conflict_to_duplicate(error: ClientError, id: &Bson) -> ClientError {
+    match error {
+        ClientError::Node(NodeError::Precondition { .. }) => ClientError::DuplicateKey {
+            id: display_id(id),
+            inserted: 0,
+        },
+        other => other,
+    }
+}
+
+fn display_id(id: &Bson) -> String {
+    id.clone().into_relaxed_extjson().to_string()
+}
+
+/// Gives `doc` an `_id` if it has none (first, as MongoDB places it) and
+/// checks the one it has.
+fn with_id(doc: Document) -> Result<Document, ClientError> {
+    match doc.get("_id") {
+        Some(Bson::Array(_)) => Err(ClientError::InvalidRequest(
+            "The '_id' value cannot be of type array".into(),
+        )),
+        Some(Bson::RegularExpression(_)) => Err(ClientError::InvalidRequest(
+            "The '_id' value cannot be of type regex".into(),
+        )),
+        Some(_) => Ok(doc),
+        None => {
+            let mut with = Document::new();
+            with.insert("_id", ObjectId::new());
+            with.extend(doc);
+            Ok(with)
+        }
+    }
+}
+
+/// Splits operations into batches bounded by count and encoded size.
+fn batches(ops: Vec<DocOp>) -> Vec<Vec<DocOp>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0usize;
+    for op in ops {
+        let size = op.to_bytes().len();
+        if !current.is_empty()
+            && (bytes + size > BATCH_BYTES_MAX || current.len() >= OPS_PER_BATCH_MAX)
+        {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(op);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// A node must page in strictly increasing id order after the cursor; an
+/// answer that does not is refused rather than risk looping or repeating.
+fn check_page_order(
+    after: Option<DocId>,
+    docs: &[DocEntry],
+    next: Option<DocId>,
+) -> Result<(), ClientError> {
+    let mut previous = after;
+    for entry in docs {
+        if previous.is_some_and(|p| entry.doc <= p) {
+            return Err(ClientError::Integrity(
+                "node returned a page out of order".into(),
+            ));
+        }
+        previous = Some(entry.doc);
+    }
+    if let (Some(next), Some(last)) = (next, previous) {
+        if next < last {
+            return Err(ClientError::Integrity(
+                "node returned a cursor behind its page".into(),
+            ));
+        }
+    }
+    if next.is_some() && docs.is_empty() && next <= after {
+        return Err(ClientError::Integrity(
+            "node returned a cursor that does not advance".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `{_id: v}`, `{_id: {$eq: v}}` and `{_id: {$in: [...]}}` at the top level
+/// of a filter become a direct lookup by document id.
+fn id_lookup(dataset: &Dataset, filter: &Document) -> Option<Plan> {
+    let value = filter.get("_id")?;
+    let ids: Vec<DocId> = match value {
+        Bson::Document(ops) if ops.keys().any(|k| k.starts_with('$')) => {
+            if ops.len() != 1 {
+                return None;
+            }
+            match ops.iter().next() {
+                Some((op, v)) if op == "$eq" && !matches!(v, Bson::Array(_) | Bson::Null) => {
+                    vec![dataset.doc_id(v)]
+                }
+                Some((op, Bson::Array(values))) if op == "$in" => {
+                    if values.iter().any(|v| {
+                        matches!(v, Bson::Array(_) | Bson::Null | Bson::RegularExpression(_))
+                    }) {
+                        return None;
+                    }
+                    values.iter().map(|v| dataset.doc_id(v)).collect()
+                }
+                _ => return None,
+            }
+        }
+        Bson::Array(_) | Bson::Null | Bson::RegularExpression(_) => return None,
+        v => vec![dataset.doc_id(v)],
+    };
+    Some(Plan::Ids(ids))
+}

@@ -1,0 +1,49 @@
+//! Errors the client reports to applications. Each has a stable `code`
+//! that the gateway puts in its JSON errors; messages never leak keys or
+//! plaintext of other documents.
+
+use fluence_proto::NodeError;
+
+use crate::query::QueryError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error("dataset {0:?} does not exist")]
+    DatasetNotFound(String),
+    #[error("dataset {0:?} already exists")]
+    DatasetExists(String),
+    #[error("duplicate key: a document with _id {id} already exists ({inserted} documents inserted before it)")]
+    DuplicateKey { id: String, inserted: u64 },
+    #[error("document is {size} bytes as BSON, above the maximum of {max}")]
+    DocumentTooLarge { size: usize, max: usize },
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+    #[error("node refused the request: {0}")]
+    Node(NodeError),
+    #[error("node unavailable: {0}")]
+    Unavailable(String),
+    #[error("write conflict: {0}")]
+    Conflict(String),
+}
+
+impl ClientError {
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::InvalidRequest(_) => "bad_request",
+            ClientError::Query(_) => "bad_query",
+            ClientError::DatasetNotFound(_) => "dataset_not_found",
+            ClientError::DatasetExists(_) => "dataset_exists",
+            ClientError::DuplicateKey { .. } => "duplicate_key",
+            ClientError::DocumentTooLarge { .. } => "document_too_large",
+            ClientError::Integrity(_) => "integrity_error",
+            ClientError::Node(_) => "node_error",
+            ClientError::Unavailable(_) => "node_unavailable",
+            ClientError::Conflict(_) => "write_conflict",
+        }
+    }
+}

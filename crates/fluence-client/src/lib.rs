@@ -1,0 +1,18 @@
+//! Fluence client SDK: everything that happens on the data owner's machine.
+//!
+//! Owns encryption of documents and index entries, MongoDB query semantics
+//! (parsing, planning against encrypted indexes, exact evaluation after
+//! decryption) and verification of node answers. Must not depend on the node
+//! daemon or its storage engine: it talks to nodes only through
+//! `fluence-proto` messages over a [`Transport`].
+
+pub mod client;
+pub mod dataset;
+pub mod descriptor;
+pub mod error;
+pub mod query;
+pub mod transport;
+
+pub use client::{Client, DatasetView, FindOptions, InsertResult, UpdateResult};
+pub use error::ClientError;
+pub use transport::Transport;
