@@ -30,12 +30,24 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Harness {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Harness::with_key(tempfile::tempdir().expect("tempdir"), MasterKey::generate())
+    }
+
+    /// A node over the store in `dir` and a client holding `master`.
+    pub fn with_key(dir: tempfile::TempDir, master: MasterKey) -> Harness {
         let node = Arc::new(NodeService::new(
             NodeStore::open(dir.path()).expect("open store"),
         ));
-        let client = Client::new(MasterKey::generate(), Local(node.clone()));
+        let client = Client::new(master, Local(node.clone()));
         Harness { dir, node, client }
+    }
+
+    /// Closes the node (releasing its files) and hands back the directory.
+    pub fn close(self) -> tempfile::TempDir {
+        let Harness { dir, node, client } = self;
+        drop(client);
+        drop(node);
+        dir
     }
 
     /// Another owner's client on the same node.
