@@ -8,6 +8,8 @@
 //! - `digests[d] = DocDigest::compute(docs[d], entries[d])`;
 //! - the postings and range tables hold exactly the values of `entries`,
 //!   and `entries` only references declared indexes, with the right shape;
+//! - `multi` holds exactly the (range index, doc) pairs whose entry holds
+//!   two or more distinct ORE plaintexts (`layout::multi_valued`);
 //! - the `merkle` table is the tree over `digests`; `meta.state_root` is
 //!   the state root of (dataset, tree root, descriptor, indexes, seq);
 //! - `meta.doc_count = |docs|`; `journal` holds seq `0..=meta.seq`.
@@ -137,6 +139,7 @@ pub(crate) struct DocTables<'t, O: OreOrder> {
     pub digests: Table<'t, FixedBytes<16>, FixedBytes<64>>,
     pub postings: Table<'t, FixedBytes<48>, ()>,
     pub range: MultimapTable<'t, RangeKey<O>, FixedBytes<16>>,
+    pub multi: Table<'t, FixedBytes<32>, ()>,
     pub merkle: Table<'t, u32, FixedBytes<32>>,
 }
 
@@ -149,6 +152,7 @@ impl<'t, O: OreOrder> DocTables<'t, O> {
             digests: txn.open_table(layout::DIGESTS)?,
             postings: txn.open_table(layout::POSTINGS)?,
             range: txn.open_multimap_table(layout::range_table::<O>())?,
+            multi: txn.open_table(layout::MULTI)?,
             merkle: txn.open_table(layout::MERKLE)?,
         })
     }
@@ -176,15 +180,19 @@ impl<'t, O: OreOrder> DocTables<'t, O> {
                         let key = range_key(&entry.index, MARKER_VALUE, ct);
                         self.range.insert(&key[..], &doc.0[..])?;
                     }
+                    if layout::multi_valued::<O>(cts) {
+                        let key = layout::multi_key(&entry.index, doc);
+                        self.multi.insert(&key[..], ())?;
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    /// Removes the postings `entries` put in. Removing an absent posting is
-    /// a no-op, so duplicate values (or ORE ciphertexts of equal
-    /// plaintexts, which share one key) are harmless.
+    /// Removes the postings (and multi-valued marks) `entries` put in.
+    /// Removing an absent posting is a no-op, so duplicate values (or ORE
+    /// ciphertexts of equal plaintexts, which share one key) are harmless.
     fn remove_postings(&mut self, doc: &DocId, entries: &[IndexEntry]) -> Result<(), StoreError> {
         for entry in entries {
             match &entry.values {
@@ -199,6 +207,10 @@ impl<'t, O: OreOrder> DocTables<'t, O> {
                         let key = range_key(&entry.index, MARKER_VALUE, ct);
                         self.range.remove(&key[..], &doc.0[..])?;
                     }
+                    // Unconditional: one point removal, and it cannot disagree
+                    // with the test the insert made.
+                    let key = layout::multi_key(&entry.index, doc);
+                    self.multi.remove(&key[..])?;
                 }
             }
         }
@@ -360,6 +372,11 @@ fn drop_index_postings<O: OreOrder>(
                 .retain_in::<&[u8], _>(&low[..]..=&high[..], |_, _| false)?;
         }
         IndexKind::Range => {
+            let low = layout::multi_key(&decl.id, &DocId([0; 16]));
+            let high = layout::multi_key(&decl.id, &DocId([0xff; 16]));
+            tables
+                .multi
+                .retain_in::<&[u8], _>(&low[..]..=&high[..], |_, _| false)?;
             let low = range_key(&decl.id, MARKER_MIN, &[]);
             let high = range_key(&decl.id, MARKER_MAX, &[]);
             // Each pass removes up to REINDEX_CHUNK_KEYS_MAX keys, so the

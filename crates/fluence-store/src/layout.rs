@@ -17,7 +17,12 @@ use crate::order::{FixedBytes, OreOrder, RangeKey};
 
 /// Version of this layout, stored in the meta record. A file with another
 /// version is refused at open rather than misread.
-pub const FORMAT_VERSION: u16 = 1;
+///
+/// 2 added [`MULTI`]: a version-1 file lacks it (its multi-valued documents
+/// would silently go missing from `And`-of-ranges answers), and a
+/// version-1 build would write a version-2 file without maintaining it, so
+/// each refuses the other's files.
+pub const FORMAT_VERSION: u16 = 2;
 
 /// `"dataset"` → [`Meta`] record. One row: everything about the dataset
 /// that is not a document.
@@ -42,6 +47,16 @@ pub const DIGESTS: TableDefinition<FixedBytes<16>, FixedBytes<64>> =
 /// postings. The doc id is part of the key (a hand-made multimap) so the
 /// docs of one token are in `DocId` order and seekable from a cursor.
 pub const POSTINGS: TableDefinition<FixedBytes<48>, ()> = TableDefinition::new("postings");
+
+/// `index id (16) ‖ DocId (16)` → `()`: the documents holding ORE values
+/// of two or more distinct plaintexts in a range index. Derived from
+/// [`ENTRIES`] (kept in the same transaction by every write) and, like the
+/// postings, outside the state root. An `And` of ranges on one index scans
+/// the intersection of their intervals and checks only these documents
+/// besides: a document with one value (class) matches every range iff that
+/// value lies in the intersection. The doc id is in the key so the docs of
+/// one index are in `DocId` order and seekable from a page cursor.
+pub const MULTI: TableDefinition<FixedBytes<32>, ()> = TableDefinition::new("multi");
 
 /// `seq` → the applied `SignedWrite`'s canonical bytes. Append-only.
 pub const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
@@ -70,6 +85,42 @@ pub fn posting_key(index: &IndexId, token: &Token, doc: &DocId) -> [u8; POSTING_
     key[16..32].copy_from_slice(token.as_bytes());
     key[32..].copy_from_slice(doc.as_bytes());
     key
+}
+
+/// Length of a [`MULTI`] key.
+pub const MULTI_KEY_LEN: usize = IndexId::LEN + DocId::LEN;
+
+/// Encodes a [`MULTI`] key.
+pub fn multi_key(index: &IndexId, doc: &DocId) -> [u8; MULTI_KEY_LEN] {
+    let mut key = [0u8; MULTI_KEY_LEN];
+    key[..16].copy_from_slice(index.as_bytes());
+    key[16..].copy_from_slice(doc.as_bytes());
+    key
+}
+
+/// The doc id at the end of a [`MULTI`] key read from disk.
+pub fn multi_doc(key: &[u8]) -> Result<DocId, StoreError> {
+    if key.len() != MULTI_KEY_LEN {
+        return Err(StoreError::Corrupt(format!(
+            "multi-valued key has {} bytes, expected {MULTI_KEY_LEN}",
+            key.len()
+        )));
+    }
+    doc_id(&key[16..])
+}
+
+/// Whether ORE ciphertexts hold two or more distinct plaintexts under `O`,
+/// i.e. whether their document belongs in [`MULTI`] for their index.
+/// Ciphertexts of one plaintext count once: such a document matches every
+/// range of an `And` exactly when that one value lies in the intersection
+/// of their intervals, which the intersection scan already finds.
+pub fn multi_valued<O: OreOrder>(cts: &[Vec<u8>]) -> bool {
+    // A total preorder: two or more classes iff some value differs from
+    // the first.
+    match cts.split_first() {
+        Some((first, rest)) => rest.iter().any(|ct| O::compare(first, ct).is_ne()),
+        None => false,
+    }
 }
 
 /// The doc id at the end of a posting key read from disk.

@@ -7,6 +7,13 @@
 //! minimum of its children; `And` lets its smallest child drive and tests
 //! each candidate against the others by point lookups (`contains`).
 //!
+//! Several ranges on one index inside an `And` (how `{f: {$gte: a, $lt: b}}`
+//! arrives: MongoDB matches each bound against any array element, so the
+//! client cannot send one interval) become one `Meet` node: a scan of the
+//! intersection of their intervals, united with a check of the few
+//! documents that hold two or more distinct values in that index (the
+//! `multi` table). Its cost follows the result, not the half-open ranges.
+//!
 //! Work per page is bounded: at most `page_docs_max` documents, at most
 //! [`PAGE_BYTES_MAX`] bytes of them, and at most [`CANDIDATES_PER_PAGE_MAX`]
 //! rejected candidates. When the last bound stops a page early, the answer
@@ -100,6 +107,7 @@ pub(crate) struct Tables<O: OreOrder> {
     pub entries: ReadOnlyTable<FixedBytes<16>, &'static [u8]>,
     pub postings: ReadOnlyTable<FixedBytes<48>, ()>,
     pub range: ReadOnlyMultimapTable<RangeKey<O>, FixedBytes<16>>,
+    pub multi: ReadOnlyTable<FixedBytes<32>, ()>,
 }
 
 impl<O: OreOrder> Tables<O> {
@@ -109,6 +117,7 @@ impl<O: OreOrder> Tables<O> {
             entries: txn.open_table(layout::ENTRIES)?,
             postings: txn.open_table(layout::POSTINGS)?,
             range: txn.open_multimap_table(layout::range_table::<O>())?,
+            multi: txn.open_table(layout::MULTI)?,
         })
     }
 }
@@ -144,6 +153,7 @@ enum Node {
     Ids(Vec<DocId>),
     Tokens(TokensNode),
     Range(RangeNode),
+    Meet(MeetNode),
     And {
         driver: Box<Node>,
         filters: Vec<Node>,
@@ -169,6 +179,25 @@ struct RangeNode {
     buffer_from: Option<Option<DocId>>,
     /// Whether `buffer` holds every match above `buffer_from`.
     complete: bool,
+}
+
+/// The `And` of two or more ranges on one index: a document matches iff
+/// for every child some value of it lies within the child's bounds.
+///
+/// Every child's interval contains the intersection `[L, U]` (L the
+/// tightest lower bound, U the tightest upper), so a document with a value
+/// in `[L, U]` matches; a document whose values are all one plaintext
+/// matches only then. So the matches are the intersection scan's docs plus
+/// those multi-valued docs (`multi` table) that pass every child.
+struct MeetNode {
+    index: IndexId,
+    /// Bounds of every merged range, tested against a doc's entries.
+    children: Vec<(Option<CtBound>, Option<CtBound>)>,
+    /// Scan of `[L, U]`; `None` when the intervals do not intersect (then
+    /// only multi-valued documents can match).
+    scan: Option<RangeNode>,
+    /// Last answer of the multi-valued walk and the query it answered.
+    multi_cached: Option<(Option<DocId>, Seek)>,
 }
 
 struct OrChild {
@@ -387,6 +416,7 @@ fn compile<O: OreOrder>(
                     node => nodes.push(node),
                 }
             }
+            let mut nodes = merge_ranges::<O>(nodes);
             if nodes.len() <= 1 {
                 return Ok(nodes.pop().unwrap_or(Node::All));
             }
@@ -421,6 +451,102 @@ fn compile<O: OreOrder>(
             }
         }
     })
+}
+
+/// Which of two lower bounds admits less (`None` is open, the loosest); at
+/// one value an exclusive bound is the tighter.
+fn tighter_lower<O: OreOrder>(a: &Option<CtBound>, b: &Option<CtBound>) -> Ordering {
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (Some(a), Some(b)) => O::compare(&a.ct, &b.ct).then(b.inclusive.cmp(&a.inclusive)),
+    }
+}
+
+/// Which of two upper bounds admits less, as `Ordering::Greater` for the
+/// tighter (the mirror of [`tighter_lower`]).
+fn tighter_upper<O: OreOrder>(a: &Option<CtBound>, b: &Option<CtBound>) -> Ordering {
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (Some(a), Some(b)) => O::compare(&b.ct, &a.ct).then(b.inclusive.cmp(&a.inclusive)),
+    }
+}
+
+/// Whether no value lies within the bounds (the test `compile` applies to
+/// a single range).
+fn bounds_empty<O: OreOrder>(lower: &Option<CtBound>, upper: &Option<CtBound>) -> bool {
+    match (lower, upper) {
+        (Some(l), Some(u)) => match O::compare(&l.ct, &u.ct) {
+            Ordering::Greater => true,
+            Ordering::Equal => !(l.inclusive && u.inclusive),
+            Ordering::Less => false,
+        },
+        _ => false,
+    }
+}
+
+/// Replaces the range leaves of one `And` that share an index by one
+/// [`MeetNode`] per index (same matches, cost proportional to them).
+/// Other children, and an index's single range, are kept as they are.
+fn merge_ranges<O: OreOrder>(nodes: Vec<Node>) -> Vec<Node> {
+    let mut ranges: Vec<(IndexId, Vec<RangeNode>)> = Vec::new();
+    let mut out = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        match node {
+            Node::Range(r) => match ranges.iter_mut().find(|(index, _)| *index == r.index) {
+                Some((_, group)) => group.push(r),
+                None => ranges.push((r.index, vec![r])),
+            },
+            other => out.push(other),
+        }
+    }
+    for (index, group) in ranges {
+        if group.len() == 1 {
+            out.extend(group.into_iter().map(Node::Range));
+            continue;
+        }
+        let mut lower: Option<CtBound> = None;
+        let mut upper: Option<CtBound> = None;
+        for r in &group {
+            if tighter_lower::<O>(&r.lower, &lower).is_gt() {
+                lower = r.lower.clone();
+            }
+            if tighter_upper::<O>(&r.upper, &upper).is_gt() {
+                upper = r.upper.clone();
+            }
+        }
+        // The merge is exact only if every child's interval contains
+        // [lower, upper]. That follows from the choice above when `compare`
+        // is the total preorder the `OreOrder` contract promises; checked
+        // anyway (O(children)) so a comparator breaking it costs speed,
+        // never matches.
+        let contains_meet = group.iter().all(|r| {
+            tighter_lower::<O>(&r.lower, &lower).is_le()
+                && tighter_upper::<O>(&r.upper, &upper).is_le()
+        });
+        if !contains_meet {
+            out.extend(group.into_iter().map(Node::Range));
+            continue;
+        }
+        let scan = (!bounds_empty::<O>(&lower, &upper)).then(|| RangeNode {
+            index,
+            lower,
+            upper,
+            buffer: VecDeque::new(),
+            buffer_from: None,
+            complete: false,
+        });
+        out.push(Node::Meet(MeetNode {
+            index,
+            children: group.into_iter().map(|r| (r.lower, r.upper)).collect(),
+            scan,
+            multi_cached: None,
+        }));
+    }
+    out
 }
 
 /// Lower and upper key bounds of a range node in the range table.
@@ -466,6 +592,37 @@ fn ct_in_bounds<O: OreOrder>(ct: &[u8], lower: &Option<CtBound>, upper: &Option<
     above && below
 }
 
+/// Whether `doc`'s range values in `index` pass `test` (one `entries`
+/// lookup). A missing doc, or one without values there, matches nothing.
+fn range_values_pass<O: OreOrder>(
+    tables: &Tables<O>,
+    doc: &DocId,
+    index: &IndexId,
+    test: impl Fn(&[Vec<u8>]) -> bool,
+) -> Result<bool, StoreError> {
+    let Some(guard) = tables.entries.get(&doc.0[..])? else {
+        return Ok(false);
+    };
+    let entries = layout::decode_entries(guard.value())?;
+    // At most one entry per index (checked on ingress).
+    Ok(entries.iter().any(|entry| {
+        entry.index == *index
+            && match &entry.values {
+                IndexValues::Ore(cts) => test(cts),
+                IndexValues::Tokens(_) => false,
+            }
+    }))
+}
+
+/// Whether some value lies within the bounds.
+fn any_in_bounds<O: OreOrder>(
+    cts: &[Vec<u8>],
+    lower: &Option<CtBound>,
+    upper: &Option<CtBound>,
+) -> bool {
+    cts.iter().any(|ct| ct_in_bounds::<O>(ct, lower, upper))
+}
+
 /// First posting of `token` above `q`.
 fn first_posting<O: OreOrder>(
     ctx: &Ctx<O>,
@@ -494,6 +651,25 @@ fn first_posting<O: OreOrder>(
 }
 
 impl Node {
+    /// Range postings within a range leaf's bounds, counting at most
+    /// `ESTIMATE_SCAN_MAX`.
+    fn range_estimate<O: OreOrder>(ctx: &Ctx<O>, r: &RangeNode) -> Result<u64, StoreError> {
+        let (low, high) = range_bounds(&r.index, &r.lower, &r.upper);
+        let mut count = 0u64;
+        for item in ctx
+            .tables
+            .range
+            .range::<&[u8]>((as_slice_bound(&low), as_slice_bound(&high)))?
+        {
+            let (_, values) = item?;
+            count += values.len();
+            if count >= ESTIMATE_SCAN_MAX {
+                return Ok(count);
+            }
+        }
+        Ok(count)
+    }
+
     /// Upper estimate of how many documents the node selects, counting at
     /// most `ESTIMATE_SCAN_MAX` postings per leaf.
     fn estimate<O: OreOrder>(&self, ctx: &Ctx<O>) -> Result<u64, StoreError> {
@@ -516,21 +692,23 @@ impl Node {
                 }
                 count
             }
-            Node::Range(r) => {
-                let (low, high) = range_bounds(&r.index, &r.lower, &r.upper);
-                let mut count = 0u64;
-                for item in ctx
-                    .tables
-                    .range
-                    .range::<&[u8]>((as_slice_bound(&low), as_slice_bound(&high)))?
-                {
-                    let (_, values) = item?;
-                    count += values.len();
-                    if count >= ESTIMATE_SCAN_MAX {
-                        return Ok(count);
+            Node::Range(r) => Node::range_estimate(ctx, r)?,
+            Node::Meet(m) => {
+                let scanned = match &m.scan {
+                    Some(scan) => Node::range_estimate(ctx, scan)?,
+                    None => 0,
+                };
+                let low = layout::multi_key(&m.index, &DocId([0; 16]));
+                let high = layout::multi_key(&m.index, &DocId([0xff; 16]));
+                let mut multi = 0u64;
+                for item in ctx.tables.multi.range::<&[u8]>(&low[..]..=&high[..])? {
+                    item?;
+                    multi += 1;
+                    if multi >= ESTIMATE_SCAN_MAX {
+                        break;
                     }
                 }
-                count
+                scanned.saturating_add(multi)
             }
             Node::And { driver, .. } => driver.estimate(ctx)?,
             Node::Or(children) => {
@@ -580,6 +758,7 @@ impl Node {
             }
             Node::Tokens(t) => t.seek(ctx, q),
             Node::Range(r) => r.seek(ctx, q),
+            Node::Meet(m) => m.seek(ctx, q),
             Node::And { driver, filters } => {
                 let mut cursor = q;
                 // Bounded by the page budget: each rejection spends one unit.
@@ -638,21 +817,10 @@ impl Node {
                 }
                 false
             }
-            Node::Range(r) => {
-                let Some(guard) = ctx.tables.entries.get(&doc.0[..])? else {
-                    return Ok(false);
-                };
-                let entries = layout::decode_entries(guard.value())?;
-                entries.iter().any(|entry| {
-                    entry.index == r.index
-                        && match &entry.values {
-                            IndexValues::Ore(cts) => cts
-                                .iter()
-                                .any(|ct| ct_in_bounds::<O>(ct, &r.lower, &r.upper)),
-                            IndexValues::Tokens(_) => false,
-                        }
-                })
-            }
+            Node::Range(r) => range_values_pass(&ctx.tables, doc, &r.index, |cts| {
+                any_in_bounds::<O>(cts, &r.lower, &r.upper)
+            })?,
+            Node::Meet(m) => m.contains(&ctx.tables, doc)?,
             Node::And { driver, filters } => {
                 if !driver.contains(ctx, doc)? {
                     return Ok(false);
@@ -705,6 +873,82 @@ impl TokensNode {
             Some(Reverse((doc, _))) => Seek::Found(*doc),
             None => Seek::End,
         })
+    }
+}
+
+impl MeetNode {
+    /// Whether `doc` has, for every merged range, a value within it.
+    fn contains<O: OreOrder>(&self, tables: &Tables<O>, doc: &DocId) -> Result<bool, StoreError> {
+        range_values_pass(tables, doc, &self.index, |cts| {
+            self.children
+                .iter()
+                .all(|(lower, upper)| any_in_bounds::<O>(cts, lower, upper))
+        })
+    }
+
+    /// Smallest match above `q`: the earlier of the intersection scan's and
+    /// the multi-valued walk's answers (`Found` first on a tie, as in `Or`).
+    fn seek<O: OreOrder>(
+        &mut self,
+        ctx: &mut Ctx<O>,
+        q: Option<DocId>,
+    ) -> Result<Seek, StoreError> {
+        let scanned = match &mut self.scan {
+            // The range leaf caches its own window.
+            Some(scan) => scan.seek(ctx, q)?,
+            None => Seek::End,
+        };
+        let multi = match self.multi_cached {
+            Some((asked, answer)) if asked <= q && answer.still_answers(q) => answer,
+            _ => self.seek_multi(ctx, q)?,
+        };
+        self.multi_cached = Some((q, multi));
+        Ok(match (scanned.union_key(), multi.union_key()) {
+            (None, _) => multi,
+            (_, None) => scanned,
+            (Some(a), Some(b)) => {
+                if a <= b {
+                    scanned
+                } else {
+                    multi
+                }
+            }
+        })
+    }
+
+    /// First multi-valued document of the index above `q` that meets every
+    /// child. Each rejection spends the page's budget, so the walk is
+    /// bounded by `CANDIDATES_PER_PAGE_MAX` as well as by the table.
+    fn seek_multi<O: OreOrder>(
+        &self,
+        ctx: &mut Ctx<O>,
+        q: Option<DocId>,
+    ) -> Result<Seek, StoreError> {
+        let low = layout::multi_key(&self.index, &q.unwrap_or(DocId([0; 16])));
+        let high = layout::multi_key(&self.index, &DocId([0xff; 16]));
+        let low_bound = if q.is_some() {
+            Bound::Excluded(&low[..])
+        } else {
+            Bound::Included(&low[..])
+        };
+        // Split borrows: the walk reads the tables while spending the
+        // budget.
+        let Ctx { tables, budget } = ctx;
+        for item in tables
+            .multi
+            .range::<&[u8]>((low_bound, Bound::Included(&high[..])))?
+        {
+            let (key, ()) = item.map(|(k, v)| (k, v.value()))?;
+            let doc = layout::multi_doc(key.value())?;
+            if self.contains(tables, &doc)? {
+                return Ok(Seek::Found(doc));
+            }
+            if *budget == 0 {
+                return Ok(Seek::Paused(doc));
+            }
+            *budget -= 1;
+        }
+        Ok(Seek::End)
     }
 }
 

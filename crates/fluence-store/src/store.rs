@@ -66,6 +66,8 @@ pub struct CheckReport {
     pub docs: u64,
     pub postings: u64,
     pub range_postings: u64,
+    /// (range index, doc) pairs with two or more distinct values.
+    pub multi_valued: u64,
     pub journal_entries: u64,
 }
 
@@ -587,6 +589,7 @@ fn check_dataset<O: OreOrder>(txn: &ReadTransaction) -> Result<CheckReport, Stor
     let digests = txn.open_table(layout::DIGESTS)?;
     let postings = txn.open_table(layout::POSTINGS)?;
     let range = txn.open_multimap_table(layout::range_table::<O>())?;
+    let multi = txn.open_table(layout::MULTI)?;
     let merkle_table = txn.open_table(layout::MERKLE)?;
     let journal = txn.open_table(layout::JOURNAL)?;
 
@@ -604,6 +607,7 @@ fn check_dataset<O: OreOrder>(txn: &ReadTransaction) -> Result<CheckReport, Stor
     }
     let mut postings_expected = 0u64;
     let mut range_expected = 0u64;
+    let mut multi_expected = 0u64;
     for item in docs.iter()? {
         let (key, value) = item?;
         let doc = layout::doc_id(key.value())?;
@@ -656,6 +660,15 @@ fn check_dataset<O: OreOrder>(txn: &ReadTransaction) -> Result<CheckReport, Stor
                         }
                     }
                     range_expected += classes.len() as u64;
+                    if layout::multi_valued::<O>(cts) {
+                        let key = layout::multi_key(&entry.index, &doc);
+                        if multi.get(&key[..])?.is_none() {
+                            return Err(corrupt(format!(
+                                "document {doc} is not marked multi-valued"
+                            )));
+                        }
+                        multi_expected += 1;
+                    }
                 }
                 _ => {
                     return Err(corrupt(format!(
@@ -676,6 +689,14 @@ fn check_dataset<O: OreOrder>(txn: &ReadTransaction) -> Result<CheckReport, Stor
     if range_count != range_expected {
         return Err(corrupt(format!(
             "range table holds {range_count} postings, documents imply {range_expected}"
+        )));
+    }
+
+    // Every expected mark exists and the counts agree: no stale marks.
+    let multi_count = multi.len()?;
+    if multi_count != multi_expected {
+        return Err(corrupt(format!(
+            "multi-valued table holds {multi_count} marks, documents imply {multi_expected}"
         )));
     }
 
@@ -721,6 +742,7 @@ fn check_dataset<O: OreOrder>(txn: &ReadTransaction) -> Result<CheckReport, Stor
         docs: doc_count,
         postings: postings_count,
         range_postings: range_count,
+        multi_valued: multi_count,
         journal_entries: next_seq,
     })
 }
@@ -858,5 +880,203 @@ mod tests {
             .map(doc)
             .collect();
         assert_eq!(pages_with_budget(&store, &tie, 0).0, expected);
+    }
+
+    const R1: IndexId = IndexId([0x41; 16]);
+    const R2: IndexId = IndexId([0x42; 16]);
+
+    fn range_decls() -> Vec<IndexDecl> {
+        vec![
+            IndexDecl {
+                id: R1,
+                kind: IndexKind::Range,
+            },
+            IndexDecl {
+                id: R2,
+                kind: IndexKind::Range,
+            },
+        ]
+    }
+
+    fn create_ranges(store: &Store<PlaintextOrder>) {
+        store
+            .apply(&write(
+                0,
+                Action::Create {
+                    owner: PublicKey([1; 32]),
+                    name_tag: [0; 32],
+                    descriptor: vec![],
+                    indexes: range_decls(),
+                },
+            ))
+            .unwrap();
+    }
+
+    fn ore(v: u8) -> Vec<u8> {
+        vec![v]
+    }
+
+    /// A put of doc `n` at `version` with the given values per index.
+    fn put(n: u8, version: u64, r1: &[u8], r2: &[u8]) -> DocOp {
+        let mut entries = Vec::new();
+        for (index, values) in [(R1, r1), (R2, r2)] {
+            if !values.is_empty() {
+                entries.push(IndexEntry {
+                    index,
+                    values: IndexValues::Ore(values.iter().map(|v| ore(*v)).collect()),
+                });
+            }
+        }
+        DocOp::Put {
+            doc: doc(n),
+            expect: if version == 1 {
+                Precondition::Absent
+            } else {
+                Precondition::Version(version - 1)
+            },
+            sealed: SealedDoc {
+                version,
+                wrapped_key: vec![],
+                ciphertext: vec![n],
+            },
+            entries,
+        }
+    }
+
+    /// The `multi` table's (index, doc) pairs, read directly.
+    fn marks(store: &Store<PlaintextOrder>) -> BTreeSet<(IndexId, DocId)> {
+        let (_, txn) = store.read_txn(&DatasetId([1; 32])).unwrap();
+        let table = txn.open_table(layout::MULTI).unwrap();
+        let mut out = BTreeSet::new();
+        for item in table.iter().unwrap() {
+            let (key, ()) = item.map(|(k, v)| (k, v.value())).unwrap();
+            let key = key.value();
+            let index = IndexId(key[..16].try_into().unwrap());
+            out.insert((index, layout::multi_doc(key).unwrap()));
+        }
+        out
+    }
+
+    #[test]
+    fn multi_valued_marks_follow_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::<PlaintextOrder>::open(dir.path()).unwrap();
+        create_ranges(&store);
+        let set = |pairs: &[(IndexId, u8)]| -> BTreeSet<(IndexId, DocId)> {
+            pairs.iter().map(|(i, n)| (*i, doc(*n))).collect()
+        };
+
+        // Two distinct values mark; one value, or equal values, do not.
+        let ops = vec![
+            put(1, 1, &[5, 25], &[]),
+            put(2, 1, &[7], &[3, 4, 3]),
+            put(3, 1, &[9, 9], &[]),
+        ];
+        store.apply(&write(1, Action::Batch(ops))).unwrap();
+        assert_eq!(marks(&store), set(&[(R1, 1), (R2, 2)]));
+        assert_eq!(store.check(&DatasetId([1; 32])).unwrap().multi_valued, 2);
+
+        // An update to one value removes the mark, to two adds it.
+        let ops = vec![put(1, 2, &[5], &[]), put(3, 2, &[9, 10], &[1, 2])];
+        store.apply(&write(2, Action::Batch(ops))).unwrap();
+        assert_eq!(marks(&store), set(&[(R2, 2), (R1, 3), (R2, 3)]));
+
+        // A refused batch changes nothing, marks included.
+        let ops = vec![
+            put(1, 3, &[1, 2], &[]),
+            DocOp::Delete {
+                doc: doc(2),
+                expect_version: 9,
+            },
+        ];
+        assert!(store.apply(&write(3, Action::Batch(ops))).is_err());
+        assert_eq!(marks(&store), set(&[(R2, 2), (R1, 3), (R2, 3)]));
+
+        // A delete removes the doc's marks in every index.
+        let ops = vec![DocOp::Delete {
+            doc: doc(3),
+            expect_version: 2,
+        }];
+        store.apply(&write(3, Action::Batch(ops))).unwrap();
+        assert_eq!(marks(&store), set(&[(R2, 2)]));
+
+        // A reindex dropping an index drops its marks and keeps the others;
+        // redeclaring one with another kind drops them too.
+        let ops = vec![put(4, 1, &[1, 2], &[1, 2])];
+        store.apply(&write(4, Action::Batch(ops))).unwrap();
+        assert_eq!(marks(&store), set(&[(R2, 2), (R1, 4), (R2, 4)]));
+        let reindex = Action::Reindex {
+            descriptor: vec![],
+            indexes: vec![IndexDecl {
+                id: R1,
+                kind: IndexKind::Range,
+            }],
+        };
+        store.apply(&write(5, reindex)).unwrap();
+        assert_eq!(marks(&store), set(&[(R1, 4)]));
+        store.check(&DatasetId([1; 32])).unwrap();
+        let reindex = Action::Reindex {
+            descriptor: vec![],
+            indexes: vec![IndexDecl {
+                id: R1,
+                kind: IndexKind::Eq,
+            }],
+        };
+        store.apply(&write(6, reindex)).unwrap();
+        assert_eq!(marks(&store), BTreeSet::new());
+        assert_eq!(store.check(&DatasetId([1; 32])).unwrap().multi_valued, 0);
+    }
+
+    fn range(lower: Option<(u8, bool)>, upper: Option<(u8, bool)>) -> Plan {
+        let bound = |b: Option<(u8, bool)>| {
+            b.map(|(v, inclusive)| fluence_proto::OreBound {
+                ct: ore(v),
+                inclusive,
+            })
+        };
+        Plan::Range {
+            index: R1,
+            lower: bound(lower),
+            upper: bound(upper),
+        }
+    }
+
+    #[test]
+    fn a_meet_paused_by_the_budget_resumes_without_losing_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::<PlaintextOrder>::open(dir.path()).unwrap();
+        create_ranges(&store);
+        // Docs 0..60: n % 3 == 0 holds one value in [10, 20); n % 3 == 1
+        // holds {5, 25} (a match only through the multi walk); n % 3 == 2
+        // holds {1, 2} (multi-valued, rejected by the walk).
+        let ops = (0..60u8)
+            .map(|n| match n % 3 {
+                0 => put(n, 1, &[15], &[]),
+                1 => put(n, 1, &[5, 25], &[]),
+                _ => put(n, 1, &[1, 2], &[]),
+            })
+            .collect();
+        store.apply(&write(1, Action::Batch(ops))).unwrap();
+        let meet = Plan::And(vec![
+            range(Some((10, true)), None),
+            range(None, Some((20, false))),
+        ]);
+        let mut expected: Vec<DocId> = (0..60u8).filter(|n| n % 3 != 2).map(doc).collect();
+        expected.sort();
+        let (full, pages) = pages_with_budget(&store, &meet, query::CANDIDATES_PER_PAGE_MAX);
+        assert_eq!((full, pages), (expected.clone(), 1));
+        for budget in [0, 1, 3] {
+            let (cut, pages) = pages_with_budget(&store, &meet, budget);
+            assert_eq!(cut, expected, "budget {budget}");
+            assert!(pages > 1, "budget {budget}: rejections must cut pages");
+        }
+        // Disjoint intervals: only the multi walk can match.
+        let disjoint = Plan::And(vec![
+            range(Some((20, true)), None),
+            range(None, Some((5, true))),
+        ]);
+        let mut expected: Vec<DocId> = (0..60u8).filter(|n| n % 3 == 1).map(doc).collect();
+        expected.sort();
+        assert_eq!(pages_with_budget(&store, &disjoint, 0).0, expected);
     }
 }

@@ -410,3 +410,97 @@ fn range_seeks_match_a_btreemap_model_with_duplicates() {
         }
     }
 }
+
+/// `{f: {$gte: 10, $lt: 20}}` reaches the node as two half-open ranges;
+/// MongoDB matches each against any element of an array, so `[5, 25]`
+/// matches although no element lies in [10, 20).
+#[test]
+fn an_and_of_ranges_on_one_index_keeps_array_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::open(dir.path()).unwrap();
+    let d = dataset(1);
+    create(&store, d);
+    let docs: [(u64, &[u64], u8); 8] = [
+        (0, &[5, 25], 1),
+        (1, &[15], 1),
+        (2, &[5], 2),
+        (3, &[25], 2),
+        (4, &[15, 15], 2),
+        (5, &[1, 2], 1),
+        (6, &[], 1),
+        (7, &[10, 20], 2),
+    ];
+    let ops = docs
+        .iter()
+        .map(|(n, values, eq)| DocOp::Put {
+            doc: doc(*n),
+            expect: Precondition::Absent,
+            sealed: sealed(1, b"doc"),
+            entries: vec![
+                IndexEntry {
+                    index: EQ,
+                    values: IndexValues::Tokens(vec![token(*eq)]),
+                },
+                IndexEntry {
+                    index: RANGE,
+                    values: IndexValues::Ore(values.iter().map(|v| ore(*v)).collect()),
+                },
+            ],
+        })
+        .collect();
+    store.apply(&batch(d, 1, ops)).unwrap();
+    let gte10 = range(bound(10, true), None);
+    let lt20 = range(None, bound(20, false));
+    let cases = [
+        (
+            Plan::And(vec![gte10.clone(), lt20.clone()]),
+            vec![0, 1, 4, 7],
+        ),
+        // Disjoint intervals: only documents with two values can match.
+        (
+            Plan::And(vec![
+                range(bound(20, false), None),
+                range(None, bound(5, true)),
+            ]),
+            vec![0],
+        ),
+        // Three ranges, one of them closed, plus a token child.
+        (
+            Plan::And(vec![
+                gte10.clone(),
+                lt20.clone(),
+                range(bound(15, true), bound(30, true)),
+            ]),
+            vec![0, 1, 4, 7],
+        ),
+        (
+            Plan::And(vec![gte10.clone(), tokens(EQ, &[2]), lt20.clone()]),
+            vec![4, 7],
+        ),
+        // Exclusive and inclusive bounds at the stored values.
+        (
+            Plan::And(vec![
+                range(bound(20, false), None),
+                range(None, bound(25, false)),
+            ]),
+            vec![0],
+        ),
+        (
+            Plan::And(vec![
+                range(bound(20, true), None),
+                range(None, bound(25, true)),
+            ]),
+            vec![0, 3, 7],
+        ),
+    ];
+    for (plan, expected) in cases {
+        for page in [1, 2, 100] {
+            assert_eq!(
+                find_all(&store, &d, &plan, page),
+                sorted_docs(expected.iter().copied()),
+                "{plan:?}"
+            );
+        }
+    }
+    store.check(&d).unwrap();
+}

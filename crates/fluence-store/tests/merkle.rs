@@ -290,3 +290,38 @@ fn proof_bytes_are_decoded_with_bounds() {
     huge[count_at..count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(MerkleProof::from_bytes(&huge).is_err());
 }
+
+/// State root of a fixed history with multi-valued range entries, recorded
+/// with the store as it was before the `multi` table existed: that table
+/// (like `postings` and `range`) is derived from `entries` and must not
+/// enter the root, so adding it left every root unchanged.
+#[test]
+fn the_multi_valued_table_does_not_enter_the_state_root() {
+    let (_dir, store) = open();
+    let d = dataset(1);
+    create(&store, d);
+    let put = |n: u64, values: &[u64]| DocOp::Put {
+        doc: doc(n),
+        expect: Precondition::Absent,
+        sealed: sealed(1, format!("doc {n}").as_bytes()),
+        entries: vec![fluence_proto::IndexEntry {
+            index: RANGE,
+            values: fluence_proto::IndexValues::Ore(values.iter().map(|v| ore(*v)).collect()),
+        }],
+    };
+    let ops = vec![
+        put(1, &[5, 25]),
+        put(2, &[7, 7]),
+        put(3, &[1, 2, 3]),
+        put(4, &[9]),
+        insert(5, 1, &[2], 11),
+    ];
+    store.apply(&batch(d, 1, ops)).unwrap();
+    store
+        .apply(&batch(d, 2, vec![update(1, 1, 3, &[4], 6), delete(3, 1)]))
+        .unwrap();
+    assert_eq!(
+        root(&store).to_string(),
+        "4af4480217fded3acc5d40703300095236027d76fc2a0e82aa82867dd697913a"
+    );
+}

@@ -11,7 +11,7 @@ use fluence_store::layout;
 use fluence_store::{
     range_key, ApplyError, FindError, OreOrder, PlaintextOrder, Store, StoreError, MARKER_VALUE,
 };
-use redb::Database;
+use redb::{Database, ReadableDatabase, ReadableTable};
 
 type TestStore = Store<PlaintextOrder>;
 
@@ -351,4 +351,132 @@ fn concurrent_writers_and_readers_share_one_store() {
         assert_eq!(info.doc_count, if n == 0 { 11 } else { 10 });
         store.check(&dataset(n)).unwrap();
     }
+}
+
+/// `{f: {$gte: lo, $lt: hi}}` as the client sends it: two half-open ranges.
+fn and_plan(lo: u64, hi: u64) -> Plan {
+    Plan::And(vec![
+        Plan::Range {
+            index: RANGE,
+            lower: Some(OreBound {
+                ct: ore(lo),
+                inclusive: true,
+            }),
+            upper: None,
+        },
+        Plan::Range {
+            index: RANGE,
+            lower: None,
+            upper: Some(OreBound {
+                ct: ore(hi),
+                inclusive: false,
+            }),
+        },
+    ])
+}
+
+fn put_values(n: u64, values: &[u64]) -> fluence_proto::DocOp {
+    fluence_proto::DocOp::Put {
+        doc: doc(n),
+        expect: fluence_proto::Precondition::Absent,
+        sealed: sealed(1, b"array"),
+        entries: vec![fluence_proto::IndexEntry {
+            index: RANGE,
+            values: fluence_proto::IndexValues::Ore(values.iter().map(|v| ore(*v)).collect()),
+        }],
+    }
+}
+
+#[test]
+fn multi_valued_marks_are_persisted_not_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dataset(1);
+    let expected = sorted_docs([1, 3]);
+    {
+        let store = TestStore::open(dir.path()).unwrap();
+        create(&store, d);
+        // Doc 1 matches `$gte 10, $lt 20` only through two values (25 ≥ 10,
+        // 5 < 20); doc 2 holds two values below 10; doc 3 one value inside.
+        let ops = vec![
+            put_values(1, &[5, 25]),
+            put_values(2, &[1, 2]),
+            put_values(3, &[15]),
+            put_values(4, &[30]),
+        ];
+        store.apply(&batch(d, 1, ops)).unwrap();
+        assert_eq!(find_all(&store, &d, &and_plan(10, 20), 1), expected);
+        assert_eq!(store.check(&d).unwrap().multi_valued, 2);
+    }
+    let marks = |db: &Database| -> usize {
+        let txn = db.begin_read().unwrap();
+        txn.open_table(layout::MULTI)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .count()
+    };
+    // The marks are on disk ...
+    let db = Database::open(dataset_file(dir.path(), &d)).unwrap();
+    assert_eq!(marks(&db), 2);
+    drop(db);
+    // ... and a reopened store answers from them.
+    let store = TestStore::open(dir.path()).unwrap();
+    assert_eq!(find_all(&store, &d, &and_plan(10, 20), 1), expected);
+    store.check(&d).unwrap();
+    drop(store);
+    // Proof that it reads them rather than rescanning: with the marks gone
+    // (only reachable by tampering), doc 1 is no longer found and `check`
+    // reports the damage.
+    let db = Database::open(dataset_file(dir.path(), &d)).unwrap();
+    let txn = db.begin_write().unwrap();
+    txn.open_table(layout::MULTI)
+        .unwrap()
+        .retain(|_, _| false)
+        .unwrap();
+    txn.commit().unwrap();
+    drop(db);
+    let store = TestStore::open(dir.path()).unwrap();
+    assert_eq!(find_all(&store, &d, &and_plan(10, 20), 1), sorted_docs([3]));
+    assert!(matches!(store.check(&d), Err(StoreError::Corrupt(_))));
+}
+
+#[test]
+fn a_file_of_format_version_1_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dataset(1);
+    {
+        let store = TestStore::open(dir.path()).unwrap();
+        create(&store, d);
+    }
+    // Rewrite the meta record as a version-1 build wrote it (the version is
+    // its first field, u16 LE); version 1 files have no `multi` table.
+    {
+        let db = Database::open(dataset_file(dir.path(), &d)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(layout::META).unwrap();
+            let mut bytes = meta
+                .get(layout::META_KEY)
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            bytes[..2].copy_from_slice(&1u16.to_le_bytes());
+            meta.insert(layout::META_KEY, bytes.as_slice()).unwrap();
+        }
+        txn.delete_table(layout::MULTI).unwrap();
+        txn.commit().unwrap();
+    }
+    let error = TestStore::open(dir.path()).err().expect("refused");
+    assert!(
+        matches!(
+            error,
+            StoreError::UnsupportedFormat {
+                found: 1,
+                supported: layout::FORMAT_VERSION
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(layout::FORMAT_VERSION, 2);
 }
