@@ -126,7 +126,7 @@ impl NodeService {
         fluence_crypto::sign::verify(
             &owner.0,
             WRITE_SIGNING_DOMAIN,
-            &body.to_bytes(),
+            &body.digest(),
             &write.signature.0,
         )
         .map_err(|_| NodeError::BadSignature)?;

@@ -2,7 +2,8 @@
 //! apply, and the only way a dataset changes.
 //!
 //! A [`SignedWrite`] carries a [`WriteBody`] and the owner's ed25519
-//! signature over `WRITE_SIGNING_DOMAIN || body.to_bytes()`. Bodies carry a
+//! signature over `WRITE_SIGNING_DOMAIN` and [`WriteBody::digest`], a
+//! BLAKE3 digest of the body's canonical bytes. Bodies carry a
 //! per-dataset sequence number: a node applies body `seq = n + 1` only after
 //! `n`, so a replayed or reordered write is refused, and each document
 //! operation carries a precondition on the document's version, so a
@@ -14,6 +15,8 @@ use crate::limits::*;
 
 /// Domain separation for write signatures. Changing it breaks every client.
 pub const WRITE_SIGNING_DOMAIN: &[u8] = b"FLUENCE_WRITE_V1";
+/// BLAKE3 key-derivation context of [`WriteBody::digest`].
+const WRITE_DIGEST_CONTEXT: &str = "FLUENCE_WRITE_DIGEST_V1";
 
 /// How a node maintains an index. The node learns the kind (it must, to
 /// keep the structure) but never the field behind it.
@@ -389,8 +392,20 @@ impl Decode for WriteBody {
     }
 }
 
-/// A write body and the owner's signature over
-/// `WRITE_SIGNING_DOMAIN || body.to_bytes()`.
+impl WriteBody {
+    /// What the owner signs (under [`WRITE_SIGNING_DOMAIN`]): a 32-byte
+    /// BLAKE3 digest of the canonical body. A batch body runs to megabytes;
+    /// ed25519 would hash it with SHA-512 twice to sign and once to verify,
+    /// while this hashes it once, several times faster, with the same
+    /// collision resistance the signature relies on.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new_derive_key(WRITE_DIGEST_CONTEXT);
+        hasher.update(&self.to_bytes());
+        *hasher.finalize().as_bytes()
+    }
+}
+
+/// A write body and the owner's signature over [`WriteBody::digest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedWrite {
     pub body: WriteBody,

@@ -240,7 +240,7 @@ fn writes_signed_by_another_key_are_refused() {
         action: Action::Batch(vec![put.clone()]),
     };
     let forged = SignedWrite {
-        signature: Signature(attacker.sign(WRITE_SIGNING_DOMAIN, &body.to_bytes())),
+        signature: Signature(attacker.sign(WRITE_SIGNING_DOMAIN, &body.digest())),
         body,
     };
     assert_eq!(
@@ -255,7 +255,7 @@ fn writes_signed_by_another_key_are_refused() {
         seq: before.seq + 1,
         action: Action::Drop,
     };
-    let signature = Signature(owner.sign(WRITE_SIGNING_DOMAIN, &other_body.to_bytes()));
+    let signature = Signature(owner.sign(WRITE_SIGNING_DOMAIN, &other_body.digest()));
     let body = WriteBody {
         dataset: victim.id,
         seq: before.seq + 1,
@@ -280,7 +280,7 @@ fn writes_signed_by_another_key_are_refused() {
         },
     };
     let signed = SignedWrite {
-        signature: Signature(attacker.sign(WRITE_SIGNING_DOMAIN, &squat.to_bytes())),
+        signature: Signature(attacker.sign(WRITE_SIGNING_DOMAIN, &squat.digest())),
         body: squat,
     };
     assert!(matches!(
@@ -312,7 +312,7 @@ fn a_replayed_write_is_refused() {
         }]),
     };
     let signed = SignedWrite {
-        signature: Signature(owner.sign(WRITE_SIGNING_DOMAIN, &delete.to_bytes())),
+        signature: Signature(owner.sign(WRITE_SIGNING_DOMAIN, &delete.digest())),
         body: delete,
     };
     assert!(matches!(
