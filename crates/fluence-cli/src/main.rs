@@ -180,6 +180,10 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    anyhow::ensure!(
+        !fluence_crypto::BENCH_PLAINTEXT,
+        "this binary was built with the benchmark-only `bench-plaintext` feature, which stores data unencrypted; rebuild without it"
+    );
     let cli = Cli::parse();
     match cli.command {
         Command::Devnet {

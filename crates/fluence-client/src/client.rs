@@ -108,7 +108,7 @@ impl<T: Transport> Client<T> {
     }
 
     fn sign(&self, body: WriteBody) -> SignedWrite {
-        let signature = Signature(self.signer.sign(WRITE_SIGNING_DOMAIN, &body.to_bytes()));
+        let signature = Signature(self.signer.sign(WRITE_SIGNING_DOMAIN, &body.digest()));
         SignedWrite { body, signature }
     }
 
@@ -358,14 +358,7 @@ impl<T: Transport> Client<T> {
         docs: Vec<Document>,
     ) -> Result<InsertResult, ClientError> {
         let state = self.dataset(name).await?;
-        let mut ops = Vec::with_capacity(docs.len());
-        let mut ids = Vec::with_capacity(docs.len());
-        for doc in docs {
-            query::limits::check_depth(&doc)?;
-            let doc = with_id(doc)?;
-            ops.push(state.dataset.put_op(&doc, 1, Precondition::Absent)?);
-            ids.push(doc.get("_id").cloned().unwrap_or(Bson::Null));
-        }
+        let (ops, ids) = insert_ops(&state, docs).await?;
         let mut last_seq = state.last_seq.lock().await;
         match self.submit_ops(&state, &mut last_seq, ops).await {
             Ok(_) => Ok(InsertResult { inserted_ids: ids }),
@@ -590,6 +583,57 @@ impl<T: Transport> Client<T> {
             .map_err(|(_, e)| e)?;
         Ok(deleted)
     }
+}
+
+/// Documents below which encrypting on one thread is cheaper than handing
+/// work to others.
+const PARALLEL_ENCRYPT_DOCS_MIN: usize = 64;
+
+/// The insert operations for `docs` and their `_id`s, in order. Each
+/// document's sealing and index tokens are independent, so large inserts
+/// are encrypted on every core.
+async fn insert_ops(
+    state: &Arc<DatasetState>,
+    docs: Vec<Document>,
+) -> Result<(Vec<DocOp>, Vec<Bson>), ClientError> {
+    fn build(
+        state: &DatasetState,
+        docs: Vec<Document>,
+    ) -> Result<(Vec<DocOp>, Vec<Bson>), ClientError> {
+        let mut ops = Vec::with_capacity(docs.len());
+        let mut ids = Vec::with_capacity(docs.len());
+        for doc in docs {
+            query::limits::check_depth(&doc)?;
+            let doc = with_id(doc)?;
+            ops.push(state.dataset.put_op(&doc, 1, Precondition::Absent)?);
+            ids.push(doc.get("_id").cloned().unwrap_or(Bson::Null));
+        }
+        Ok((ops, ids))
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if docs.len() < PARALLEL_ENCRYPT_DOCS_MIN || threads == 1 {
+        return build(state, docs);
+    }
+    let chunk_len = docs.len().div_ceil(threads);
+    let mut docs = docs.into_iter();
+    let mut tasks = Vec::with_capacity(threads);
+    loop {
+        let chunk: Vec<Document> = docs.by_ref().take(chunk_len).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let state = Arc::clone(state);
+        tasks.push(tokio::task::spawn_blocking(move || build(&state, chunk)));
+    }
+    let (mut ops, mut ids) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (chunk_ops, chunk_ids) = task
+            .await
+            .map_err(|e| ClientError::Internal(format!("encryption task failed: {e}")))??;
+        ops.extend(chunk_ops);
+        ids.extend(chunk_ids);
+    }
+    Ok((ops, ids))
 }
 
 fn unexpected(response: &Response) -> ClientError {

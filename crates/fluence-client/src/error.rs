@@ -28,6 +28,8 @@ pub enum ClientError {
     Unavailable(String),
     #[error("write conflict: {0}")]
     Conflict(String),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ClientError {
@@ -44,6 +46,7 @@ impl ClientError {
             ClientError::Node(_) => "node_error",
             ClientError::Unavailable(_) => "node_unavailable",
             ClientError::Conflict(_) => "write_conflict",
+            ClientError::Internal(_) => "internal_error",
         }
     }
 }

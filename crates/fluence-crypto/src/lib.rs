@@ -45,6 +45,11 @@ pub mod sign;
 pub mod text;
 
 pub use error::CryptoError;
+
+/// True in a build with the benchmark-only `bench-plaintext` feature, where
+/// documents and range values are NOT encrypted. Binaries that store data
+/// must refuse to run when this is set.
+pub const BENCH_PLAINTEXT: bool = cfg!(feature = "bench-plaintext");
 pub use keys::{
     dataset_id, open_with_content_key, CatalogKey, ContentKey, DatasetKeys, MasterKey,
     SealedDocument, TokenKey,

@@ -62,6 +62,7 @@ impl From<ClientError> for ApiError {
             | ClientError::Conflict(_) => StatusCode::CONFLICT,
             ClientError::Integrity(_) | ClientError::Node(_) => StatusCode::BAD_GATEWAY,
             ClientError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ClientError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::warn!(code = error.code(), %error, "request failed");

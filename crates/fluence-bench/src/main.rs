@@ -1,0 +1,195 @@
+//! `fluence-bench`: end-to-end throughput and latency through the real HTTP
+//! gateway, client encryption, libp2p on loopback, node and store.
+//!
+//! Workload: documents of about 1 KiB with three indexed fields (`email`
+//! eq, `age` range, `title` text) and an unindexed payload. Measured: bulk
+//! insert (batches of 1,000 per request), `eq` lookup of one document, and
+//! a range query returning 100 documents. Build with `--features plaintext`
+//! to run the same paths with encryption switched off.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use fluence_client::Client;
+use fluence_crypto::keys::MasterKey;
+use fluence_net::NodeClient;
+use fluence_node::{NodeConfig, RunningNode};
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+struct Args {
+    /// Dataset sizes to measure.
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    docs: Vec<usize>,
+    /// Documents per insert request.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Timed lookups and range queries per size.
+    #[arg(long, default_value_t = 500)]
+    queries: usize,
+}
+
+const BODY_BYTES: usize = 1024;
+const RANGE_DOCS: i64 = 100;
+
+fn document(i: usize, rng: &mut impl Rng) -> Value {
+    const WORDS: [&str; 12] = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+        "juliet", "kilo", "lima",
+    ];
+    let title: Vec<&str> = (0..5)
+        .map(|_| WORDS[rng.gen_range(0..WORDS.len())])
+        .collect();
+    let mut doc = json!({
+        "_id": i as i64,
+        "email": format!("user{i}@example.org"),
+        "age": i as i64,
+        "title": title.join(" "),
+    });
+    let used = doc.to_string().len();
+    let payload: String = (0..BODY_BYTES.saturating_sub(used + 16))
+        .map(|_| char::from(b'a' + rng.gen_range(0..26u8)))
+        .collect();
+    doc["payload"] = Value::String(payload);
+    doc
+}
+
+struct Stats {
+    samples_us: Vec<u64>,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            samples_us: Vec::new(),
+        }
+    }
+    fn push(&mut self, elapsed: Duration) {
+        self.samples_us.push(elapsed.as_micros() as u64);
+    }
+    fn quantile_ms(&mut self, q: f64) -> f64 {
+        self.samples_us.sort_unstable();
+        let at = ((self.samples_us.len() as f64 - 1.0) * q).round() as usize;
+        self.samples_us[at] as f64 / 1000.0
+    }
+    fn per_second(&self) -> f64 {
+        let total: u64 = self.samples_us.iter().sum();
+        self.samples_us.len() as f64 / (total as f64 / 1e6)
+    }
+}
+
+fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Result<Value> {
+    let mut response = agent
+        .post(url)
+        .send_json(body)
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    let value: Value = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_json()?;
+    anyhow::ensure!(status.is_success(), "{url}: {status} {value}");
+    Ok(value)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mode = if fluence_crypto::BENCH_PLAINTEXT {
+        "encryption OFF (bench build)"
+    } else {
+        "encrypted"
+    };
+    println!("# fluence-bench: {mode}");
+    println!("| docs | bulk insert docs/s | eq lookup p50 ms | eq lookup p99 ms | eq lookups/s | range(100) p50 ms | range(100) p99 ms | range queries/s |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for &n in &args.docs {
+        let dir = tempfile::tempdir()?;
+        let (node, api, stop) = runtime.block_on(async {
+            let node = RunningNode::start(NodeConfig {
+                data_dir: dir.path().join("node"),
+                listen: "/ip4/127.0.0.1/tcp/0".parse()?,
+                record_requests: None,
+            })
+            .await?;
+            let connection = NodeClient::connect(node.dial_addr(), Duration::from_secs(10)).await?;
+            let client = Arc::new(Client::new(MasterKey::generate(), connection));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let api = format!("http://{}", listener.local_addr()?);
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(fluence_gateway::serve(listener, client, async {
+                let _ = stop_rx.await;
+            }));
+            anyhow::Ok((node, api, stop_tx))
+        })?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(600)))
+            .build()
+            .into();
+        post(
+            &agent,
+            &format!("{api}/v1/datasets"),
+            &json!({"name": "bench", "indexes": {"email": "eq", "age": "range", "title": "text"}}),
+        )?;
+
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let docs: Vec<Value> = (0..n).map(|i| document(i, &mut rng)).collect();
+        let started = Instant::now();
+        for chunk in docs.chunks(args.batch) {
+            post(
+                &agent,
+                &format!("{api}/v1/datasets/bench/documents"),
+                &json!({"documents": chunk}),
+            )?;
+        }
+        let insert_rate = n as f64 / started.elapsed().as_secs_f64();
+
+        let mut eq = Stats::new();
+        for _ in 0..args.queries {
+            let i = rng.gen_range(0..n);
+            let started = Instant::now();
+            let found = post(
+                &agent,
+                &format!("{api}/v1/datasets/bench/find"),
+                &json!({"filter": {"email": format!("user{i}@example.org")}}),
+            )?;
+            eq.push(started.elapsed());
+            anyhow::ensure!(
+                found["documents"].as_array().map(Vec::len) == Some(1),
+                "eq lookup found {found}"
+            );
+        }
+        let mut range = Stats::new();
+        for _ in 0..args.queries {
+            let low = rng.gen_range(0..(n as i64 - RANGE_DOCS));
+            let started = Instant::now();
+            let found = post(
+                &agent,
+                &format!("{api}/v1/datasets/bench/find"),
+                &json!({"filter": {"age": {"$gte": low, "$lt": low + RANGE_DOCS}}}),
+            )?;
+            range.push(started.elapsed());
+            anyhow::ensure!(
+                found["documents"].as_array().map(Vec::len) == Some(RANGE_DOCS as usize)
+            );
+        }
+        println!(
+            "| {n} | {insert_rate:.0} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} | {:.0} |",
+            eq.quantile_ms(0.5),
+            eq.quantile_ms(0.99),
+            eq.per_second(),
+            range.quantile_ms(0.5),
+            range.quantile_ms(0.99),
+            range.per_second(),
+        );
+        let _ = stop.send(());
+        runtime.block_on(node.shutdown());
+    }
+    Ok(())
+}
