@@ -27,6 +27,9 @@ struct Args {
     /// Documents per insert request.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
+    /// Insert requests in flight at once (separate HTTP connections).
+    #[arg(long, default_value_t = 1)]
+    inserters: usize,
     /// Timed lookups and range queries per size.
     #[arg(long, default_value_t = 500)]
     queries: usize,
@@ -106,7 +109,10 @@ fn main() -> Result<()> {
     } else {
         "encrypted"
     };
-    println!("# fluence-bench: {mode}");
+    println!(
+        "# fluence-bench: {mode}, {} insert request(s) in flight, {} documents per request",
+        args.inserters, args.batch
+    );
     println!("| docs | bulk insert docs/s | eq lookup p50 ms | eq lookup p99 ms | eq lookups/s | range(100) p50 ms | range(100) p99 ms | range queries/s |");
     println!("|---|---|---|---|---|---|---|---|");
     for &n in &args.docs {

@@ -394,15 +394,14 @@ impl<T: Transport> Client<T> {
     /// early once `enough` documents matched.
     async fn matching(
         &self,
-        state: &DatasetState,
+        state: &Arc<DatasetState>,
         filter_doc: &Document,
         enough: Option<usize>,
     ) -> Result<Vec<Matched>, ClientError> {
         let dataset = &state.dataset;
-        let filter = query::parse_filter(filter_doc)?;
+        let filter = Arc::new(query::parse_filter(filter_doc)?);
         let plan = self.plan(dataset, filter_doc, &filter)?;
-        let text_paths = dataset.text_paths();
-        let context = EvalContext::new(&text_paths, &fluence_crypto::text::normalize_words);
+        let text_paths = Arc::new(dataset.text_paths());
         let mut matched = Vec::new();
         let mut after: Option<DocId> = None;
         loop {
@@ -421,17 +420,39 @@ impl<T: Transport> Client<T> {
                 Err(e) => return Err(e),
             };
             check_page_order(after, &docs, next)?;
-            for entry in &docs {
-                let doc = dataset.open(entry)?;
-                if query::eval(&filter, &doc, &context) {
-                    matched.push(Matched {
+            let open_and_match = {
+                let (state, filter, text_paths) = (
+                    Arc::clone(state),
+                    Arc::clone(&filter),
+                    Arc::clone(&text_paths),
+                );
+                move |entry: DocEntry| -> Result<Option<Matched>, ClientError> {
+                    let doc = state.dataset.open(&entry)?;
+                    let context =
+                        EvalContext::new(&text_paths, &fluence_crypto::text::normalize_words);
+                    Ok(query::eval(&filter, &doc, &context).then_some(Matched {
                         doc_id: entry.doc,
                         version: entry.sealed.version,
                         doc,
-                    });
-                    if enough.is_some_and(|n| matched.len() >= n) {
-                        return Ok(matched);
+                    }))
+                }
+            };
+            match enough {
+                // A few matches wanted (update one, a limit without sort):
+                // stop decrypting at the last one needed.
+                Some(n) => {
+                    for entry in docs {
+                        if let Some(m) = open_and_match(entry)? {
+                            matched.push(m);
+                            if matched.len() >= n {
+                                return Ok(matched);
+                            }
+                        }
                     }
+                }
+                None => {
+                    let opened = parallel_map(docs, open_and_match).await?;
+                    matched.extend(opened.into_iter().flatten());
                 }
             }
             match next {
@@ -585,55 +606,67 @@ impl<T: Transport> Client<T> {
     }
 }
 
-/// Documents below which encrypting on one thread is cheaper than handing
-/// work to others.
-const PARALLEL_ENCRYPT_DOCS_MIN: usize = 64;
+/// Items below which working on one thread is cheaper than handing work to
+/// others (a document costs a few microseconds to seal or open).
+const PARALLEL_ITEMS_MIN: usize = 64;
 
-/// The insert operations for `docs` and their `_id`s, in order. Each
-/// document's sealing and index tokens are independent, so large inserts
-/// are encrypted on every core.
+/// Maps `work` over `items` on every core, in contiguous chunks, keeping
+/// order. Sealing, opening and evaluating documents are independent per
+/// document and CPU-bound, so large inserts and pages use both cores of a
+/// small machine instead of one.
+async fn parallel_map<T, R>(
+    items: Vec<T>,
+    work: impl Fn(T) -> Result<R, ClientError> + Send + Sync + 'static,
+) -> Result<Vec<R>, ClientError>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if items.len() < PARALLEL_ITEMS_MIN || threads == 1 {
+        return items.into_iter().map(work).collect();
+    }
+    let work = Arc::new(work);
+    let chunk_len = items.len().div_ceil(threads);
+    let mut items = items.into_iter();
+    let mut tasks = Vec::with_capacity(threads);
+    loop {
+        let chunk: Vec<T> = items.by_ref().take(chunk_len).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let work = Arc::clone(&work);
+        tasks.push(tokio::task::spawn_blocking(move || {
+            chunk
+                .into_iter()
+                .map(|item| work(item))
+                .collect::<Result<Vec<R>, ClientError>>()
+        }));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        let chunk = task
+            .await
+            .map_err(|e| ClientError::Internal(format!("worker task failed: {e}")))??;
+        out.extend(chunk);
+    }
+    Ok(out)
+}
+
+/// The insert operation and `_id` of each document, in order.
 async fn insert_ops(
     state: &Arc<DatasetState>,
     docs: Vec<Document>,
 ) -> Result<(Vec<DocOp>, Vec<Bson>), ClientError> {
-    fn build(
-        state: &DatasetState,
-        docs: Vec<Document>,
-    ) -> Result<(Vec<DocOp>, Vec<Bson>), ClientError> {
-        let mut ops = Vec::with_capacity(docs.len());
-        let mut ids = Vec::with_capacity(docs.len());
-        for doc in docs {
-            query::limits::check_depth(&doc)?;
-            let doc = with_id(doc)?;
-            ops.push(state.dataset.put_op(&doc, 1, Precondition::Absent)?);
-            ids.push(doc.get("_id").cloned().unwrap_or(Bson::Null));
-        }
-        Ok((ops, ids))
-    }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if docs.len() < PARALLEL_ENCRYPT_DOCS_MIN || threads == 1 {
-        return build(state, docs);
-    }
-    let chunk_len = docs.len().div_ceil(threads);
-    let mut docs = docs.into_iter();
-    let mut tasks = Vec::with_capacity(threads);
-    loop {
-        let chunk: Vec<Document> = docs.by_ref().take(chunk_len).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        let state = Arc::clone(state);
-        tasks.push(tokio::task::spawn_blocking(move || build(&state, chunk)));
-    }
-    let (mut ops, mut ids) = (Vec::new(), Vec::new());
-    for task in tasks {
-        let (chunk_ops, chunk_ids) = task
-            .await
-            .map_err(|e| ClientError::Internal(format!("encryption task failed: {e}")))??;
-        ops.extend(chunk_ops);
-        ids.extend(chunk_ids);
-    }
-    Ok((ops, ids))
+    let state = Arc::clone(state);
+    let built = parallel_map(docs, move |doc| {
+        query::limits::check_depth(&doc)?;
+        let doc = with_id(doc)?;
+        let op = state.dataset.put_op(&doc, 1, Precondition::Absent)?;
+        Ok((op, doc.get("_id").cloned().unwrap_or(Bson::Null)))
+    })
+    .await?;
+    Ok(built.into_iter().unzip())
 }
 
 fn unexpected(response: &Response) -> ClientError {
