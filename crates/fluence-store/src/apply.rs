@@ -4,15 +4,18 @@
 //! at all.
 //!
 //! Invariants kept (checked by `Store::check`):
-//! - `docs`, `entries` and `digests` hold the same doc ids;
-//! - `digests[d] = DocDigest::compute(docs[d], entries[d])`;
+//! - `ids` maps every document to its row, one row per document; `docs`
+//!   and `entries` hold exactly those rows, each `docs` record naming its
+//!   document; every row is below `meta.next_row`;
+//! - `ids[d].digest = DocDigest::compute(docs[row], entries[row])`;
 //! - the postings and range tables hold exactly the values of `entries`,
-//!   and `entries` only references declared indexes, with the right shape;
-//! - `multi` holds exactly the (range index, doc) pairs whose entry holds
+//!   each with the row and doc id of its document, and `entries` only
+//!   references declared indexes, with the right shape;
+//! - `multi` holds exactly the (range index, row) pairs whose entry holds
 //!   two or more distinct ORE plaintexts (`layout::multi_valued`);
-//! - the `merkle` table is the tree over `digests`; `meta.state_root` is
-//!   the state root of (dataset, tree root, descriptor, indexes, seq);
-//! - `meta.doc_count = |docs|`; `journal` holds seq `0..=meta.seq`.
+//! - the `merkle` table is the tree over `ids`; `meta.state_root` is the
+//!   state root of (dataset, tree root, descriptor, indexes, seq);
+//! - `meta.doc_count = |ids|`; `journal` holds seq `0..=meta.seq`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
@@ -134,12 +137,12 @@ fn validate_entries<O: OreOrder>(
 
 /// The document tables of one write transaction.
 pub(crate) struct DocTables<'t, O: OreOrder> {
-    pub docs: Table<'t, FixedBytes<16>, &'static [u8]>,
-    pub entries: Table<'t, FixedBytes<16>, &'static [u8]>,
-    pub digests: Table<'t, FixedBytes<16>, FixedBytes<64>>,
-    pub postings: Table<'t, FixedBytes<48>, ()>,
-    pub range: MultimapTable<'t, RangeKey<O>, FixedBytes<16>>,
-    pub multi: Table<'t, FixedBytes<32>, ()>,
+    pub ids: Table<'t, FixedBytes<16>, FixedBytes<{ layout::ID_RECORD_LEN }>>,
+    pub docs: Table<'t, FixedBytes<{ layout::ROW_LEN }>, &'static [u8]>,
+    pub entries: Table<'t, FixedBytes<{ layout::ROW_LEN }>, &'static [u8]>,
+    pub postings: Table<'t, FixedBytes<{ layout::POSTING_KEY_LEN }>, FixedBytes<16>>,
+    pub range: MultimapTable<'t, RangeKey<O>, FixedBytes<{ layout::RANGE_VALUE_LEN }>>,
+    pub multi: Table<'t, FixedBytes<{ layout::MULTI_KEY_LEN }>, FixedBytes<16>>,
     pub merkle: Table<'t, u32, FixedBytes<32>>,
 }
 
@@ -147,9 +150,9 @@ impl<'t, O: OreOrder> DocTables<'t, O> {
     /// Opens (creating on first use) every document table.
     pub fn open(txn: &'t WriteTransaction) -> Result<Self, StoreError> {
         Ok(DocTables {
+            ids: txn.open_table(layout::IDS)?,
             docs: txn.open_table(layout::DOCS)?,
             entries: txn.open_table(layout::ENTRIES)?,
-            digests: txn.open_table(layout::DIGESTS)?,
             postings: txn.open_table(layout::POSTINGS)?,
             range: txn.open_multimap_table(layout::range_table::<O>())?,
             multi: txn.open_table(layout::MULTI)?,
@@ -157,8 +160,8 @@ impl<'t, O: OreOrder> DocTables<'t, O> {
         })
     }
 
-    fn read_entries(&self, doc: &DocId) -> Result<Vec<IndexEntry>, StoreError> {
-        match self.entries.get(&doc.0[..])? {
+    fn read_entries(&self, row: u64, doc: &DocId) -> Result<Vec<IndexEntry>, StoreError> {
+        match self.entries.get(&layout::row_key(row)[..])? {
             Some(guard) => layout::decode_entries(guard.value()),
             None => Err(StoreError::Corrupt(format!(
                 "document {doc} has no index entries record"
@@ -166,23 +169,29 @@ impl<'t, O: OreOrder> DocTables<'t, O> {
         }
     }
 
-    fn insert_postings(&mut self, doc: &DocId, entries: &[IndexEntry]) -> Result<(), StoreError> {
+    fn insert_postings(
+        &mut self,
+        row: u64,
+        doc: &DocId,
+        entries: &[IndexEntry],
+    ) -> Result<(), StoreError> {
         for entry in entries {
             match &entry.values {
                 IndexValues::Tokens(tokens) => {
                     for token in tokens {
-                        let key = layout::posting_key(&entry.index, token, doc);
-                        self.postings.insert(&key[..], ())?;
+                        let key = layout::posting_key(&entry.index, token, row);
+                        self.postings.insert(&key[..], &doc.0[..])?;
                     }
                 }
                 IndexValues::Ore(cts) => {
+                    let value = layout::range_value(row, doc);
                     for ct in cts {
                         let key = range_key(&entry.index, MARKER_VALUE, ct);
-                        self.range.insert(&key[..], &doc.0[..])?;
+                        self.range.insert(&key[..], &value[..])?;
                     }
                     if layout::multi_valued::<O>(cts) {
-                        let key = layout::multi_key(&entry.index, doc);
-                        self.multi.insert(&key[..], ())?;
+                        let key = layout::multi_key(&entry.index, row);
+                        self.multi.insert(&key[..], &doc.0[..])?;
                     }
                 }
             }
@@ -193,23 +202,29 @@ impl<'t, O: OreOrder> DocTables<'t, O> {
     /// Removes the postings (and multi-valued marks) `entries` put in.
     /// Removing an absent posting is a no-op, so duplicate values (or ORE
     /// ciphertexts of equal plaintexts, which share one key) are harmless.
-    fn remove_postings(&mut self, doc: &DocId, entries: &[IndexEntry]) -> Result<(), StoreError> {
+    fn remove_postings(
+        &mut self,
+        row: u64,
+        doc: &DocId,
+        entries: &[IndexEntry],
+    ) -> Result<(), StoreError> {
         for entry in entries {
             match &entry.values {
                 IndexValues::Tokens(tokens) => {
                     for token in tokens {
-                        let key = layout::posting_key(&entry.index, token, doc);
+                        let key = layout::posting_key(&entry.index, token, row);
                         self.postings.remove(&key[..])?;
                     }
                 }
                 IndexValues::Ore(cts) => {
+                    let value = layout::range_value(row, doc);
                     for ct in cts {
                         let key = range_key(&entry.index, MARKER_VALUE, ct);
-                        self.range.remove(&key[..], &doc.0[..])?;
+                        self.range.remove(&key[..], &value[..])?;
                     }
                     // Unconditional: one point removal, and it cannot disagree
                     // with the test the insert made.
-                    let key = layout::multi_key(&entry.index, doc);
+                    let key = layout::multi_key(&entry.index, row);
                     self.multi.remove(&key[..])?;
                 }
             }
@@ -217,10 +232,12 @@ impl<'t, O: OreOrder> DocTables<'t, O> {
         Ok(())
     }
 
-    /// Writes a document's entries and digest (the sealed part's hash is
-    /// given so a reindex need not re-read ciphertext).
+    /// Writes a document's entries and its `ids` record (row and digest;
+    /// the sealed part's hash is given so a reindex need not re-read
+    /// ciphertext).
     fn write_entries(
         &mut self,
+        row: u64,
         doc: &DocId,
         entries: &[IndexEntry],
         sealed_hash: fluence_proto::Hash32,
@@ -230,8 +247,10 @@ impl<'t, O: OreOrder> DocTables<'t, O> {
             sealed: sealed_hash,
             entries: fluence_proto::Hash32(merkle::hash_entries(&entries_bytes)),
         };
-        self.entries.insert(&doc.0[..], entries_bytes.as_slice())?;
-        self.digests.insert(&doc.0[..], &digest.to_bytes()[..])?;
+        self.entries
+            .insert(&layout::row_key(row)[..], entries_bytes.as_slice())?;
+        self.ids
+            .insert(&doc.0[..], &layout::id_record(row, &digest)[..])?;
         Ok(())
     }
 }
@@ -252,7 +271,11 @@ pub(crate) fn apply_batch<O: OreOrder>(
     for (i, op) in ops.iter().enumerate() {
         let op_index = u32::try_from(i).expect("OPS_PER_BATCH_MAX fits in u32");
         let doc = op.doc();
-        let found_version = read_version(&tables.docs, &doc)?;
+        let found_row = layout::row_of(&tables.ids, &doc)?;
+        let found_version = match found_row {
+            Some(row) => Some(read_version(&tables.docs, row, &doc)?),
+            None => None,
+        };
         match op {
             DocOp::Put {
                 expect,
@@ -286,36 +309,64 @@ pub(crate) fn apply_batch<O: OreOrder>(
                 }
                 validate_sealed(sealed)?;
                 validate_entries::<O>(entries, &kinds)?;
-                if found_version.is_some() {
-                    let old = tables.read_entries(&doc)?;
-                    tables.remove_postings(&doc, &old)?;
-                } else {
-                    meta.doc_count = meta
-                        .doc_count
-                        .checked_add(1)
-                        .ok_or_else(|| StoreError::Corrupt("document count overflows".into()))?;
-                }
+                // An update keeps its row; a new document takes the next
+                // one, so inserts land at the tail of every row-keyed table.
+                let row = match found_row {
+                    Some(row) => {
+                        let old = tables.read_entries(row, &doc)?;
+                        tables.remove_postings(row, &doc, &old)?;
+                        row
+                    }
+                    None => {
+                        meta.doc_count = meta.doc_count.checked_add(1).ok_or_else(|| {
+                            StoreError::Corrupt("document count overflows".into())
+                        })?;
+                        let row = meta.next_row;
+                        meta.next_row = row
+                            .checked_add(1)
+                            .ok_or_else(|| bad("row ids are exhausted"))?;
+                        row
+                    }
+                };
                 let sealed_bytes = sealed.to_bytes();
-                tables.docs.insert(&doc.0[..], sealed_bytes.as_slice())?;
+                let previous = tables.docs.insert(
+                    &layout::row_key(row)[..],
+                    layout::doc_record(&doc, &sealed_bytes).as_slice(),
+                )?;
+                // A new document's row was never given before; finding a
+                // record there means the counter went backwards, and
+                // overwriting would lose a document.
+                if found_row.is_none() && previous.is_some() {
+                    return Err(StoreError::Corrupt(format!(
+                        "row {row} is taken although above every row given"
+                    ))
+                    .into());
+                }
+                drop(previous);
                 tables.write_entries(
+                    row,
                     &doc,
                     entries,
                     fluence_proto::Hash32(merkle::hash_sealed(&sealed_bytes)),
                 )?;
-                tables.insert_postings(&doc, entries)?;
+                tables.insert_postings(row, &doc, entries)?;
             }
             DocOp::Delete { expect_version, .. } => {
-                if found_version != Some(*expect_version) {
-                    return Err(ApplyError::Precondition {
-                        op_index,
-                        found_version,
-                    });
-                }
-                let old = tables.read_entries(&doc)?;
-                tables.remove_postings(&doc, &old)?;
-                tables.docs.remove(&doc.0[..])?;
-                tables.entries.remove(&doc.0[..])?;
-                tables.digests.remove(&doc.0[..])?;
+                let row = match found_row {
+                    Some(row) if found_version == Some(*expect_version) => row,
+                    _ => {
+                        return Err(ApplyError::Precondition {
+                            op_index,
+                            found_version,
+                        })
+                    }
+                };
+                let old = tables.read_entries(row, &doc)?;
+                tables.remove_postings(row, &doc, &old)?;
+                // The row is retired with its document, never given again.
+                tables.docs.remove(&layout::row_key(row)[..])?;
+                tables.entries.remove(&layout::row_key(row)[..])?;
+                tables.ids.remove(&doc.0[..])?;
                 meta.doc_count = meta.doc_count.checked_sub(1).ok_or_else(|| {
                     StoreError::Corrupt("document count is below the documents stored".into())
                 })?;
@@ -365,15 +416,15 @@ fn drop_index_postings<O: OreOrder>(
 ) -> Result<(), StoreError> {
     match decl.kind {
         IndexKind::Eq | IndexKind::Text => {
-            let low = layout::posting_key(&decl.id, &Token([0; 16]), &DocId([0; 16]));
-            let high = layout::posting_key(&decl.id, &Token([0xff; 16]), &DocId([0xff; 16]));
+            let low = layout::posting_key(&decl.id, &Token([0; 16]), 0);
+            let high = layout::posting_key(&decl.id, &Token([0xff; 16]), u64::MAX);
             tables
                 .postings
                 .retain_in::<&[u8], _>(&low[..]..=&high[..], |_, _| false)?;
         }
         IndexKind::Range => {
-            let low = layout::multi_key(&decl.id, &DocId([0; 16]));
-            let high = layout::multi_key(&decl.id, &DocId([0xff; 16]));
+            let low = layout::multi_key(&decl.id, 0);
+            let high = layout::multi_key(&decl.id, u64::MAX);
             tables
                 .multi
                 .retain_in::<&[u8], _>(&low[..]..=&high[..], |_, _| false)?;
@@ -413,7 +464,8 @@ fn drop_index_postings<O: OreOrder>(
     Ok(())
 }
 
-/// Removes entries of `removed` indexes from every document.
+/// Removes entries of `removed` indexes from every document, walking
+/// `ids` in chunks (each record gives the row and the sealed hash).
 fn strip_entries<O: OreOrder>(
     tables: &mut DocTables<'_, O>,
     removed: &HashSet<IndexId>,
@@ -423,26 +475,25 @@ fn strip_entries<O: OreOrder>(
     let passes_max = doc_count / REINDEX_CHUNK_DOCS_MAX as u64 + 2;
     let mut cursor: Option<[u8; 16]> = None;
     for _ in 0..passes_max {
-        let mut chunk: Vec<(DocId, Vec<IndexEntry>)> = Vec::new();
+        let mut chunk: Vec<(DocId, u64, DocDigest)> = Vec::new();
         let low = match &cursor {
             Some(c) => Bound::Excluded(&c[..]),
             None => Bound::Unbounded,
         };
-        for item in tables.entries.range::<&[u8]>((low, Bound::Unbounded))? {
+        for item in tables.ids.range::<&[u8]>((low, Bound::Unbounded))? {
             let (key, value) = item?;
-            chunk.push((
-                layout::doc_id(key.value())?,
-                layout::decode_entries(value.value())?,
-            ));
+            let (row, digest) = layout::decode_id_record(value.value())?;
+            chunk.push((layout::doc_id(key.value())?, row, digest));
             if chunk.len() == REINDEX_CHUNK_DOCS_MAX {
                 break;
             }
         }
-        let Some((last, _)) = chunk.last() else {
+        let Some((last, _, _)) = chunk.last() else {
             return Ok(());
         };
         cursor = Some(last.0);
-        for (doc, entries) in chunk {
+        for (doc, row, digest) in chunk {
+            let entries = tables.read_entries(row, &doc)?;
             if !entries.iter().any(|e| removed.contains(&e.index)) {
                 continue;
             }
@@ -450,19 +501,9 @@ fn strip_entries<O: OreOrder>(
                 .into_iter()
                 .filter(|e| !removed.contains(&e.index))
                 .collect();
-            let digest = match tables.digests.get(&doc.0[..])? {
-                Some(guard) => DocDigest::from_disk(guard.value())?,
-                None => {
-                    return Err(StoreError::Corrupt(format!(
-                        "document {doc} has no digest record"
-                    )))
-                }
-            };
-            tables.write_entries(&doc, &kept, digest.sealed)?;
+            tables.write_entries(row, &doc, &kept, digest.sealed)?;
             dirty.insert(bucket_of(&doc));
         }
     }
-    Err(StoreError::Corrupt(
-        "more index entries records than documents".into(),
-    ))
+    Err(StoreError::Corrupt("more id records than documents".into()))
 }

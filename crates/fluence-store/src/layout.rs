@@ -10,9 +10,10 @@
 use fluence_proto::codec::{Decode, Encode, Reader, Writer};
 use fluence_proto::limits::{DESCRIPTOR_LEN_MAX, INDEXES_PER_DATASET_MAX};
 use fluence_proto::{DatasetId, DocId, Hash32, IndexDecl, IndexEntry, IndexId, PublicKey, Token};
-use redb::{MultimapTableDefinition, TableDefinition};
+use redb::{MultimapTableDefinition, ReadableTable, TableDefinition};
 
 use crate::error::StoreError;
+use crate::merkle::DocDigest;
 use crate::order::{FixedBytes, OreOrder, RangeKey};
 
 /// Version of this layout, stored in the meta record. A file with another
@@ -22,7 +23,10 @@ use crate::order::{FixedBytes, OreOrder, RangeKey};
 /// would silently go missing from `And`-of-ranges answers), and a
 /// version-1 build would write a version-2 file without maintaining it, so
 /// each refuses the other's files.
-pub const FORMAT_VERSION: u16 = 2;
+///
+/// 3 keys documents by row id (see [`IDS`]): every table but `ids` changed
+/// its key, so neither build can read the other's files.
+pub const FORMAT_VERSION: u16 = 3;
 
 /// `"dataset"` → [`Meta`] record. One row: everything about the dataset
 /// that is not a document.
@@ -30,33 +34,55 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The one key of [`META`].
 pub const META_KEY: &str = "dataset";
 
-/// `DocId` (16) → canonical `SealedDoc` bytes: what `find` serves.
-pub const DOCS: TableDefinition<FixedBytes<16>, &[u8]> = TableDefinition::new("docs");
+/// Length of a row id inside keys and values: a `u64`, big-endian so that
+/// bytewise order is numeric order.
+///
+/// Every document gets a row id when it is first inserted, from
+/// [`Meta::next_row`]: ids grow in insertion order and are never reused
+/// (an update keeps its row, a delete retires it). Tables keyed by row id
+/// therefore receive inserts at their tail, so a batch of new documents
+/// dirties a few pages per table instead of one random page per document
+/// (doc ids are uniform hashes). Only [`IDS`] is keyed by `DocId`.
+pub const ROW_LEN: usize = 8;
 
-/// `DocId` (16) → canonical `Vec<IndexEntry>` bytes: the postings the doc
+/// `DocId` (16) → `row id (8) ‖ BLAKE3(sealed) (32) ‖ BLAKE3(entries)
+/// (32)`: the only table keyed by doc id. It maps ids to rows, serves
+/// `All` scans and page cursors in `DocId` order, and holds the Merkle
+/// leaf material in `DocId` order, so recomputing a bucket is one range
+/// scan that never re-reads ciphertext. Its records are small, which keeps
+/// the random writes of a batch cheap.
+pub const IDS: TableDefinition<FixedBytes<16>, FixedBytes<ID_RECORD_LEN>> =
+    TableDefinition::new("ids");
+
+/// Length of an [`IDS`] value.
+pub const ID_RECORD_LEN: usize = ROW_LEN + DocDigest::LEN;
+
+/// Row id (8) → `DocId (16) ‖ canonical SealedDoc bytes`: what `find`
+/// serves. The doc id lets a reader (and `check`) confirm that a row is
+/// the document an index or [`IDS`] says it is.
+pub const DOCS: TableDefinition<FixedBytes<ROW_LEN>, &[u8]> = TableDefinition::new("docs");
+
+/// Row id (8) → canonical `Vec<IndexEntry>` bytes: the postings the doc
 /// currently holds, kept so an update or delete removes exactly those, and
 /// so `And` filters test range membership without touching ciphertext.
-pub const ENTRIES: TableDefinition<FixedBytes<16>, &[u8]> = TableDefinition::new("entries");
+pub const ENTRIES: TableDefinition<FixedBytes<ROW_LEN>, &[u8]> = TableDefinition::new("entries");
 
-/// `DocId` (16) → `BLAKE3(sealed) (32) ‖ BLAKE3(entries) (32)`: the Merkle
-/// leaf material, so recomputing a bucket never re-reads ciphertext.
-pub const DIGESTS: TableDefinition<FixedBytes<16>, FixedBytes<64>> =
-    TableDefinition::new("digests");
+/// `index id (16) ‖ token (16) ‖ row id (8)` → `DocId` (16): eq and text
+/// postings. The row id in the key makes a new document's posting the last
+/// of its token; the doc id in the value turns a scan of a token into
+/// (doc, row) candidates without a lookup per posting.
+pub const POSTINGS: TableDefinition<FixedBytes<POSTING_KEY_LEN>, FixedBytes<16>> =
+    TableDefinition::new("postings");
 
-/// `index id (16) ‖ token (16) ‖ DocId (16)` → `()`: eq and text
-/// postings. The doc id is part of the key (a hand-made multimap) so the
-/// docs of one token are in `DocId` order and seekable from a cursor.
-pub const POSTINGS: TableDefinition<FixedBytes<48>, ()> = TableDefinition::new("postings");
-
-/// `index id (16) ‖ DocId (16)` → `()`: the documents holding ORE values
-/// of two or more distinct plaintexts in a range index. Derived from
-/// [`ENTRIES`] (kept in the same transaction by every write) and, like the
-/// postings, outside the state root. An `And` of ranges on one index scans
-/// the intersection of their intervals and checks only these documents
-/// besides: a document with one value (class) matches every range iff that
-/// value lies in the intersection. The doc id is in the key so the docs of
-/// one index are in `DocId` order and seekable from a page cursor.
-pub const MULTI: TableDefinition<FixedBytes<32>, ()> = TableDefinition::new("multi");
+/// `index id (16) ‖ row id (8)` → `DocId` (16): the documents holding ORE
+/// values of two or more distinct plaintexts in a range index. Derived
+/// from [`ENTRIES`] (kept in the same transaction by every write) and, like
+/// the postings, outside the state root. An `And` of ranges on one index
+/// scans the intersection of their intervals and checks only these
+/// documents besides: a document with one value (class) matches every
+/// range iff that value lies in the intersection.
+pub const MULTI: TableDefinition<FixedBytes<MULTI_KEY_LEN>, FixedBytes<16>> =
+    TableDefinition::new("multi");
 
 /// `seq` → the applied `SignedWrite`'s canonical bytes. Append-only.
 pub const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
@@ -69,44 +95,156 @@ pub const MERKLE: TableDefinition<u32, FixedBytes<32>> = TableDefinition::new("m
 /// Name of the range index table.
 pub const RANGE_TABLE_NAME: &str = "range";
 
+/// Length of a [`range_table`] value.
+pub const RANGE_VALUE_LEN: usize = ROW_LEN + DocId::LEN;
+
 /// `index id (16) ‖ marker (1) ‖ ORE ciphertext` (ordered by [`RangeKey`])
-/// →→ `DocId` (16): range postings, kept in plaintext order.
-pub fn range_table<O: OreOrder>() -> MultimapTableDefinition<'static, RangeKey<O>, FixedBytes<16>> {
+/// →→ `row id (8) ‖ DocId (16)`: range postings, kept in plaintext order.
+/// Values of one key sort by row id (its prefix), so a new document's
+/// value is the last of its key; the doc id spares a lookup per value.
+pub fn range_table<O: OreOrder>(
+) -> MultimapTableDefinition<'static, RangeKey<O>, FixedBytes<RANGE_VALUE_LEN>> {
     MultimapTableDefinition::new(RANGE_TABLE_NAME)
 }
 
+/// Encodes a row id as it appears in keys and values.
+pub fn row_key(row: u64) -> [u8; ROW_LEN] {
+    row.to_be_bytes()
+}
+
+/// A row id read from disk.
+pub fn row_id(bytes: &[u8]) -> Result<u64, StoreError> {
+    let array: [u8; ROW_LEN] = bytes.try_into().map_err(|_| {
+        StoreError::Corrupt(format!(
+            "row id has {} bytes, expected {ROW_LEN}",
+            bytes.len()
+        ))
+    })?;
+    Ok(u64::from_be_bytes(array))
+}
+
+/// The row id of `doc`, read from [`IDS`] in any transaction: the key of
+/// its [`DOCS`] and [`ENTRIES`] records is `row_key(row)`. `None` when the
+/// document does not exist. For operator tools and tests that reach the
+/// records of one document through redb.
+pub fn row_of(
+    ids: &impl ReadableTable<FixedBytes<16>, FixedBytes<ID_RECORD_LEN>>,
+    doc: &DocId,
+) -> Result<Option<u64>, StoreError> {
+    match ids.get(&doc.0[..])? {
+        Some(guard) => Ok(Some(decode_id_record(guard.value())?.0)),
+        None => Ok(None),
+    }
+}
+
+/// Encodes an [`IDS`] value.
+pub fn id_record(row: u64, digest: &DocDigest) -> [u8; ID_RECORD_LEN] {
+    let mut record = [0u8; ID_RECORD_LEN];
+    record[..ROW_LEN].copy_from_slice(&row_key(row));
+    record[ROW_LEN..].copy_from_slice(&digest.to_bytes());
+    record
+}
+
+/// Decodes an [`IDS`] value into (row id, digest).
+pub fn decode_id_record(bytes: &[u8]) -> Result<(u64, DocDigest), StoreError> {
+    if bytes.len() != ID_RECORD_LEN {
+        return Err(StoreError::Corrupt(format!(
+            "id record has {} bytes, expected {ID_RECORD_LEN}",
+            bytes.len()
+        )));
+    }
+    let (row, digest) = bytes.split_at(ROW_LEN);
+    Ok((row_id(row)?, DocDigest::from_disk(digest)?))
+}
+
+/// Encodes a [`DOCS`] value: the doc id, then the canonical `SealedDoc`
+/// bytes.
+pub fn doc_record(doc: &DocId, sealed_bytes: &[u8]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(DocId::LEN + sealed_bytes.len());
+    record.extend_from_slice(doc.as_bytes());
+    record.extend_from_slice(sealed_bytes);
+    record
+}
+
+/// Splits a [`DOCS`] value into (doc id, canonical `SealedDoc` bytes).
+/// The sealed bytes are not decoded here.
+pub fn split_doc_record(bytes: &[u8]) -> Result<(DocId, &[u8]), StoreError> {
+    if bytes.len() < DocId::LEN {
+        return Err(StoreError::Corrupt(format!(
+            "document record has {} bytes, shorter than a doc id",
+            bytes.len()
+        )));
+    }
+    let (doc, sealed) = bytes.split_at(DocId::LEN);
+    Ok((doc_id(doc)?, sealed))
+}
+
 /// Length of a posting key.
-pub const POSTING_KEY_LEN: usize = IndexId::LEN + Token::LEN + DocId::LEN;
+pub const POSTING_KEY_LEN: usize = IndexId::LEN + Token::LEN + ROW_LEN;
 
 /// Encodes a posting key.
-pub fn posting_key(index: &IndexId, token: &Token, doc: &DocId) -> [u8; POSTING_KEY_LEN] {
+pub fn posting_key(index: &IndexId, token: &Token, row: u64) -> [u8; POSTING_KEY_LEN] {
     let mut key = [0u8; POSTING_KEY_LEN];
     key[..16].copy_from_slice(index.as_bytes());
     key[16..32].copy_from_slice(token.as_bytes());
-    key[32..].copy_from_slice(doc.as_bytes());
+    key[32..].copy_from_slice(&row_key(row));
     key
+}
+
+/// The row id at the end of a posting key read from disk.
+pub fn posting_row(key: &[u8]) -> Result<u64, StoreError> {
+    if key.len() != POSTING_KEY_LEN {
+        return Err(StoreError::Corrupt(format!(
+            "posting key has {} bytes, expected {POSTING_KEY_LEN}",
+            key.len()
+        )));
+    }
+    row_id(&key[32..])
 }
 
 /// Length of a [`MULTI`] key.
-pub const MULTI_KEY_LEN: usize = IndexId::LEN + DocId::LEN;
+pub const MULTI_KEY_LEN: usize = IndexId::LEN + ROW_LEN;
 
 /// Encodes a [`MULTI`] key.
-pub fn multi_key(index: &IndexId, doc: &DocId) -> [u8; MULTI_KEY_LEN] {
+pub fn multi_key(index: &IndexId, row: u64) -> [u8; MULTI_KEY_LEN] {
     let mut key = [0u8; MULTI_KEY_LEN];
     key[..16].copy_from_slice(index.as_bytes());
-    key[16..].copy_from_slice(doc.as_bytes());
+    key[16..].copy_from_slice(&row_key(row));
     key
 }
 
-/// The doc id at the end of a [`MULTI`] key read from disk.
-pub fn multi_doc(key: &[u8]) -> Result<DocId, StoreError> {
+/// The (index id, row id) of a [`MULTI`] key read from disk.
+pub fn split_multi_key(key: &[u8]) -> Result<(IndexId, u64), StoreError> {
     if key.len() != MULTI_KEY_LEN {
         return Err(StoreError::Corrupt(format!(
             "multi-valued key has {} bytes, expected {MULTI_KEY_LEN}",
             key.len()
         )));
     }
-    doc_id(&key[16..])
+    let index: [u8; 16] = key[..16]
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("multi-valued key index".into()))?;
+    Ok((IndexId(index), row_id(&key[16..])?))
+}
+
+/// Encodes a [`range_table`] value.
+pub fn range_value(row: u64, doc: &DocId) -> [u8; RANGE_VALUE_LEN] {
+    let mut value = [0u8; RANGE_VALUE_LEN];
+    value[..ROW_LEN].copy_from_slice(&row_key(row));
+    value[ROW_LEN..].copy_from_slice(doc.as_bytes());
+    value
+}
+
+/// Decodes a [`range_table`] value into (row id, doc id).
+pub fn decode_range_value(bytes: &[u8]) -> Result<(u64, DocId), StoreError> {
+    if bytes.len() != RANGE_VALUE_LEN {
+        return Err(StoreError::Corrupt(format!(
+            "range value has {} bytes, expected {RANGE_VALUE_LEN}",
+            bytes.len()
+        )));
+    }
+    let (row, doc) = bytes.split_at(ROW_LEN);
+    Ok((row_id(row)?, doc_id(doc)?))
 }
 
 /// Whether ORE ciphertexts hold two or more distinct plaintexts under `O`,
@@ -121,17 +259,6 @@ pub fn multi_valued<O: OreOrder>(cts: &[Vec<u8>]) -> bool {
         Some((first, rest)) => rest.iter().any(|ct| O::compare(first, ct).is_ne()),
         None => false,
     }
-}
-
-/// The doc id at the end of a posting key read from disk.
-pub fn posting_doc(key: &[u8]) -> Result<DocId, StoreError> {
-    if key.len() != POSTING_KEY_LEN {
-        return Err(StoreError::Corrupt(format!(
-            "posting key has {} bytes, expected {POSTING_KEY_LEN}",
-            key.len()
-        )));
-    }
-    doc_id(&key[32..])
 }
 
 /// A `DocId` read from disk.
@@ -182,6 +309,8 @@ pub struct Meta {
     pub seq: u64,
     pub state_root: Hash32,
     pub doc_count: u64,
+    /// Row id the next new document gets; above every row id ever given.
+    pub next_row: u64,
 }
 
 impl Meta {
@@ -196,6 +325,7 @@ impl Meta {
         writer.u64(self.seq);
         self.state_root.encode(&mut writer);
         writer.u64(self.doc_count);
+        writer.u64(self.next_row);
         writer.into_bytes()
     }
 
@@ -223,6 +353,7 @@ impl Meta {
             seq: reader.u64("sequence number").map_err(corrupt)?,
             state_root: Hash32::decode(&mut reader).map_err(corrupt)?,
             doc_count: reader.u64("document count").map_err(corrupt)?,
+            next_row: reader.u64("next row id").map_err(corrupt)?,
         };
         reader.finish().map_err(corrupt)?;
         Ok(meta)
@@ -248,6 +379,7 @@ mod tests {
             seq: 7,
             state_root: Hash32([8; 32]),
             doc_count: 9,
+            next_row: 10,
         };
         let bytes = meta.encode();
         assert_eq!(Meta::decode(&bytes).unwrap(), meta);
@@ -261,5 +393,45 @@ mod tests {
             Meta::decode(&bytes[..bytes.len() - 1]),
             Err(StoreError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn row_keyed_records_round_trip_and_reject_wrong_lengths() {
+        // Big-endian: bytewise order of row keys is numeric order, so new
+        // rows sort last.
+        assert!(row_key(255) < row_key(256));
+        assert!(
+            posting_key(&IndexId([1; 16]), &Token([2; 16]), 255)
+                < posting_key(&IndexId([1; 16]), &Token([2; 16]), 256)
+        );
+        assert_eq!(row_id(&row_key(u64::MAX)).unwrap(), u64::MAX);
+        assert!(matches!(row_id(&[1, 2, 3]), Err(StoreError::Corrupt(_))));
+
+        let digest = DocDigest {
+            sealed: Hash32([6; 32]),
+            entries: Hash32([7; 32]),
+        };
+        let record = id_record(42, &digest);
+        assert_eq!(decode_id_record(&record).unwrap(), (42, digest));
+        assert!(decode_id_record(&record[1..]).is_err());
+
+        let doc = DocId([9; 16]);
+        let record = doc_record(&doc, b"sealed");
+        assert_eq!(split_doc_record(&record).unwrap(), (doc, &b"sealed"[..]));
+        assert_eq!(split_doc_record(&record[..16]).unwrap(), (doc, &b""[..]));
+        assert!(matches!(
+            split_doc_record(&record[..15]),
+            Err(StoreError::Corrupt(_))
+        ));
+
+        let value = range_value(7, &doc);
+        assert_eq!(decode_range_value(&value).unwrap(), (7, doc));
+        assert!(decode_range_value(&value[..23]).is_err());
+        let key = multi_key(&IndexId([3; 16]), 8);
+        assert_eq!(split_multi_key(&key).unwrap(), (IndexId([3; 16]), 8));
+        assert!(split_multi_key(&key[1..]).is_err());
+        let key = posting_key(&IndexId([3; 16]), &Token([4; 16]), 9);
+        assert_eq!(posting_row(&key).unwrap(), 9);
+        assert!(posting_row(&key[..39]).is_err());
     }
 }

@@ -29,7 +29,7 @@
 //! operations of a batch, or how writes were grouped into batches, does not
 //! change it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use fluence_proto::codec::{Decode, DecodeError, Encode, Reader, Writer};
@@ -256,21 +256,25 @@ fn bucket_bounds(bucket: u16) -> ([u8; 16], [u8; 16]) {
     (low, high)
 }
 
-/// Visits a bucket's (doc id, digest) pairs in `DocId` order; at most
-/// `BUCKET_DOCS_MAX` of them, else `Ok(Err(()))`.
+/// The `ids` table's type: `DocId` → row id ‖ digest.
+type Ids = FixedBytes<{ layout::ID_RECORD_LEN }>;
+
+/// Visits a bucket's (doc id, digest) pairs in `DocId` order (a range scan
+/// of `ids` by the bucket's doc id prefix); at most `BUCKET_DOCS_MAX` of
+/// them, else `Ok(Err(()))`.
 fn scan_bucket(
-    digests: &impl ReadableTable<FixedBytes<16>, FixedBytes<64>>,
+    ids: &impl ReadableTable<FixedBytes<16>, Ids>,
     bucket: u16,
     mut visit: impl FnMut(DocId, DocDigest),
 ) -> Result<Result<(), ()>, StoreError> {
     let (low, high) = bucket_bounds(bucket);
-    for (count, item) in digests.range::<&[u8]>(&low[..]..=&high[..])?.enumerate() {
+    for (count, item) in ids.range::<&[u8]>(&low[..]..=&high[..])?.enumerate() {
         let (key, value) = item?;
         if count == BUCKET_DOCS_MAX {
             return Ok(Err(()));
         }
         let doc = layout::doc_id(key.value())?;
-        let digest = DocDigest::from_disk(value.value())?;
+        let (_, digest) = layout::decode_id_record(value.value())?;
         if bucket_of(&doc) != bucket {
             return Err(StoreError::Corrupt(format!(
                 "document {doc} found in the range of bucket {bucket:#06x}"
@@ -281,13 +285,13 @@ fn scan_bucket(
     Ok(Ok(()))
 }
 
-/// Leaf hash of one bucket, read from the digests table.
+/// Leaf hash of one bucket, read from the `ids` table.
 fn bucket_leaf(
-    digests: &impl ReadableTable<FixedBytes<16>, FixedBytes<64>>,
+    ids: &impl ReadableTable<FixedBytes<16>, Ids>,
     bucket: u16,
 ) -> Result<Result<[u8; 32], ()>, StoreError> {
     let mut hasher = BucketHasher::new();
-    let scanned = scan_bucket(digests, bucket, |doc, digest| hasher.push(&doc, &digest))?;
+    let scanned = scan_bucket(ids, bucket, |doc, digest| hasher.push(&doc, &digest))?;
     Ok(scanned.map(|()| {
         assert!(hasher.count <= BUCKET_DOCS_MAX);
         hasher.finish()
@@ -296,27 +300,49 @@ fn bucket_leaf(
 
 /// Recomputes the dirty buckets and their ancestors (O(dirty × 16) hashes)
 /// and returns the new tree root.
+///
+/// Each level is computed in memory from the one below: a parent's dirty
+/// child comes from that map, only its other child is read from the table
+/// (a B-tree lookup), and every node is written once, in key order.
 pub(crate) fn update_tree(
     merkle: &mut Table<'_, u32, FixedBytes<32>>,
-    digests: &impl ReadableTable<FixedBytes<16>, FixedBytes<64>>,
+    ids: &impl ReadableTable<FixedBytes<16>, Ids>,
     dirty: &BTreeSet<u16>,
 ) -> Result<[u8; 32], ApplyError> {
+    let mut level: BTreeMap<u32, [u8; 32]> = BTreeMap::new();
     for &bucket in dirty {
-        let leaf = bucket_leaf(digests, bucket)?.map_err(|()| ApplyError::BucketFull { bucket })?;
-        write_node(merkle, LEAF_BASE + u32::from(bucket), &leaf)?;
+        let leaf = bucket_leaf(ids, bucket)?.map_err(|()| ApplyError::BucketFull { bucket })?;
+        level.insert(LEAF_BASE + u32::from(bucket), leaf);
     }
-    let mut level: BTreeSet<u32> = dirty.iter().map(|&b| LEAF_BASE + u32::from(b)).collect();
-    // One pass per level, leaves to root: exactly TREE_DEPTH passes.
+    // One pass per level, leaves to root: exactly TREE_DEPTH passes. Each
+    // pass writes the level it was given and computes the next one up.
     for _ in 0..TREE_DEPTH {
-        let parents: BTreeSet<u32> = level.iter().map(|index| index >> 1).collect();
-        for &parent in &parents {
-            let left = read_node(merkle, 2 * parent)?;
-            let right = read_node(merkle, 2 * parent + 1)?;
-            write_node(merkle, parent, &node_hash(&left, &right))?;
+        let mut parents: BTreeMap<u32, [u8; 32]> = BTreeMap::new();
+        for (&index, hash) in &level {
+            write_node(merkle, index, hash)?;
+            let parent = index >> 1;
+            if parents.contains_key(&parent) {
+                // Both children dirty: computed when the left one came by.
+                continue;
+            }
+            let sibling = match level.get(&(index ^ 1)) {
+                Some(hash) => *hash,
+                None => read_node(merkle, index ^ 1)?,
+            };
+            // A left child (even heap index) hashes first.
+            let hash = if index & 1 == 0 {
+                node_hash(hash, &sibling)
+            } else {
+                node_hash(&sibling, hash)
+            };
+            parents.insert(parent, hash);
         }
         level = parents;
     }
-    assert!(level.is_empty() || level == BTreeSet::from([1]));
+    assert!(level.is_empty() || level.keys().eq([1u32].iter()));
+    for (&index, hash) in &level {
+        write_node(merkle, index, hash)?;
+    }
     Ok(read_node(merkle, 1)?)
 }
 
@@ -327,14 +353,14 @@ pub(crate) fn tree_root(
     read_node(merkle, 1)
 }
 
-/// Recomputes the whole tree from the digests table without writing it:
+/// Recomputes the whole tree from the `ids` table without writing it:
 /// the integrity check's reference. O(documents + 2^17).
 pub(crate) fn recompute_root(
-    digests: &impl ReadableTable<FixedBytes<16>, FixedBytes<64>>,
+    ids: &impl ReadableTable<FixedBytes<16>, Ids>,
 ) -> Result<Result<[u8; 32], u16>, StoreError> {
     let mut level: Vec<[u8; 32]> = Vec::with_capacity(BUCKETS as usize);
     for bucket in 0..=u16::MAX {
-        match bucket_leaf(digests, bucket)? {
+        match bucket_leaf(ids, bucket)? {
             Ok(leaf) => level.push(leaf),
             Err(()) => return Ok(Err(bucket)),
         }
@@ -434,7 +460,7 @@ pub fn verify_proof(
 
 /// Builds the proof for `doc` from a dataset's tables.
 pub(crate) fn prove(
-    digests: &impl ReadableTable<FixedBytes<16>, FixedBytes<64>>,
+    ids: &impl ReadableTable<FixedBytes<16>, Ids>,
     merkle: &impl ReadableTable<u32, FixedBytes<32>>,
     dataset: DatasetId,
     doc: DocId,
@@ -443,7 +469,7 @@ pub(crate) fn prove(
 ) -> Result<MerkleProof, StoreError> {
     let bucket_number = bucket_of(&doc);
     let mut bucket = Vec::new();
-    scan_bucket(digests, bucket_number, |d, digest| bucket.push((d, digest)))?.map_err(|()| {
+    scan_bucket(ids, bucket_number, |d, digest| bucket.push((d, digest)))?.map_err(|()| {
         StoreError::Corrupt(format!(
             "bucket {bucket_number:#06x} holds more than BUCKET_DOCS_MAX documents"
         ))

@@ -2,10 +2,15 @@
 //! `DocId` order after a cursor, without materialising the candidate set.
 //!
 //! Every plan node answers `seek(q)`: the smallest matching document id
-//! strictly above `q`. Leaves seek their own structure (the docs table, the
-//! posting keys, a bounded window over the range index); `Or` takes the
-//! minimum of its children; `And` lets its smallest child drive and tests
-//! each candidate against the others by point lookups (`contains`).
+//! strictly above `q`, with the row holding it. `All` and `Ids` seek the
+//! `ids` table (in `DocId` order). Index leaves read tables in row order
+//! (postings, the range index, `multi`: rows are insertion order), so they
+//! answer from a window: one scan of their key range keeps the
+//! [`RANGE_CHUNK_DOCS_MAX`] smallest doc ids above `q` (each posting carries
+//! its doc id, so no lookup per posting), rescanned when consumed. `Or`
+//! takes the minimum of its children; `And` lets its smallest child drive
+//! and tests each candidate against the others by point lookups
+//! (`contains`, by row).
 //!
 //! Several ranges on one index inside an `And` (how `{f: {$gte: a, $lt: b}}`
 //! arrives: MongoDB matches each bound against any array element, so the
@@ -20,8 +25,8 @@
 //! is a short (possibly empty) page whose `next` cursor resumes after the
 //! last candidate examined, so a client always makes progress.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 
 use fluence_proto::codec::{Decode, Reader};
@@ -35,7 +40,9 @@ use fluence_proto::{
 use redb::{ReadOnlyMultimapTable, ReadOnlyTable, ReadTransaction, ReadableTable};
 
 use crate::error::{FindError, StoreError};
-use crate::layout::{self, Meta};
+use crate::layout::{
+    self, Meta, ID_RECORD_LEN, MULTI_KEY_LEN, POSTING_KEY_LEN, RANGE_VALUE_LEN, ROW_LEN,
+};
 use crate::order::{
     range_key, FixedBytes, OreOrder, RangeKey, MARKER_MAX, MARKER_MIN, MARKER_VALUE,
 };
@@ -47,8 +54,9 @@ pub const PAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Candidates an `And` (or an `Ids` leaf) may reject while filling one page
 /// before answering early with a resumable cursor.
 pub const CANDIDATES_PER_PAGE_MAX: u64 = 1 << 20;
-/// Documents a range leaf buffers per scan of its key range. A range that
-/// selects more is rescanned once per this many documents consumed.
+/// Documents an index leaf (tokens, range, the multi-valued walk) buffers
+/// per scan of its key range. A leaf that selects more is rescanned once
+/// per this many documents consumed.
 pub const RANGE_CHUNK_DOCS_MAX: usize = 4096;
 /// Postings counted to estimate a leaf's size when choosing an `And`
 /// driver; beyond it a leaf counts as "large".
@@ -71,11 +79,19 @@ pub struct Page {
     pub next: Option<DocId>,
 }
 
+/// A document an index selects: its id (the page order) and its row (the
+/// key of its records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Cand {
+    doc: DocId,
+    row: u64,
+}
+
 /// Answer of a seek past `q`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Seek {
     /// The smallest match above `q`.
-    Found(DocId),
+    Found(Cand),
     /// No match in `(q, d]`; the work budget ran out at `d`.
     Paused(DocId),
     /// No match above `q`.
@@ -86,7 +102,7 @@ impl Seek {
     /// Whether this answer to an earlier query `q0 <= q` also answers `q`.
     fn still_answers(&self, q: Option<DocId>) -> bool {
         match self {
-            Seek::Found(d) | Seek::Paused(d) => Some(*d) > q,
+            Seek::Found(Cand { doc: d, .. }) | Seek::Paused(d) => Some(*d) > q,
             Seek::End => true,
         }
     }
@@ -94,7 +110,7 @@ impl Seek {
     /// Sort key for a union: earlier docs first, `Found` before `Paused`.
     fn union_key(&self) -> Option<(DocId, u8)> {
         match self {
-            Seek::Found(d) => Some((*d, 0)),
+            Seek::Found(c) => Some((c.doc, 0)),
             Seek::Paused(d) => Some((*d, 1)),
             Seek::End => None,
         }
@@ -103,16 +119,18 @@ impl Seek {
 
 /// The tables a query reads, opened once per `find`.
 pub(crate) struct Tables<O: OreOrder> {
-    pub docs: ReadOnlyTable<FixedBytes<16>, &'static [u8]>,
-    pub entries: ReadOnlyTable<FixedBytes<16>, &'static [u8]>,
-    pub postings: ReadOnlyTable<FixedBytes<48>, ()>,
-    pub range: ReadOnlyMultimapTable<RangeKey<O>, FixedBytes<16>>,
-    pub multi: ReadOnlyTable<FixedBytes<32>, ()>,
+    pub ids: ReadOnlyTable<FixedBytes<16>, FixedBytes<ID_RECORD_LEN>>,
+    pub docs: ReadOnlyTable<FixedBytes<ROW_LEN>, &'static [u8]>,
+    pub entries: ReadOnlyTable<FixedBytes<ROW_LEN>, &'static [u8]>,
+    pub postings: ReadOnlyTable<FixedBytes<POSTING_KEY_LEN>, FixedBytes<16>>,
+    pub range: ReadOnlyMultimapTable<RangeKey<O>, FixedBytes<RANGE_VALUE_LEN>>,
+    pub multi: ReadOnlyTable<FixedBytes<MULTI_KEY_LEN>, FixedBytes<16>>,
 }
 
 impl<O: OreOrder> Tables<O> {
     pub fn open(txn: &ReadTransaction) -> Result<Self, StoreError> {
         Ok(Tables {
+            ids: txn.open_table(layout::IDS)?,
             docs: txn.open_table(layout::DOCS)?,
             entries: txn.open_table(layout::ENTRIES)?,
             postings: txn.open_table(layout::POSTINGS)?,
@@ -164,20 +182,31 @@ enum Node {
 struct TokensNode {
     index: IndexId,
     tokens: Vec<Token>,
-    /// Next posting above the last query, per token: a k-way merge.
-    heap: BinaryHeap<Reverse<(DocId, usize)>>,
-    /// Query the heap answers; `None` before the first seek.
-    last_query: Option<Option<DocId>>,
+    window: Window,
 }
 
 struct RangeNode {
     index: IndexId,
     lower: Option<CtBound>,
     upper: Option<CtBound>,
-    /// Smallest matching docs above `buffer_from`, ascending.
-    buffer: VecDeque<DocId>,
+    window: Window,
+}
+
+/// The smallest candidates of an index leaf above a query, from one scan
+/// of its key range (which is in row order, not `DocId` order).
+struct Window {
+    /// Smallest candidates above `buffer_from`, ascending by doc id.
+    buffer: VecDeque<Cand>,
     buffer_from: Option<Option<DocId>>,
-    /// Whether `buffer` holds every match above `buffer_from`.
+    /// Whether `buffer` holds every candidate above `buffer_from`.
+    complete: bool,
+}
+
+/// Collects a window while its leaf scans: keeps the
+/// `RANGE_CHUNK_DOCS_MAX` smallest candidates above `q`.
+struct WindowFill {
+    q: Option<DocId>,
+    kept: BTreeSet<Cand>,
     complete: bool,
 }
 
@@ -196,6 +225,8 @@ struct MeetNode {
     /// Scan of `[L, U]`; `None` when the intervals do not intersect (then
     /// only multi-valued documents can match).
     scan: Option<RangeNode>,
+    /// The index's multi-valued documents, in `DocId` order.
+    multi: Window,
     /// Last answer of the multi-valued walk and the query it answered.
     multi_cached: Option<(Option<DocId>, Seek)>,
 }
@@ -235,7 +266,7 @@ pub(crate) fn find<O: OreOrder>(
     // At most page_docs_max documents are taken, plus one seek to learn
     // whether anything follows.
     for _ in 0..=page_docs_max {
-        let doc = match root.seek(&mut ctx, cursor)? {
+        let cand = match root.seek(&mut ctx, cursor)? {
             Seek::End => return Ok(Page { docs, next: None }),
             Seek::Paused(at) => {
                 return Ok(Page {
@@ -243,8 +274,9 @@ pub(crate) fn find<O: OreOrder>(
                     next: Some(at),
                 })
             }
-            Seek::Found(doc) => doc,
+            Seek::Found(cand) => cand,
         };
+        let doc = cand.doc;
         // Holds by construction (every seek reads strictly above the
         // cursor); checked rather than asserted because it rests on the
         // order of keys read from disk.
@@ -254,11 +286,7 @@ pub(crate) fn find<O: OreOrder>(
         if docs.len() == page_docs_max {
             return Ok(Page { docs, next: cursor });
         }
-        let sealed = read_sealed(&ctx.tables.docs, &doc)?.ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "an index lists document {doc} which does not exist"
-            ))
-        })?;
+        let sealed = read_sealed(&ctx.tables.docs, cand.row, &doc)?;
         let size = DOC_ENTRY_OVERHEAD + sealed.wrapped_key.len() + sealed.ciphertext.len();
         if !docs.is_empty() && page_bytes + size > PAGE_BYTES_MAX {
             return Ok(Page { docs, next: cursor });
@@ -270,32 +298,52 @@ pub(crate) fn find<O: OreOrder>(
     unreachable!("the page loop returns by its last iteration")
 }
 
-/// Reads and decodes one document.
-pub(crate) fn read_sealed(
-    docs: &impl ReadableTable<FixedBytes<16>, &'static [u8]>,
+/// The canonical `SealedDoc` bytes at `row`, which `ids` or an index says
+/// holds `doc`: a missing row, or a row holding another document, is
+/// corruption (an index pointing at the wrong record must never serve it).
+fn doc_record<'g>(
+    guard: &'g Option<redb::AccessGuard<'_, &'static [u8]>>,
+    row: u64,
     doc: &DocId,
-) -> Result<Option<SealedDoc>, StoreError> {
-    let Some(guard) = docs.get(&doc.0[..])? else {
-        return Ok(None);
+) -> Result<&'g [u8], StoreError> {
+    let Some(guard) = guard else {
+        return Err(StoreError::Corrupt(format!(
+            "an index lists document {doc} at row {row}, which does not exist"
+        )));
     };
-    let sealed = SealedDoc::from_bytes(guard.value())
-        .map_err(|e| StoreError::Corrupt(format!("document {doc} record: {e}")))?;
-    Ok(Some(sealed))
+    let (stored, sealed) = layout::split_doc_record(guard.value())?;
+    if stored != *doc {
+        return Err(StoreError::Corrupt(format!(
+            "row {row} holds document {stored}, an index says {doc}"
+        )));
+    }
+    Ok(sealed)
 }
 
-/// Reads only the version of a stored document (the first field of its
-/// record), without copying the ciphertext.
-pub(crate) fn read_version(
-    docs: &impl ReadableTable<FixedBytes<16>, &'static [u8]>,
+/// Reads and decodes the document `doc` at `row`.
+pub(crate) fn read_sealed(
+    docs: &impl ReadableTable<FixedBytes<ROW_LEN>, &'static [u8]>,
+    row: u64,
     doc: &DocId,
-) -> Result<Option<u64>, StoreError> {
-    let Some(guard) = docs.get(&doc.0[..])? else {
-        return Ok(None);
-    };
-    let version = Reader::new(guard.value())
+) -> Result<SealedDoc, StoreError> {
+    let guard = docs.get(&layout::row_key(row)[..])?;
+    let sealed = doc_record(&guard, row, doc)?;
+    SealedDoc::from_bytes(sealed)
+        .map_err(|e| StoreError::Corrupt(format!("document {doc} record: {e}")))
+}
+
+/// Reads only the version of the document `doc` at `row` (the first field
+/// of its sealed bytes), without copying the ciphertext.
+pub(crate) fn read_version(
+    docs: &impl ReadableTable<FixedBytes<ROW_LEN>, &'static [u8]>,
+    row: u64,
+    doc: &DocId,
+) -> Result<u64, StoreError> {
+    let guard = docs.get(&layout::row_key(row)[..])?;
+    let sealed = doc_record(&guard, row, doc)?;
+    Reader::new(sealed)
         .u64("document version")
-        .map_err(|e| StoreError::Corrupt(format!("document {doc} record: {e}")))?;
-    Ok(Some(version))
+        .map_err(|e| StoreError::Corrupt(format!("document {doc} record: {e}")))
 }
 
 fn bad(text: impl Into<String>) -> FindError {
@@ -374,8 +422,7 @@ fn compile<O: OreOrder>(
                 Node::Tokens(TokensNode {
                     index: *index,
                     tokens,
-                    heap: BinaryHeap::new(),
-                    last_query: None,
+                    window: Window::new(),
                 })
             }
         }
@@ -400,9 +447,7 @@ fn compile<O: OreOrder>(
                 index: *index,
                 lower,
                 upper,
-                buffer: VecDeque::new(),
-                buffer_from: None,
-                complete: false,
+                window: Window::new(),
             })
         }
         Plan::And(children) => {
@@ -535,14 +580,13 @@ fn merge_ranges<O: OreOrder>(nodes: Vec<Node>) -> Vec<Node> {
             index,
             lower,
             upper,
-            buffer: VecDeque::new(),
-            buffer_from: None,
-            complete: false,
+            window: Window::new(),
         });
         out.push(Node::Meet(MeetNode {
             index,
             children: group.into_iter().map(|r| (r.lower, r.upper)).collect(),
             scan,
+            multi: Window::new(),
             multi_cached: None,
         }));
     }
@@ -592,15 +636,16 @@ fn ct_in_bounds<O: OreOrder>(ct: &[u8], lower: &Option<CtBound>, upper: &Option<
     above && below
 }
 
-/// Whether `doc`'s range values in `index` pass `test` (one `entries`
-/// lookup). A missing doc, or one without values there, matches nothing.
+/// Whether the range values of the document at `row` in `index` pass
+/// `test` (one `entries` lookup). A missing doc, or one without values
+/// there, matches nothing.
 fn range_values_pass<O: OreOrder>(
     tables: &Tables<O>,
-    doc: &DocId,
+    row: u64,
     index: &IndexId,
     test: impl Fn(&[Vec<u8>]) -> bool,
 ) -> Result<bool, StoreError> {
-    let Some(guard) = tables.entries.get(&doc.0[..])? else {
+    let Some(guard) = tables.entries.get(&layout::row_key(row)[..])? else {
         return Ok(false);
     };
     let entries = layout::decode_entries(guard.value())?;
@@ -623,31 +668,151 @@ fn any_in_bounds<O: OreOrder>(
     cts.iter().any(|ct| ct_in_bounds::<O>(ct, lower, upper))
 }
 
-/// First posting of `token` above `q`.
-fn first_posting<O: OreOrder>(
-    ctx: &Ctx<O>,
-    index: &IndexId,
-    token: &Token,
-    q: Option<DocId>,
-) -> Result<Option<DocId>, StoreError> {
-    let low = layout::posting_key(index, token, &q.unwrap_or(DocId([0; 16])));
-    let high = layout::posting_key(index, token, &DocId([0xff; 16]));
-    let low_bound = if q.is_some() {
-        Bound::Excluded(&low[..])
-    } else {
-        Bound::Included(&low[..])
-    };
-    let mut range = ctx
-        .tables
-        .postings
-        .range::<&[u8]>((low_bound, Bound::Included(&high[..])))?;
-    match range.next() {
-        Some(item) => {
-            let (key, ()) = item.map(|(k, v)| (k, v.value()))?;
-            Ok(Some(layout::posting_doc(key.value())?))
+/// Key bounds of every posting of `token` in `index`.
+fn token_bounds(index: &IndexId, token: &Token) -> ([u8; POSTING_KEY_LEN], [u8; POSTING_KEY_LEN]) {
+    (
+        layout::posting_key(index, token, 0),
+        layout::posting_key(index, token, u64::MAX),
+    )
+}
+
+/// Key bounds of every multi-valued mark of `index`.
+fn multi_bounds(index: &IndexId) -> ([u8; MULTI_KEY_LEN], [u8; MULTI_KEY_LEN]) {
+    (
+        layout::multi_key(index, 0),
+        layout::multi_key(index, u64::MAX),
+    )
+}
+
+impl Window {
+    fn new() -> Self {
+        Window {
+            buffer: VecDeque::new(),
+            buffer_from: None,
+            complete: false,
         }
-        None => Ok(None),
     }
+
+    /// Smallest candidate above `q`: from the buffer when it answers `q`,
+    /// else from a new scan (`scan` offers every candidate of the leaf).
+    fn seek(
+        &mut self,
+        q: Option<DocId>,
+        scan: impl FnOnce(&mut WindowFill) -> Result<(), StoreError>,
+    ) -> Result<Option<Cand>, StoreError> {
+        if let Some(from) = self.buffer_from {
+            if from <= q {
+                while self.buffer.front().is_some_and(|c| Some(c.doc) <= q) {
+                    self.buffer.pop_front();
+                }
+                if let Some(cand) = self.buffer.front() {
+                    return Ok(Some(*cand));
+                }
+                if self.complete {
+                    return Ok(None);
+                }
+            }
+        }
+        let mut fill = WindowFill {
+            q,
+            kept: BTreeSet::new(),
+            complete: true,
+        };
+        scan(&mut fill)?;
+        assert!(fill.kept.len() <= RANGE_CHUNK_DOCS_MAX);
+        self.buffer = fill.kept.into_iter().collect();
+        self.buffer_from = Some(q);
+        self.complete = fill.complete;
+        Ok(self.buffer.front().copied())
+    }
+}
+
+impl WindowFill {
+    /// Keeps `cand` if it is above the query and among the smallest.
+    /// Duplicates (a doc under two tokens or two values) count once.
+    fn offer(&mut self, cand: Cand) {
+        if Some(cand.doc) <= self.q {
+            return;
+        }
+        if self.kept.len() == RANGE_CHUNK_DOCS_MAX {
+            // Full: a larger candidate is left out (so the window no longer
+            // holds every match), a smaller one evicts the largest. Equal
+            // to the largest is a duplicate.
+            let Some(&last) = self.kept.last() else {
+                return;
+            };
+            if cand >= last {
+                self.complete &= cand == last;
+                return;
+            }
+            if self.kept.insert(cand) {
+                self.kept.pop_last();
+                self.complete = false;
+            }
+            return;
+        }
+        self.kept.insert(cand);
+    }
+}
+
+/// Offers every posting of `tokens` in `index`.
+fn scan_tokens<O: OreOrder>(
+    tables: &Tables<O>,
+    index: &IndexId,
+    tokens: &[Token],
+    fill: &mut WindowFill,
+) -> Result<(), StoreError> {
+    for token in tokens {
+        let (low, high) = token_bounds(index, token);
+        for item in tables.postings.range::<&[u8]>(&low[..]..=&high[..])? {
+            let (key, value) = item?;
+            fill.offer(Cand {
+                doc: layout::doc_id(value.value())?,
+                row: layout::posting_row(key.value())?,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Offers every range posting of `index` within the bounds.
+fn scan_range<O: OreOrder>(
+    tables: &Tables<O>,
+    index: &IndexId,
+    lower: &Option<CtBound>,
+    upper: &Option<CtBound>,
+    fill: &mut WindowFill,
+) -> Result<(), StoreError> {
+    let (low, high) = range_bounds(index, lower, upper);
+    for item in tables
+        .range
+        .range::<&[u8]>((as_slice_bound(&low), as_slice_bound(&high)))?
+    {
+        let (_, values) = item?;
+        for value in values {
+            let (row, doc) = layout::decode_range_value(value?.value())?;
+            fill.offer(Cand { doc, row });
+        }
+    }
+    Ok(())
+}
+
+/// Offers every multi-valued document of `index`.
+fn scan_multi<O: OreOrder>(
+    tables: &Tables<O>,
+    index: &IndexId,
+    fill: &mut WindowFill,
+) -> Result<(), StoreError> {
+    let (low, high) = multi_bounds(index);
+    for item in tables.multi.range::<&[u8]>(&low[..]..=&high[..])? {
+        let (key, value) = item?;
+        let (_, row) = layout::split_multi_key(key.value())?;
+        fill.offer(Cand {
+            doc: layout::doc_id(value.value())?,
+            row,
+        });
+    }
+    Ok(())
 }
 
 impl Node {
@@ -680,8 +845,7 @@ impl Node {
             Node::Tokens(t) => {
                 let mut count = 0u64;
                 for token in &t.tokens {
-                    let low = layout::posting_key(&t.index, token, &DocId([0; 16]));
-                    let high = layout::posting_key(&t.index, token, &DocId([0xff; 16]));
+                    let (low, high) = token_bounds(&t.index, token);
                     for item in ctx.tables.postings.range::<&[u8]>(&low[..]..=&high[..])? {
                         item?;
                         count += 1;
@@ -698,8 +862,7 @@ impl Node {
                     Some(scan) => Node::range_estimate(ctx, scan)?,
                     None => 0,
                 };
-                let low = layout::multi_key(&m.index, &DocId([0; 16]));
-                let high = layout::multi_key(&m.index, &DocId([0xff; 16]));
+                let (low, high) = multi_bounds(&m.index);
                 let mut multi = 0u64;
                 for item in ctx.tables.multi.range::<&[u8]>(&low[..]..=&high[..])? {
                     item?;
@@ -735,11 +898,15 @@ impl Node {
                     Some(d) => Bound::Excluded(&d.0[..]),
                     None => Bound::Unbounded,
                 };
-                let mut range = ctx.tables.docs.range::<&[u8]>((low, Bound::Unbounded))?;
+                let mut range = ctx.tables.ids.range::<&[u8]>((low, Bound::Unbounded))?;
                 match range.next() {
                     Some(item) => {
-                        let (key, _) = item?;
-                        Ok(Seek::Found(layout::doc_id(key.value())?))
+                        let (key, value) = item?;
+                        let (row, _) = layout::decode_id_record(value.value())?;
+                        Ok(Seek::Found(Cand {
+                            doc: layout::doc_id(key.value())?,
+                            row,
+                        }))
                     }
                     None => Ok(Seek::End),
                 }
@@ -747,8 +914,8 @@ impl Node {
             Node::Ids(ids) => {
                 let start = ids.partition_point(|id| Some(*id) <= q);
                 for id in &ids[start..] {
-                    if ctx.tables.docs.get(&id.0[..])?.is_some() {
-                        return Ok(Seek::Found(*id));
+                    if let Some(row) = layout::row_of(&ctx.tables.ids, id)? {
+                        return Ok(Seek::Found(Cand { doc: *id, row }));
                     }
                     if !ctx.spend() {
                         return Ok(Seek::Paused(*id));
@@ -756,15 +923,26 @@ impl Node {
                 }
                 Ok(Seek::End)
             }
-            Node::Tokens(t) => t.seek(ctx, q),
+            Node::Tokens(t) => {
+                let TokensNode {
+                    index,
+                    tokens,
+                    window,
+                } = t;
+                let tables = &ctx.tables;
+                let found = window.seek(q, |fill| scan_tokens(tables, index, tokens, fill))?;
+                Ok(found.map_or(Seek::End, Seek::Found))
+            }
             Node::Range(r) => r.seek(ctx, q),
             Node::Meet(m) => m.seek(ctx, q),
             Node::And { driver, filters } => {
                 let mut cursor = q;
-                // Bounded by the page budget: each rejection spends one unit.
-                loop {
+                // Every pass but the last rejects a candidate and spends one
+                // unit of the page budget, which is at most
+                // CANDIDATES_PER_PAGE_MAX.
+                for _ in 0..=CANDIDATES_PER_PAGE_MAX {
                     let candidate = match driver.seek(ctx, cursor)? {
-                        Seek::Found(doc) => doc,
+                        Seek::Found(cand) => cand,
                         other => return Ok(other),
                     };
                     let mut all = true;
@@ -778,10 +956,13 @@ impl Node {
                         return Ok(Seek::Found(candidate));
                     }
                     if !ctx.spend() {
-                        return Ok(Seek::Paused(candidate));
+                        return Ok(Seek::Paused(candidate.doc));
                     }
-                    cursor = Some(candidate);
+                    cursor = Some(candidate.doc);
                 }
+                Err(StoreError::Corrupt(
+                    "the page budget did not stop a scan".into(),
+                ))
             }
             Node::Or(children) => {
                 let mut best: Option<Seek> = None;
@@ -802,31 +983,38 @@ impl Node {
         }
     }
 
-    /// Whether an existing document matches this node (point lookups only).
-    fn contains<O: OreOrder>(&self, ctx: &Ctx<O>, doc: &DocId) -> Result<bool, StoreError> {
+    /// Whether an existing document matches this node (point lookups only,
+    /// by row).
+    fn contains<O: OreOrder>(&self, ctx: &Ctx<O>, cand: &Cand) -> Result<bool, StoreError> {
         Ok(match self {
             Node::Empty => false,
             Node::All => true,
-            Node::Ids(ids) => ids.binary_search(doc).is_ok(),
+            Node::Ids(ids) => ids.binary_search(&cand.doc).is_ok(),
             Node::Tokens(t) => {
                 for token in &t.tokens {
-                    let key = layout::posting_key(&t.index, token, doc);
-                    if ctx.tables.postings.get(&key[..])?.is_some() {
+                    let key = layout::posting_key(&t.index, token, cand.row);
+                    if let Some(guard) = ctx.tables.postings.get(&key[..])? {
+                        if guard.value() != cand.doc.0 {
+                            return Err(StoreError::Corrupt(format!(
+                                "a posting of row {} names another document than {}",
+                                cand.row, cand.doc
+                            )));
+                        }
                         return Ok(true);
                     }
                 }
                 false
             }
-            Node::Range(r) => range_values_pass(&ctx.tables, doc, &r.index, |cts| {
+            Node::Range(r) => range_values_pass(&ctx.tables, cand.row, &r.index, |cts| {
                 any_in_bounds::<O>(cts, &r.lower, &r.upper)
             })?,
-            Node::Meet(m) => m.contains(&ctx.tables, doc)?,
+            Node::Meet(m) => m.contains(&ctx.tables, cand.row)?,
             Node::And { driver, filters } => {
-                if !driver.contains(ctx, doc)? {
+                if !driver.contains(ctx, cand)? {
                     return Ok(false);
                 }
                 for filter in filters {
-                    if !filter.contains(ctx, doc)? {
+                    if !filter.contains(ctx, cand)? {
                         return Ok(false);
                     }
                 }
@@ -834,7 +1022,7 @@ impl Node {
             }
             Node::Or(children) => {
                 for child in children {
-                    if child.node.contains(ctx, doc)? {
+                    if child.node.contains(ctx, cand)? {
                         return Ok(true);
                     }
                 }
@@ -844,46 +1032,11 @@ impl Node {
     }
 }
 
-impl TokensNode {
-    fn seek<O: OreOrder>(&mut self, ctx: &Ctx<O>, q: Option<DocId>) -> Result<Seek, StoreError> {
-        match self.last_query {
-            Some(last) if last <= q => {
-                // Advance only the tokens whose next posting is not above q.
-                while let Some(Reverse((doc, i))) = self.heap.peek().copied() {
-                    if Some(doc) > q {
-                        break;
-                    }
-                    self.heap.pop();
-                    if let Some(next) = first_posting(ctx, &self.index, &self.tokens[i], q)? {
-                        self.heap.push(Reverse((next, i)));
-                    }
-                }
-            }
-            _ => {
-                self.heap.clear();
-                for (i, token) in self.tokens.iter().enumerate() {
-                    if let Some(next) = first_posting(ctx, &self.index, token, q)? {
-                        self.heap.push(Reverse((next, i)));
-                    }
-                }
-            }
-        }
-        self.last_query = Some(q);
-        Ok(match self.heap.peek() {
-            Some(Reverse((doc, _))) => Seek::Found(*doc),
-            None => Seek::End,
-        })
-    }
-}
-
 impl MeetNode {
-    /// Whether `doc` has, for every merged range, a value within it.
-    fn contains<O: OreOrder>(&self, tables: &Tables<O>, doc: &DocId) -> Result<bool, StoreError> {
-        range_values_pass(tables, doc, &self.index, |cts| {
-            self.children
-                .iter()
-                .all(|(lower, upper)| any_in_bounds::<O>(cts, lower, upper))
-        })
+    /// Whether the document at `row` has, for every merged range, a value
+    /// within it.
+    fn contains<O: OreOrder>(&self, tables: &Tables<O>, row: u64) -> Result<bool, StoreError> {
+        meet_contains::<O>(tables, &self.index, &self.children, row)
     }
 
     /// Smallest match above `q`: the earlier of the intersection scan's and
@@ -920,82 +1073,63 @@ impl MeetNode {
     /// child. Each rejection spends the page's budget, so the walk is
     /// bounded by `CANDIDATES_PER_PAGE_MAX` as well as by the table.
     fn seek_multi<O: OreOrder>(
-        &self,
+        &mut self,
         ctx: &mut Ctx<O>,
         q: Option<DocId>,
     ) -> Result<Seek, StoreError> {
-        let low = layout::multi_key(&self.index, &q.unwrap_or(DocId([0; 16])));
-        let high = layout::multi_key(&self.index, &DocId([0xff; 16]));
-        let low_bound = if q.is_some() {
-            Bound::Excluded(&low[..])
-        } else {
-            Bound::Included(&low[..])
-        };
-        // Split borrows: the walk reads the tables while spending the
-        // budget.
-        let Ctx { tables, budget } = ctx;
-        for item in tables
-            .multi
-            .range::<&[u8]>((low_bound, Bound::Included(&high[..])))?
-        {
-            let (key, ()) = item.map(|(k, v)| (k, v.value()))?;
-            let doc = layout::multi_doc(key.value())?;
-            if self.contains(tables, &doc)? {
-                return Ok(Seek::Found(doc));
+        let MeetNode {
+            index,
+            children,
+            multi,
+            ..
+        } = self;
+        let mut cursor = q;
+        // Every pass but the last rejects a candidate and spends one unit
+        // of the page budget, which is at most CANDIDATES_PER_PAGE_MAX.
+        for _ in 0..=CANDIDATES_PER_PAGE_MAX {
+            let tables = &ctx.tables;
+            let Some(cand) = multi.seek(cursor, |fill| scan_multi(tables, index, fill))? else {
+                return Ok(Seek::End);
+            };
+            if meet_contains::<O>(tables, index, children, cand.row)? {
+                return Ok(Seek::Found(cand));
             }
-            if *budget == 0 {
-                return Ok(Seek::Paused(doc));
+            if !ctx.spend() {
+                return Ok(Seek::Paused(cand.doc));
             }
-            *budget -= 1;
+            cursor = Some(cand.doc);
         }
-        Ok(Seek::End)
+        Err(StoreError::Corrupt(
+            "the page budget did not stop a scan".into(),
+        ))
     }
+}
+
+/// Whether the document at `row` has, for every range of `children`, a
+/// value of `index` within it.
+fn meet_contains<O: OreOrder>(
+    tables: &Tables<O>,
+    index: &IndexId,
+    children: &[(Option<CtBound>, Option<CtBound>)],
+    row: u64,
+) -> Result<bool, StoreError> {
+    range_values_pass(tables, row, index, |cts| {
+        children
+            .iter()
+            .all(|(lower, upper)| any_in_bounds::<O>(cts, lower, upper))
+    })
 }
 
 impl RangeNode {
     fn seek<O: OreOrder>(&mut self, ctx: &Ctx<O>, q: Option<DocId>) -> Result<Seek, StoreError> {
-        if let Some(from) = self.buffer_from {
-            if from <= q {
-                while self.buffer.front().is_some_and(|d| Some(*d) <= q) {
-                    self.buffer.pop_front();
-                }
-                if let Some(doc) = self.buffer.front() {
-                    return Ok(Seek::Found(*doc));
-                }
-                if self.complete {
-                    return Ok(Seek::End);
-                }
-            }
-        }
-        // Rescan: keep the RANGE_CHUNK_DOCS_MAX smallest matches above q.
-        let (low, high) = range_bounds(&self.index, &self.lower, &self.upper);
-        let mut window = BTreeSet::new();
-        let mut complete = true;
-        for item in ctx
-            .tables
-            .range
-            .range::<&[u8]>((as_slice_bound(&low), as_slice_bound(&high)))?
-        {
-            let (_, values) = item?;
-            for value in values {
-                let doc = layout::doc_id(value?.value())?;
-                if Some(doc) <= q {
-                    continue;
-                }
-                window.insert(doc);
-                if window.len() > RANGE_CHUNK_DOCS_MAX {
-                    window.pop_last();
-                    complete = false;
-                }
-            }
-        }
-        assert!(window.len() <= RANGE_CHUNK_DOCS_MAX);
-        self.buffer = window.into_iter().collect();
-        self.buffer_from = Some(q);
-        self.complete = complete;
-        Ok(match self.buffer.front() {
-            Some(doc) => Seek::Found(*doc),
-            None => Seek::End,
-        })
+        let RangeNode {
+            index,
+            lower,
+            upper,
+            window,
+        } = self;
+        let tables = &ctx.tables;
+        let found = window.seek(q, |fill| scan_range(tables, index, lower, upper, fill))?;
+        Ok(found.map_or(Seek::End, Seek::Found))
     }
 }

@@ -290,6 +290,61 @@ fn big_range_results_are_windowed_and_still_complete() {
 }
 
 #[test]
+fn big_token_and_multi_valued_results_are_windowed_and_still_complete() {
+    // Postings and `multi` marks are in row (insertion) order, so token and
+    // multi-valued leaves answer from a window of RANGE_CHUNK_DOCS_MAX doc
+    // ids; more matches than that force rescans. Doc n holds words
+    // {n % 3, 7} (7: in every doc, duplicated by the union below) and
+    // range values {n, n + 5000}: every doc is multi-valued, and the And of
+    // `>= 5000` and `< 100` matches doc n < 100 only through two values.
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::open(dir.path()).unwrap();
+    let d = dataset(1);
+    create(&store, d);
+    let n_docs = fluence_store::RANGE_CHUNK_DOCS_MAX as u64 + 700;
+    let ops = (0..n_docs)
+        .map(|n| DocOp::Put {
+            doc: doc(n),
+            expect: Precondition::Absent,
+            sealed: sealed(1, b"x"),
+            entries: vec![
+                IndexEntry {
+                    index: TEXT,
+                    values: IndexValues::Tokens(vec![token((n % 3) as u8), token(7)]),
+                },
+                IndexEntry {
+                    index: RANGE,
+                    values: IndexValues::Ore(vec![ore(n), ore(n + 5000)]),
+                },
+            ],
+        })
+        .collect();
+    store.apply(&batch(d, 1, ops)).unwrap();
+    let every = sorted_docs(0..n_docs);
+    let union = tokens(TEXT, &[7, 0, 1]);
+    let one = tokens(TEXT, &[1]);
+    for page in [1000, 3000, 10_000] {
+        assert_eq!(find_all(&store, &d, &union, page), every, "page {page}");
+        assert_eq!(
+            find_all(&store, &d, &one, page),
+            sorted_docs((0..n_docs).filter(|n| n % 3 == 1)),
+            "page {page}"
+        );
+    }
+    let meet = Plan::And(vec![
+        range(bound(5000, true), None),
+        range(None, bound(100, false)),
+    ]);
+    assert_eq!(find_all(&store, &d, &meet, 10_000), sorted_docs(0..100));
+    // A driver whose window is rescanned while an And filters it.
+    let and = Plan::And(vec![union, tokens(TEXT, &[2])]);
+    assert_eq!(
+        find_all(&store, &d, &and, 10_000),
+        sorted_docs((0..n_docs).filter(|n| n % 3 == 2))
+    );
+}
+
+#[test]
 fn pages_stop_at_the_byte_budget() {
     let dir = tempfile::tempdir().unwrap();
     let store = TestStore::open(dir.path()).unwrap();

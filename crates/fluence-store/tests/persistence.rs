@@ -130,16 +130,19 @@ fn a_corrupted_document_record_is_reported_not_panicked_on() {
             ))
             .unwrap();
     }
-    // Overwrite doc 3's record and doc 4's entries through redb itself.
+    // Overwrite doc 3's record and doc 4's entries through redb itself
+    // (each at the row `ids` gives the document).
     {
         let db = Database::open(dataset_file(dir.path(), &d)).unwrap();
         let txn = db.begin_write().unwrap();
         {
+            let ids = txn.open_table(layout::IDS).unwrap();
+            let row = |n| layout::row_key(layout::row_of(&ids, &doc(n)).unwrap().unwrap());
             let mut docs = txn.open_table(layout::DOCS).unwrap();
-            docs.insert(&doc(3).0[..], &[0xff, 0xff, 0xff][..]).unwrap();
+            docs.insert(&row(3)[..], &[0xff, 0xff, 0xff][..]).unwrap();
             let mut entries = txn.open_table(layout::ENTRIES).unwrap();
             entries
-                .insert(&doc(4).0[..], &[1, 2, 3, 4, 5, 6][..])
+                .insert(&row(4)[..], &[1, 2, 3, 4, 5, 6][..])
                 .unwrap();
         }
         txn.commit().unwrap();
@@ -203,11 +206,15 @@ fn malformed_range_keys_on_disk_do_not_panic_the_comparator() {
                 .open_multimap_table(layout::range_table::<PlaintextOrder>())
                 .unwrap();
             for garbage in [&[][..], &[1, 2, 3][..], &[0x4a; 40][..]] {
-                range.insert(garbage, &doc(1).0[..]).unwrap();
+                range
+                    .insert(garbage, &layout::range_value(1, &doc(1))[..])
+                    .unwrap();
             }
             // A value key with an empty ciphertext (refused on ingress).
             let empty_ct = range_key(&RANGE, MARKER_VALUE, &[]);
-            range.insert(empty_ct.as_slice(), &doc(2).0[..]).unwrap();
+            range
+                .insert(empty_ct.as_slice(), &layout::range_value(2, &doc(2))[..])
+                .unwrap();
         }
         txn.commit().unwrap();
     }
@@ -441,42 +448,47 @@ fn multi_valued_marks_are_persisted_not_rebuilt() {
 }
 
 #[test]
-fn a_file_of_format_version_1_is_refused_at_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dataset(1);
-    {
-        let store = TestStore::open(dir.path()).unwrap();
-        create(&store, d);
-    }
-    // Rewrite the meta record as a version-1 build wrote it (the version is
-    // its first field, u16 LE); version 1 files have no `multi` table.
-    {
-        let db = Database::open(dataset_file(dir.path(), &d)).unwrap();
-        let txn = db.begin_write().unwrap();
+fn files_of_older_format_versions_are_refused_at_open() {
+    // Version 1 files have no `multi` table; version 2 files key documents
+    // by doc id. Neither is misread: open refuses them by their version,
+    // the first field of the meta record (u16 LE).
+    for old in [1u16, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dataset(1);
         {
-            let mut meta = txn.open_table(layout::META).unwrap();
-            let mut bytes = meta
-                .get(layout::META_KEY)
-                .unwrap()
-                .unwrap()
-                .value()
-                .to_vec();
-            bytes[..2].copy_from_slice(&1u16.to_le_bytes());
-            meta.insert(layout::META_KEY, bytes.as_slice()).unwrap();
+            let store = TestStore::open(dir.path()).unwrap();
+            create(&store, d);
         }
-        txn.delete_table(layout::MULTI).unwrap();
-        txn.commit().unwrap();
-    }
-    let error = TestStore::open(dir.path()).err().expect("refused");
-    assert!(
-        matches!(
-            error,
-            StoreError::UnsupportedFormat {
-                found: 1,
-                supported: layout::FORMAT_VERSION
+        {
+            let db = Database::open(dataset_file(dir.path(), &d)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(layout::META).unwrap();
+                let mut bytes = meta
+                    .get(layout::META_KEY)
+                    .unwrap()
+                    .unwrap()
+                    .value()
+                    .to_vec();
+                bytes[..2].copy_from_slice(&old.to_le_bytes());
+                meta.insert(layout::META_KEY, bytes.as_slice()).unwrap();
             }
-        ),
-        "{error:?}"
-    );
-    assert_eq!(layout::FORMAT_VERSION, 2);
+            if old == 1 {
+                txn.delete_table(layout::MULTI).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let error = TestStore::open(dir.path()).err().expect("refused");
+        assert!(
+            matches!(
+                error,
+                StoreError::UnsupportedFormat {
+                    found,
+                    supported: layout::FORMAT_VERSION
+                } if found == old
+            ),
+            "{error:?}"
+        );
+    }
+    assert_eq!(layout::FORMAT_VERSION, 3);
 }

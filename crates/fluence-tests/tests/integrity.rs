@@ -47,27 +47,30 @@ fn rewrite_doc(dir: &std::path::Path, id: &Bson, change: impl FnOnce(SealedDoc) 
     let db = redb::Database::open(dataset_file(dir, &dataset.id)).unwrap();
     let txn = db.begin_write().unwrap();
     {
+        // Documents are stored by row id; `ids` maps the doc id to it.
+        let ids = txn.open_table(layout::IDS).unwrap();
+        let key = layout::row_key(layout::row_of(&ids, &doc_id).unwrap().unwrap());
         let mut docs = txn.open_table(layout::DOCS).unwrap();
-        let old = SealedDoc::from_bytes(docs.get(&doc_id.0[..]).unwrap().unwrap().value()).unwrap();
-        let new = change(old);
-        docs.insert(&doc_id.0[..], new.to_bytes().as_slice())
-            .unwrap();
+        let record = docs.get(&key[..]).unwrap().unwrap().value().to_vec();
+        let (_, sealed) = layout::split_doc_record(&record).unwrap();
+        let new = change(SealedDoc::from_bytes(sealed).unwrap());
+        let record = layout::doc_record(&doc_id, &new.to_bytes());
+        docs.insert(&key[..], record.as_slice()).unwrap();
     }
     txn.commit().unwrap();
 }
 
 fn read_doc(dir: &std::path::Path, id: &Bson) -> SealedDoc {
     let dataset = dataset();
+    let doc_id = dataset.doc_id(id);
     let db = redb::Database::open(dataset_file(dir, &dataset.id)).unwrap();
     let txn = db.begin_read().unwrap();
+    let ids = txn.open_table(layout::IDS).unwrap();
+    let key = layout::row_key(layout::row_of(&ids, &doc_id).unwrap().unwrap());
     let docs = txn.open_table(layout::DOCS).unwrap();
-    SealedDoc::from_bytes(
-        docs.get(&dataset.doc_id(id).0[..])
-            .unwrap()
-            .unwrap()
-            .value(),
-    )
-    .unwrap()
+    let record = docs.get(&key[..]).unwrap().unwrap();
+    let (_, sealed) = layout::split_doc_record(record.value()).unwrap();
+    SealedDoc::from_bytes(sealed).unwrap()
 }
 
 fn find_id(
@@ -187,9 +190,16 @@ fn a_truncated_record_on_disk_is_a_clear_error() {
         let db = redb::Database::open(dataset_file(dir.path(), &dataset.id)).unwrap();
         let txn = db.begin_write().unwrap();
         {
+            let doc_id = dataset.doc_id(&Bson::Int32(5));
+            let ids = txn.open_table(layout::IDS).unwrap();
+            let key = layout::row_key(layout::row_of(&ids, &doc_id).unwrap().unwrap());
             let mut docs = txn.open_table(layout::DOCS).unwrap();
-            docs.insert(&dataset.doc_id(&Bson::Int32(5)).0[..], &[1u8, 2, 3][..])
-                .unwrap();
+            // The doc's own id, then a sealed document cut short.
+            docs.insert(
+                &key[..],
+                layout::doc_record(&doc_id, &[1u8, 2, 3]).as_slice(),
+            )
+            .unwrap();
         }
         txn.commit().unwrap();
     }
