@@ -26,9 +26,12 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use fluence_proto::{
     Action, DatasetId, DocId, DocOp, IndexDecl, IndexEntry, IndexId, IndexKind, IndexValues,
-    OreBound, Plan, Precondition, PublicKey, SealedDoc, Signature, SignedWrite, Token, WriteBody,
+    OreBound, Plan, Precondition, PublicKey, SealedDoc, Token,
 };
 use fluence_store::{PlaintextOrder, Store};
+
+mod support;
+use support::signed;
 
 const EQ: IndexId = IndexId([0xe1; 16]);
 const TEXT: IndexId = IndexId([0x7e; 16]);
@@ -49,18 +52,6 @@ const WORDS: u8 = 12;
 const TEXT_TOKENS: u64 = 5;
 /// Documents a range lookup selects.
 const RANGE_SELECTED: u64 = 100;
-
-fn signed(dataset: DatasetId, seq: u64, action: Action) -> SignedWrite {
-    SignedWrite {
-        body: WriteBody {
-            dataset,
-            seq,
-            action,
-        },
-        // The store never checks signatures: the node service does.
-        signature: Signature([0; 64]),
-    }
-}
 
 /// `len` pseudo-random bytes determined by (`what`, `n`).
 fn noise(what: &str, n: u64, len: usize) -> Vec<u8> {

@@ -13,9 +13,12 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use fluence_proto::{
     Action, DatasetId, DocId, DocOp, IndexDecl, IndexEntry, IndexId, IndexKind, IndexValues,
-    OreBound, Plan, Precondition, PublicKey, SealedDoc, Signature, SignedWrite, WriteBody,
+    OreBound, Plan, Precondition, PublicKey, SealedDoc,
 };
 use fluence_store::{PlaintextOrder, Store};
+
+mod support;
+use support::signed;
 
 const RANGE: IndexId = IndexId([0x4a; 16]);
 /// Documents per dataset.
@@ -29,18 +32,6 @@ const SELECTED: u64 = 100;
 /// value (its own plus one), so it lands in the multi-valued table without
 /// changing the result.
 const MULTI_EVERY: u64 = 100;
-
-fn signed(dataset: DatasetId, seq: u64, action: Action) -> SignedWrite {
-    SignedWrite {
-        body: WriteBody {
-            dataset,
-            seq,
-            action,
-        },
-        // The store never checks signatures: the node service does.
-        signature: Signature([0; 64]),
-    }
-}
 
 /// A doc id spread like a keyed hash, so DocId order is not value order.
 fn doc(n: u64) -> DocId {

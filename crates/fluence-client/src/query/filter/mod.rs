@@ -18,6 +18,7 @@ mod parse;
 mod text;
 
 pub use eval::{eval, EvalContext};
+pub(crate) use parse::is_path_operator;
 pub use parse::parse_filter;
 pub use text::TextSearch;
 

@@ -25,6 +25,18 @@ pub fn parse_filter(filter: &Document) -> Result<Filter, QueryError> {
     Ok(Filter::new(root))
 }
 
+/// Path operators Fluence implements (parsed in `parse_operator`).
+const SUPPORTED_PATH_OPERATORS: &[&str] = &[
+    "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$not",
+];
+
+/// Whether `name` is one of MongoDB's path (field-level) query operators,
+/// implemented or not. `$pull` uses this to tell a condition on element
+/// values from a query on element documents, as MongoDB does.
+pub(crate) fn is_path_operator(name: &str) -> bool {
+    SUPPORTED_PATH_OPERATORS.contains(&name) || UNSUPPORTED_PATH_OPERATORS.contains(&name)
+}
+
 /// Path operators MongoDB has and Fluence does not implement.
 const UNSUPPORTED_PATH_OPERATORS: &[&str] = &[
     "$regex",

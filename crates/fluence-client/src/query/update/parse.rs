@@ -15,37 +15,6 @@ use super::{FieldOp, Kind, Op, PullMatcher, PushSort, PushSpec, Update};
 /// Operators MongoDB has and Fluence does not implement.
 const UNSUPPORTED_MODIFIERS: &[&str] = &["$rename", "$currentDate", "$bit"];
 
-/// Names that make a `$pull` argument a condition on the element value
-/// rather than a query on element documents.
-const PATH_OPERATORS: &[&str] = &[
-    "$eq",
-    "$ne",
-    "$gt",
-    "$gte",
-    "$lt",
-    "$lte",
-    "$in",
-    "$nin",
-    "$exists",
-    "$not",
-    "$regex",
-    "$options",
-    "$elemMatch",
-    "$size",
-    "$all",
-    "$type",
-    "$mod",
-    "$bitsAllSet",
-    "$bitsAllClear",
-    "$bitsAnySet",
-    "$bitsAnyClear",
-    "$geoWithin",
-    "$geoIntersects",
-    "$within",
-    "$near",
-    "$nearSphere",
-];
-
 pub(super) fn parse_update(update: &Document) -> Result<Update, QueryError> {
     check_depth(update)?;
     let operator_style = update.keys().next().is_some_and(|k| k.starts_with('$'));
@@ -397,7 +366,7 @@ fn parse_pull(value: &Bson) -> Result<PullMatcher, QueryError> {
         Bson::RegularExpression(_) => Err(QueryError::unsupported("$regex")),
         Bson::Document(condition) => {
             let first = condition.keys().next();
-            if first.is_some_and(|k| PATH_OPERATORS.contains(&k.as_str())) {
+            if first.is_some_and(|k| crate::query::filter::is_path_operator(k)) {
                 let mut wrapped = Document::new();
                 wrapped.insert("", value.clone());
                 Ok(PullMatcher::Value(reject_text(parse_filter(&wrapped)?)?))
