@@ -435,3 +435,142 @@ async fn delete<T: Transport>(
         .await?;
     Ok(Json(json!({ "deleted_count": deleted })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fluence_client::query::IndexKindSpec;
+
+    fn spec(path: &str, kind: IndexKindSpec) -> IndexSpec {
+        IndexSpec {
+            path: path.into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn indexes_parse_from_a_list_or_an_object() {
+        let list = json!([{"field": "age", "kind": "range"}, {"field": "a.b", "kind": "eq"}]);
+        assert_eq!(
+            parse_indexes(Some(&list)).ok().unwrap(),
+            vec![
+                spec("age", IndexKindSpec::Range),
+                spec("a.b", IndexKindSpec::Eq)
+            ]
+        );
+        let object = json!({"email": "eq", "bio": ["text", "eq"]});
+        assert_eq!(
+            parse_indexes(Some(&object)).ok().unwrap(),
+            vec![
+                spec("email", IndexKindSpec::Eq),
+                spec("bio", IndexKindSpec::Text),
+                spec("bio", IndexKindSpec::Eq)
+            ]
+        );
+        assert!(parse_indexes(None).ok().unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_index_declarations_are_refused_with_their_reason() {
+        for bad in [
+            json!({"x": "hash"}),
+            json!([{"field": "x"}]),
+            json!("eq"),
+            json!({"x": 1}),
+        ] {
+            let error = parse_indexes(Some(&bad)).err().expect("refused");
+            assert_eq!(error.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert!(!error.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn bodies_must_be_json_objects() {
+        let parse = |b: &'static [u8]| body_object(Ok(Bytes::from_static(b)));
+        assert!(parse(b"").ok().unwrap().is_empty());
+        assert_eq!(parse(b"{\"a\":").err().unwrap().code, "invalid_json");
+        assert_eq!(parse(b"[1]").err().unwrap().code, "bad_request");
+        assert_eq!(parse(b"{\"filter\": {}}").ok().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unknown_fields_and_wrong_types_are_named() {
+        let body = json!({"filter": {}, "limt": 5})
+            .as_object()
+            .unwrap()
+            .clone();
+        let error = reject_unknown_fields(&body, &["filter", "limit"])
+            .err()
+            .unwrap();
+        assert!(error.message.contains("limt"));
+        let body = json!({"multi": "yes", "skip": 1.5})
+            .as_object()
+            .unwrap()
+            .clone();
+        assert!(bool_field(&body, "multi").is_err());
+        assert!(integer_field(&body, "skip").is_err());
+        assert_eq!(integer_field(&body, "limit").ok(), Some(0));
+    }
+
+    #[test]
+    fn client_errors_map_to_stable_codes_and_statuses() {
+        let cases = [
+            (
+                ClientError::DatasetNotFound("x".into()),
+                StatusCode::NOT_FOUND,
+                "dataset_not_found",
+            ),
+            (
+                ClientError::DuplicateKey {
+                    id: "1".into(),
+                    inserted: 0,
+                },
+                StatusCode::CONFLICT,
+                "duplicate_key",
+            ),
+            (
+                ClientError::DocumentTooLarge { size: 2, max: 1 },
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "document_too_large",
+            ),
+            (
+                ClientError::Integrity("forged".into()),
+                StatusCode::BAD_GATEWAY,
+                "integrity_error",
+            ),
+            (
+                ClientError::Unavailable("down".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "node_unavailable",
+            ),
+            (
+                ClientError::Internal("bug".into()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let api = ApiError::from(error);
+            assert_eq!((api.status, api.code), (status, code));
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_is_valid_json_listing_every_route() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        for path in [
+            "/v1/datasets",
+            "/v1/datasets/{name}",
+            "/v1/datasets/{name}/documents",
+            "/v1/datasets/{name}/find",
+            "/v1/datasets/{name}/count",
+            "/v1/datasets/{name}/update",
+            "/v1/datasets/{name}/delete",
+        ] {
+            assert!(
+                doc["paths"].get(path).is_some(),
+                "{path} missing from openapi.json"
+            );
+        }
+    }
+}
