@@ -36,6 +36,9 @@ enum Command {
         /// HTTP API address.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
+        /// MongoDB wire protocol address (loopback only).
+        #[arg(long, default_value = "127.0.0.1:27017")]
+        mongo: SocketAddr,
         /// First node's TCP port (0: pick free ports).
         #[arg(long, default_value_t = 4001)]
         p2p_port: u16,
@@ -60,6 +63,9 @@ enum Command {
         key: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
+        /// MongoDB wire protocol address (loopback only).
+        #[arg(long, default_value = "127.0.0.1:27017")]
+        mongo: SocketAddr,
     },
     /// Manage owner keys.
     Keys {
@@ -190,16 +196,20 @@ fn main() -> Result<()> {
             nodes,
             dir,
             http,
+            mongo,
             p2p_port,
-        } => runtime()?.block_on(serve::devnet(nodes, dir, http, p2p_port)),
+        } => runtime()?.block_on(serve::devnet(nodes, dir, http, mongo, p2p_port)),
         Command::Node {
             data_dir,
             listen,
             debug_record_requests,
         } => runtime()?.block_on(serve::node(data_dir, listen, debug_record_requests)),
-        Command::Gateway { node, key, http } => {
-            runtime()?.block_on(serve::gateway(key, node, http))
-        }
+        Command::Gateway {
+            node,
+            key,
+            http,
+            mongo,
+        } => runtime()?.block_on(serve::gateway(key, node, http, mongo)),
         Command::Keys { dir, command } => {
             let dir = dir.unwrap_or_else(keys::default_dir);
             match command {

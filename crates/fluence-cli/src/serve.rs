@@ -36,41 +36,92 @@ pub async fn node(
     Ok(())
 }
 
-/// Binds the HTTP API and serves it over a connection to `node_addr`.
-async fn start_gateway(
-    master: MasterKey,
-    node_addr: Multiaddr,
+/// The gateway's listeners, running over one client connection to a node.
+struct Gateway {
     http: SocketAddr,
-) -> Result<(
-    SocketAddr,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-    tokio::sync::oneshot::Sender<()>,
-)> {
-    let connection = NodeClient::connect(node_addr.clone(), DIAL_TIMEOUT)
-        .await
-        .with_context(|| format!("connecting to node {node_addr}"))?;
-    let client = Arc::new(Client::new(master, connection));
-    let listener = tokio::net::TcpListener::bind(http)
-        .await
-        .with_context(|| format!("binding the HTTP API on {http}"))?;
-    let bound = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(fluence_gateway::serve(listener, client, async {
-        let _ = stop_rx.await;
-    }));
-    Ok((bound, task, stop_tx))
+    mongo: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-pub async fn gateway(key: PathBuf, node_addr: Multiaddr, http: SocketAddr) -> Result<()> {
+impl Gateway {
+    /// Connects to `node_addr` and binds the HTTP API and the MongoDB wire
+    /// protocol listener. The wire protocol has no authentication yet
+    /// (SCRAM-SHA-256 comes with it), so it only binds to loopback.
+    async fn start(
+        master: MasterKey,
+        node_addr: Multiaddr,
+        http: SocketAddr,
+        mongo: SocketAddr,
+    ) -> Result<Gateway> {
+        anyhow::ensure!(
+            mongo.ip().is_loopback(),
+            "the MongoDB endpoint may only bind to a loopback address ({mongo} is not) until it supports SCRAM-SHA-256"
+        );
+        let connection = NodeClient::connect(node_addr.clone(), DIAL_TIMEOUT)
+            .await
+            .with_context(|| format!("connecting to node {node_addr}"))?;
+        let client = Arc::new(Client::new(master, connection));
+        let http_listener = tokio::net::TcpListener::bind(http)
+            .await
+            .with_context(|| format!("binding the HTTP API on {http}"))?;
+        let mongo_listener = tokio::net::TcpListener::bind(mongo)
+            .await
+            .with_context(|| format!("binding the MongoDB endpoint on {mongo}"))?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let gateway = Gateway {
+            http: http_listener.local_addr()?,
+            mongo: mongo_listener.local_addr()?,
+            tasks: vec![
+                tokio::spawn(fluence_gateway::serve(
+                    http_listener,
+                    Arc::clone(&client),
+                    until_stopped(stopped.clone()),
+                )),
+                tokio::spawn(fluence_mongo::serve(
+                    mongo_listener,
+                    client,
+                    until_stopped(stopped),
+                )),
+            ],
+            stop,
+        };
+        Ok(gateway)
+    }
+
+    fn print_endpoints(&self) {
+        println!("  HTTP API: http://{}/v1", self.http);
+        println!("  OpenAPI:  http://{}/v1/openapi.json", self.http);
+        println!("  MongoDB:  mongodb://{}/", self.mongo);
+    }
+
+    async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            task.await
+                .context("gateway task")?
+                .context("gateway listener")?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn gateway(
+    key: PathBuf,
+    node_addr: Multiaddr,
+    http: SocketAddr,
+    mongo: SocketAddr,
+) -> Result<()> {
     let master = keys::unlock(&key)?;
-    let (bound, task, stop) = start_gateway(master, node_addr.clone(), http).await?;
+    let gateway = Gateway::start(master, node_addr.clone(), http, mongo).await?;
     println!("gateway for node {node_addr}");
-    println!("  HTTP API: http://{bound}/v1  (OpenAPI: http://{bound}/v1/openapi.json)");
+    gateway.print_endpoints();
     shutdown_signal().await;
     println!("shutting down");
-    let _ = stop.send(());
-    task.await.context("gateway task")?.context("HTTP server")?;
-    Ok(())
+    gateway.stop().await
 }
 
 /// The owner key of a devnet lives in its directory; created on first run.
@@ -86,7 +137,13 @@ fn devnet_key(dir: &Path) -> Result<MasterKey> {
     }
 }
 
-pub async fn devnet(nodes: usize, dir: PathBuf, http: SocketAddr, p2p_port: u16) -> Result<()> {
+pub async fn devnet(
+    nodes: usize,
+    dir: PathBuf,
+    http: SocketAddr,
+    mongo: SocketAddr,
+    p2p_port: u16,
+) -> Result<()> {
     anyhow::ensure!(nodes >= 1, "a devnet needs at least one node");
     anyhow::ensure!(
         nodes == 1,
@@ -112,7 +169,7 @@ pub async fn devnet(nodes: usize, dir: PathBuf, http: SocketAddr, p2p_port: u16)
         .with_context(|| format!("starting node {i} in {}", data_dir.display()))?;
         running.push(node);
     }
-    let (bound, task, stop) = start_gateway(master, running[0].dial_addr(), http).await?;
+    let gateway = Gateway::start(master, running[0].dial_addr(), http, mongo).await?;
     println!(
         "fluence devnet is up ({} node{}, data in {})",
         nodes,
@@ -122,16 +179,14 @@ pub async fn devnet(nodes: usize, dir: PathBuf, http: SocketAddr, p2p_port: u16)
     for (i, node) in running.iter().enumerate() {
         println!("  node {i}:   {}", node.dial_addr());
     }
-    println!("  HTTP API: http://{bound}/v1");
-    println!("  OpenAPI:  http://{bound}/v1/openapi.json");
+    gateway.print_endpoints();
     println!(
         "press Ctrl-C to stop; running it again on {} resumes the same data",
         dir.display()
     );
     shutdown_signal().await;
     println!("shutting down");
-    let _ = stop.send(());
-    task.await.context("gateway task")?.context("HTTP server")?;
+    gateway.stop().await?;
     for node in running {
         node.shutdown().await;
     }

@@ -95,6 +95,14 @@ fn devnet_crud_survives_restart() {
     let total = http.ok("/v1/datasets/people/count", &json!({}));
     assert_eq!(total["count"], 4);
 
+    // The same data through the MongoDB wire protocol endpoint.
+    let hello = mongo_command(&devnet.mongo, bson::doc! {"hello": 1, "$db": "admin"});
+    assert_eq!(
+        hello.get_bool("isWritablePrimary").ok(),
+        Some(true),
+        "{hello}"
+    );
+
     let (status, out) = devnet.process.stop();
     assert!(status.success(), "devnet exited with {status}: {out:?}");
     assert!(out.iter().any(|l| l.contains("stopped cleanly")), "{out:?}");
@@ -123,6 +131,61 @@ fn devnet_crud_survives_restart() {
     );
     let (status, _) = devnet.process.stop();
     assert!(status.success());
+}
+
+/// Sends one OP_MSG command over a fresh connection and returns the reply
+/// document (a minimal client: the crate's own codec is not used here).
+fn mongo_command(addr: &str, command: bson::Document) -> bson::Document {
+    use std::io::{Read, Write};
+    let body = command.to_vec().unwrap();
+    let len = 16 + 4 + 1 + body.len();
+    let mut message = Vec::with_capacity(len);
+    message.extend_from_slice(&(len as i32).to_le_bytes());
+    message.extend_from_slice(&1i32.to_le_bytes()); // requestID
+    message.extend_from_slice(&0i32.to_le_bytes()); // responseTo
+    message.extend_from_slice(&2013i32.to_le_bytes()); // OP_MSG
+    message.extend_from_slice(&0u32.to_le_bytes()); // flagBits
+    message.push(0); // section kind 0: the body
+    message.extend_from_slice(&body);
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(&message).unwrap();
+    let mut header = [0u8; 16];
+    stream.read_exact(&mut header).unwrap();
+    let reply_len = i32::from_le_bytes(header[0..4].try_into().unwrap()) as usize;
+    assert_eq!(
+        i32::from_le_bytes(header[12..16].try_into().unwrap()),
+        2013,
+        "reply is OP_MSG"
+    );
+    let mut rest = vec![0u8; reply_len - 16];
+    stream.read_exact(&mut rest).unwrap();
+    assert_eq!(rest[4], 0, "first section is the body");
+    bson::Document::from_reader(&rest[5..]).unwrap()
+}
+
+#[test]
+fn the_mongodb_endpoint_serves_only_loopback_without_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = support::fluence();
+    command
+        .args([
+            "devnet",
+            "--http",
+            "127.0.0.1:0",
+            "--mongo",
+            "0.0.0.0:0",
+            "--p2p-port",
+            "0",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .env("FLUENCE_PASSPHRASE", PASSPHRASE);
+    let (status, stderr) = support::Process::spawn(command).exit();
+    assert!(!status.success());
+    assert!(
+        stderr.contains("loopback") && stderr.contains("SCRAM"),
+        "stderr: {stderr}"
+    );
 }
 
 #[test]

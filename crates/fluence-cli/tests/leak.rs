@@ -49,7 +49,16 @@ fn no_plaintext_reaches_the_node() {
 
     let mut gateway = fluence();
     gateway
-        .args(["gateway", "--http", "127.0.0.1:0", "--node", &dial, "--key"])
+        .args([
+            "gateway",
+            "--http",
+            "127.0.0.1:0",
+            "--mongo",
+            "127.0.0.1:0",
+            "--node",
+            &dial,
+            "--key",
+        ])
         .arg(keys.join("owner.key"))
         .env("FLUENCE_PASSPHRASE", PASSPHRASE);
     let mut gateway = Process::spawn(gateway);

@@ -113,6 +113,8 @@ impl Drop for Process {
 pub struct Devnet {
     pub process: Process,
     pub api: String,
+    /// `host:port` of the MongoDB wire protocol endpoint.
+    pub mongo: String,
 }
 
 impl Devnet {
@@ -124,6 +126,8 @@ impl Devnet {
                 "--nodes",
                 "1",
                 "--http",
+                "127.0.0.1:0",
+                "--mongo",
                 "127.0.0.1:0",
                 "--p2p-port",
                 "0",
@@ -139,7 +143,19 @@ impl Devnet {
             .expect("address")
             .trim_end_matches("/v1")
             .to_string();
-        Devnet { process, api }
+        let line = process.wait_for("MongoDB:");
+        let mongo = line
+            .split_whitespace()
+            .last()
+            .expect("address")
+            .trim_start_matches("mongodb://")
+            .trim_end_matches('/')
+            .to_string();
+        Devnet {
+            process,
+            api,
+            mongo,
+        }
     }
 }
 
