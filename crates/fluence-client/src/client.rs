@@ -9,8 +9,8 @@ use fluence_crypto::keys::MasterKey;
 use fluence_crypto::sign::SigningKey;
 use fluence_proto::limits::{OPS_PER_BATCH_MAX, PAGE_DOCS_MAX};
 use fluence_proto::{
-    Action, DocEntry, DocId, DocOp, Encode, NodeError, Plan, Precondition, PublicKey, Request,
-    Response, Signature, SignedWrite, WriteBody, WRITE_SIGNING_DOMAIN,
+    Action, DocEntry, DocId, DocOp, Encode, IndexValues, NodeError, Plan, Precondition, PublicKey,
+    Request, Response, Signature, SignedWrite, Token, WriteBody, WRITE_SIGNING_DOMAIN,
 };
 use tokio::sync::Mutex;
 
@@ -710,12 +710,37 @@ fn with_id(doc: Document) -> Result<Document, ClientError> {
 }
 
 /// Splits operations into batches bounded by count and encoded size.
+/// Bytes `op` takes on the wire, to within its fixed-size framing (ids,
+/// tags, lengths: under 64 bytes plus 8 per value). Batches are bounded at
+/// `BATCH_BYTES_MAX`, far below the protocol's message limit, so an
+/// estimate serves and saves encoding every operation an extra time.
+fn approximate_encoded_len(op: &DocOp) -> usize {
+    const FRAMING: usize = 64;
+    match op {
+        DocOp::Delete { .. } => FRAMING,
+        DocOp::Put {
+            sealed, entries, ..
+        } => {
+            let values: usize = entries
+                .iter()
+                .map(|entry| match &entry.values {
+                    IndexValues::Tokens(tokens) => FRAMING + tokens.len() * Token::LEN,
+                    IndexValues::Ore(cts) => {
+                        FRAMING + cts.iter().map(|ct| ct.len() + 8).sum::<usize>()
+                    }
+                })
+                .sum();
+            FRAMING + sealed.wrapped_key.len() + sealed.ciphertext.len() + values
+        }
+    }
+}
+
 fn batches(ops: Vec<DocOp>) -> Vec<Vec<DocOp>> {
     let mut out = Vec::new();
     let mut current = Vec::new();
     let mut bytes = 0usize;
     for op in ops {
-        let size = op.to_bytes().len();
+        let size = approximate_encoded_len(&op);
         if !current.is_empty()
             && (bytes + size > BATCH_BYTES_MAX || current.len() >= OPS_PER_BATCH_MAX)
         {
@@ -790,4 +815,64 @@ fn id_lookup(dataset: &Dataset, filter: &Document) -> Option<Plan> {
         v => vec![dataset.doc_id(v)],
     };
     Some(Plan::Ids(ids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fluence_proto::{IndexEntry, IndexId, SealedDoc};
+
+    fn put(ciphertext_len: usize, ore: usize) -> DocOp {
+        DocOp::Put {
+            doc: DocId([1; 16]),
+            expect: Precondition::Absent,
+            sealed: SealedDoc {
+                version: 1,
+                wrapped_key: vec![0; 72],
+                ciphertext: vec![0; ciphertext_len],
+            },
+            entries: vec![
+                IndexEntry {
+                    index: IndexId([2; 16]),
+                    values: IndexValues::Tokens(vec![Token([3; 16]); 5]),
+                },
+                IndexEntry {
+                    index: IndexId([4; 16]),
+                    values: IndexValues::Ore(vec![vec![5; 747]; ore]),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_size_estimate_bounds_the_real_encoding() {
+        for op in [
+            put(0, 0),
+            put(1024, 1),
+            put(16 << 20, 3),
+            DocOp::Delete {
+                doc: DocId([9; 16]),
+                expect_version: 4,
+            },
+        ] {
+            let real = op.to_bytes().len();
+            let estimate = approximate_encoded_len(&op);
+            assert!(
+                estimate >= real && estimate <= real + 512,
+                "estimate {estimate} for {real} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn batches_respect_the_byte_bound_and_keep_order() {
+        let ops: Vec<DocOp> = (0..40).map(|_| put(1 << 20, 1)).collect();
+        let split = batches(ops);
+        assert!(split.len() >= 5);
+        for batch in &split {
+            let bytes: usize = batch.iter().map(|op| op.to_bytes().len()).sum();
+            assert!(bytes <= BATCH_BYTES_MAX, "batch of {bytes} bytes");
+        }
+        assert_eq!(split.iter().map(Vec::len).sum::<usize>(), 40);
+    }
 }
