@@ -9,8 +9,8 @@ use fluence_crypto::keys::MasterKey;
 use fluence_crypto::sign::SigningKey;
 use fluence_proto::limits::{OPS_PER_BATCH_MAX, PAGE_DOCS_MAX};
 use fluence_proto::{
-    Action, DocEntry, DocId, DocOp, Encode, IndexValues, NodeError, Plan, Precondition, PublicKey,
-    Request, Response, Signature, SignedWrite, Token, WriteBody, WRITE_SIGNING_DOMAIN,
+    Action, DocEntry, DocId, DocOp, IndexValues, NodeError, Plan, Precondition, PublicKey, Request,
+    Response, Signature, SignedWrite, Token, WriteBody, WRITE_SIGNING_DOMAIN,
 };
 use tokio::sync::Mutex;
 
@@ -820,7 +820,7 @@ fn id_lookup(dataset: &Dataset, filter: &Document) -> Option<Plan> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fluence_proto::{IndexEntry, IndexId, SealedDoc};
+    use fluence_proto::{Encode, IndexEntry, IndexId, SealedDoc};
 
     fn put(ciphertext_len: usize, ore: usize) -> DocOp {
         DocOp::Put {
