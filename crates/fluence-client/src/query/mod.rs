@@ -41,8 +41,7 @@
 //! `$elemMatch`, `$size`, `$all`, `$type`, `$mod`, bitwise and geo
 //! operators, `$where`, `$expr`, `$jsonSchema`; projection operators
 //! (`a.$`, `$slice`, `$elemMatch`, `$meta`) and computed projection fields;
-//! update operators `$rename`, `$currentDate`, `$bit`, positional update
-//! paths (`$`, `$[]`, `$[id]`) and pipeline updates; `$meta` sorts;
+//! positional update paths (`$`, `$[]`, `$[id]`) and pipeline updates; `$meta` sorts;
 //! `$text` with `$caseSensitive: true` or `$diacriticSensitive: true`;
 //! `$inc`/`$mul` where the stored value or the operand is a Decimal128 (the
 //! bson crate has no decimal arithmetic; creating a missing field works).
