@@ -28,7 +28,8 @@
 //!
 //! Module map: [`compare`] (BSON order and equality), `path` (dotted paths
 //! with array semantics), `filter` (parse and evaluate), `sort`, `project`,
-//! `update`, `plan`, [`limits`] (nesting bounds) and [`QueryError`].
+//! `update`, `plan`, [`aggregate`] (pipelines and expressions), [`limits`]
+//! (nesting bounds) and [`QueryError`].
 //!
 //! # Differences from MongoDB
 //!
@@ -79,6 +80,7 @@
 //! **Limits**: filters may nest `$and`/`$or`/`$nor`/`$not` 100 deep and all
 //! BSON inputs and update results 200 deep ([`limits`]).
 
+pub mod aggregate;
 mod bson_type;
 pub mod compare;
 mod error;
