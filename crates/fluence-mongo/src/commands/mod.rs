@@ -1,0 +1,210 @@
+//! Command dispatch: the first key of the command document names the
+//! command (with MongoDB's spelling and aliases), `$db` the database.
+//!
+//! A MongoDB database is a namespace of datasets: collection `c` of
+//! database `d` is the Fluence dataset `"d.c"`. Collections are created on
+//! first insert or upsert, as in MongoDB, with no encrypted indexes.
+
+mod admin;
+mod args;
+mod catalog;
+mod read;
+mod write;
+
+use std::sync::{Arc, Mutex};
+
+use bson::{Bson, Document};
+use fluence_client::{Client, Transport};
+
+use crate::cursors::Cursors;
+use crate::error::*;
+use admin::{build_info, connection_status, get_parameter, hello};
+
+/// The MongoDB server version announced; drivers enable features by wire
+/// version, tools print this.
+pub const MONGODB_VERSION: &str = "7.0.0";
+pub const MAX_WIRE_VERSION: i32 = 17;
+pub const MAX_WRITE_BATCH_SIZE: usize = 100_000;
+/// Longest dataset name Fluence accepts (`fluence_client::descriptor`).
+const DATASET_NAME_LEN_MAX: usize = 120;
+
+/// State shared by all connections of one `serve`.
+pub struct Gateway<T: Transport> {
+    client: Arc<Client<T>>,
+    cursors: Mutex<Cursors>,
+}
+
+type Reply = Result<Document, CommandError>;
+
+impl<T: Transport> Gateway<T> {
+    pub fn new(client: Arc<Client<T>>) -> Gateway<T> {
+        Gateway {
+            client,
+            cursors: Mutex::new(Cursors::default()),
+        }
+    }
+
+    /// Runs one command and returns its reply document, `ok: 1` or the
+    /// MongoDB error shape.
+    pub async fn run(&self, connection: i64, command: &Document) -> Document {
+        match self.dispatch(connection, command).await {
+            Ok(mut reply) => {
+                reply.insert("ok", 1.0);
+                reply
+            }
+            Err(error) => {
+                tracing::debug!(%error, "command failed");
+                error.to_reply()
+            }
+        }
+    }
+
+    async fn dispatch(&self, connection: i64, cmd: &Document) -> Reply {
+        let name = cmd
+            .keys()
+            .next()
+            .ok_or_else(|| CommandError::bad_value("empty command document"))?
+            .as_str();
+        // Fields drivers add to every command are accepted and ignored:
+        // lsid (no multi-statement sessions to track), $clusterTime (no
+        // cluster), $readPreference (one server), apiVersion, and options
+        // without meaning for one local gateway (writeConcern, readConcern,
+        // maxTimeMS, comment). Transactions would change what a write
+        // means, so they are refused instead.
+        if cmd.contains_key("startTransaction") || cmd.contains_key("autocommit") {
+            return Err(transactions_refused());
+        }
+        let db = match cmd.get("$db") {
+            Some(Bson::String(db)) => db.as_str(),
+            Some(other) => {
+                return Err(CommandError::type_mismatch(format!(
+                    "$db must be a string, not {:?}",
+                    other.element_type()
+                )))
+            }
+            None => {
+                return Err(CommandError::new(
+                    MISSING_DB,
+                    "OP_MSG requests require a $db argument",
+                ))
+            }
+        };
+        match name {
+            "hello" | "isMaster" | "ismaster" => Ok(hello(name, cmd, connection)),
+            "buildInfo" | "buildinfo" => Ok(build_info()),
+            "getParameter" => get_parameter(cmd),
+            "ping" | "endSessions" => Ok(Document::new()),
+            "connectionStatus" => Ok(connection_status(cmd)),
+            "listDatabases" => self.list_databases(cmd).await,
+            "listCollections" => self.list_collections(db, cmd).await,
+            "create" => self.create(db, cmd).await,
+            "drop" => self.drop(db, cmd).await,
+            "dropDatabase" => self.drop_database(db).await,
+            "insert" => self.insert(db, cmd).await,
+            "find" => self.find(connection, db, cmd).await,
+            "getMore" => self.get_more(db, cmd),
+            "killCursors" => self.kill_cursors(db, cmd),
+            "update" => self.update(db, cmd).await,
+            "delete" => self.delete(db, cmd).await,
+            "count" => self.count(db, cmd).await,
+            "commitTransaction" | "abortTransaction" => Err(transactions_refused()),
+            other => Err(CommandError::new(
+                COMMAND_NOT_FOUND,
+                format!("no such command: '{other}'"),
+            )),
+        }
+    }
+}
+
+fn transactions_refused() -> CommandError {
+    CommandError::new(
+        ILLEGAL_OPERATION,
+        "transactions are not supported by Fluence (the gateway is a standalone server)",
+    )
+}
+
+fn poisoned() -> CommandError {
+    CommandError::new(INTERNAL_ERROR, "cursor registry is unavailable")
+}
+
+/// MongoDB's database name rules (a database is a dataset-name prefix, so
+/// it may not contain the '.' that separates it from the collection).
+fn check_db(db: &str) -> Result<(), CommandError> {
+    if db.is_empty()
+        || db
+            .chars()
+            .any(|c| matches!(c, '.' | '/' | '\\' | ' ' | '"' | '$' | '\0'))
+    {
+        return Err(CommandError::new(
+            INVALID_NAMESPACE,
+            format!("Invalid database name: '{db}'"),
+        ));
+    }
+    Ok(())
+}
+
+/// The dataset name of `db.collection`, checked against MongoDB's and
+/// Fluence's naming rules.
+fn namespace(db: &str, collection: &str) -> Result<String, CommandError> {
+    check_db(db)?;
+    if collection.is_empty() || collection.contains('$') || collection.contains('\0') {
+        return Err(CommandError::new(
+            INVALID_NAMESPACE,
+            format!("Invalid collection name: '{collection}'"),
+        ));
+    }
+    let ns = format!("{db}.{collection}");
+    if ns.len() > DATASET_NAME_LEN_MAX {
+        return Err(CommandError::new(
+            INVALID_NAMESPACE,
+            format!("Fully qualified namespace {ns} is longer than {DATASET_NAME_LEN_MAX} bytes"),
+        ));
+    }
+    Ok(ns)
+}
+
+/// The collection named by the command's first field.
+fn collection_of(cmd: &Document) -> Result<&str, CommandError> {
+    match cmd.iter().next() {
+        Some((_, Bson::String(c))) => Ok(c),
+        Some((name, other)) => Err(CommandError::new(
+            INVALID_NAMESPACE,
+            format!(
+                "collection name has invalid type {:?} in {name}",
+                other.element_type()
+            ),
+        )),
+        None => Err(CommandError::bad_value("empty command document")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_follow_mongodb_rules() {
+        assert_eq!(
+            namespace("shop", "orders.2024").unwrap(),
+            "shop.orders.2024"
+        );
+        for db in ["", "a.b", "a/b", "a b", "$x", "a\0"] {
+            assert_eq!(
+                namespace(db, "c").unwrap_err().code,
+                INVALID_NAMESPACE,
+                "{db:?}"
+            );
+        }
+        for c in ["", "a$b", "a\0"] {
+            assert_eq!(
+                namespace("d", c).unwrap_err().code,
+                INVALID_NAMESPACE,
+                "{c:?}"
+            );
+        }
+        assert_eq!(
+            namespace("d", &"c".repeat(200)).unwrap_err().code,
+            INVALID_NAMESPACE
+        );
+    }
+}

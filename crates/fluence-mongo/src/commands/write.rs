@@ -1,0 +1,220 @@
+//! Writing commands: insert, update, delete.
+
+use bson::{doc, Bson, Document};
+use fluence_client::{ClientError, Transport};
+
+use super::args::*;
+use super::{collection_of, namespace, Gateway, Reply};
+use crate::error::*;
+
+impl<T: Transport> Gateway<T> {
+    /// Creates the dataset for `ns` if it does not exist (first insert or
+    /// upsert into a collection creates it in MongoDB).
+    pub(super) async fn ensure_dataset(&self, ns: &str) -> Result<(), CommandError> {
+        match self.client.create_dataset(ns, Vec::new()).await {
+            Ok(_) | Err(ClientError::DatasetExists(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn insert(&self, db: &str, cmd: &Document) -> Reply {
+        let ns = namespace(db, collection_of(cmd)?)?;
+        let ordered = get_bool_or(cmd, "ordered", true)?;
+        let docs = write_batch(cmd, "insert", "documents")?
+            .iter()
+            .map(|d| match d {
+                Bson::Document(d) => Ok(with_id(d)),
+                other => Err(CommandError::type_mismatch(format!(
+                    "insert documents must be objects, not {:?}",
+                    other.element_type()
+                ))),
+            })
+            .collect::<Result<Vec<Document>, _>>()?;
+        self.ensure_dataset(&ns).await?;
+        let mut n = 0usize;
+        let mut write_errors = Vec::new();
+        let mut start = 0usize;
+        while start < docs.len() {
+            match self.client.insert(&ns, docs[start..].to_vec()).await {
+                Ok(result) => {
+                    n += result.inserted_ids.len();
+                    break;
+                }
+                Err(ClientError::DuplicateKey { inserted, .. }) => {
+                    let inserted = usize::try_from(inserted).unwrap_or(usize::MAX);
+                    let index = start.saturating_add(inserted);
+                    n += inserted;
+                    let id = docs
+                        .get(index)
+                        .and_then(|d| d.get("_id"))
+                        .cloned()
+                        .unwrap_or(Bson::Null);
+                    let error = CommandError::new(
+                        DUPLICATE_KEY,
+                        format!(
+                            "E11000 duplicate key error collection: {ns} index: _id_ dup key: \
+                             {{ _id: {id} }}"
+                        ),
+                    );
+                    let mut entry = error.to_write_error(index);
+                    entry.insert("keyPattern", doc! {"_id": 1});
+                    entry.insert("keyValue", doc! {"_id": id});
+                    write_errors.push(Bson::Document(entry));
+                    if ordered {
+                        break;
+                    }
+                    start = index + 1;
+                }
+                // A batch-level failure (a document too large, the node
+                // unreachable) applies to the whole command.
+                Err(e) if n == 0 && write_errors.is_empty() => return Err(e.into()),
+                Err(e) => {
+                    write_errors.push(Bson::Document(CommandError::from(e).to_write_error(start)));
+                    break;
+                }
+            }
+        }
+        let mut reply = doc! {"n": n as i64};
+        if !write_errors.is_empty() {
+            reply.insert("writeErrors", write_errors);
+        }
+        Ok(reply)
+    }
+
+    pub(super) async fn update(&self, db: &str, cmd: &Document) -> Reply {
+        let ns = namespace(db, collection_of(cmd)?)?;
+        let ordered = get_bool_or(cmd, "ordered", true)?;
+        let statements = write_batch(cmd, "update", "updates")?;
+        let (mut n, mut modified) = (0u64, 0u64);
+        let (mut upserted, mut write_errors) = (Vec::new(), Vec::new());
+        for (index, statement) in statements.iter().enumerate() {
+            match self.update_one(&ns, statement).await {
+                Ok(result) => {
+                    n += result.matched;
+                    modified += result.modified;
+                    if let Some(id) = result.upserted_id {
+                        n += 1;
+                        upserted.push(Bson::Document(doc! {"index": index as i64, "_id": id}));
+                    }
+                }
+                Err(error) => {
+                    write_errors.push(Bson::Document(error.to_write_error(index)));
+                    if ordered {
+                        break;
+                    }
+                }
+            }
+        }
+        let mut reply = doc! {"n": n as i64, "nModified": modified as i64};
+        if !upserted.is_empty() {
+            reply.insert("upserted", upserted);
+        }
+        if !write_errors.is_empty() {
+            reply.insert("writeErrors", write_errors);
+        }
+        Ok(reply)
+    }
+
+    pub(super) async fn update_one(
+        &self,
+        ns: &str,
+        statement: &Bson,
+    ) -> Result<fluence_client::UpdateResult, CommandError> {
+        let statement = statement
+            .as_document()
+            .ok_or_else(|| CommandError::type_mismatch("update statements must be objects"))?;
+        check_collation(statement)?;
+        if statement
+            .get("arrayFilters")
+            .is_some_and(|a| !matches!(a, Bson::Array(v) if v.is_empty()))
+        {
+            return Err(CommandError::not_implemented("arrayFilters"));
+        }
+        let q = required_doc(statement, "update.updates", "q")?;
+        let u = match statement.get("u") {
+            Some(Bson::Document(u)) => u,
+            Some(Bson::Array(_)) => {
+                return Err(CommandError::not_implemented("a pipeline-style update"))
+            }
+            Some(_) => return Err(CommandError::type_mismatch("update 'u' must be an object")),
+            None => {
+                return Err(CommandError::new(
+                    MISSING_FIELD,
+                    "BSON field 'update.updates.u' is missing but a required field",
+                ))
+            }
+        };
+        let multi = get_bool(statement, "multi")?;
+        let upsert = get_bool(statement, "upsert")?;
+        if multi && u.keys().next().is_some_and(|k| !k.starts_with('$')) {
+            return Err(CommandError::new(
+                FAILED_TO_PARSE,
+                "multi update is not supported for replacement-style update",
+            ));
+        }
+        match self.client.update(ns, q, u, multi, upsert).await {
+            Err(ClientError::DatasetNotFound(_)) if upsert => {
+                self.ensure_dataset(ns).await?;
+                Ok(self.client.update(ns, q, u, multi, upsert).await?)
+            }
+            Err(ClientError::DatasetNotFound(_)) => Ok(fluence_client::UpdateResult::default()),
+            Err(ClientError::DuplicateKey { id, .. }) => Err(CommandError::new(
+                DUPLICATE_KEY,
+                format!("E11000 duplicate key error collection: {ns} index: _id_ dup key: {{ _id: {id} }}"),
+            )),
+            other => Ok(other?),
+        }
+    }
+
+    pub(super) async fn delete(&self, db: &str, cmd: &Document) -> Reply {
+        let ns = namespace(db, collection_of(cmd)?)?;
+        let ordered = get_bool_or(cmd, "ordered", true)?;
+        let statements = write_batch(cmd, "delete", "deletes")?;
+        let mut n = 0u64;
+        let mut write_errors = Vec::new();
+        for (index, statement) in statements.iter().enumerate() {
+            match self.delete_one(&ns, statement).await {
+                Ok(deleted) => n += deleted,
+                Err(error) => {
+                    write_errors.push(Bson::Document(error.to_write_error(index)));
+                    if ordered {
+                        break;
+                    }
+                }
+            }
+        }
+        let mut reply = doc! {"n": n as i64};
+        if !write_errors.is_empty() {
+            reply.insert("writeErrors", write_errors);
+        }
+        Ok(reply)
+    }
+
+    pub(super) async fn delete_one(&self, ns: &str, statement: &Bson) -> Result<u64, CommandError> {
+        let statement = statement
+            .as_document()
+            .ok_or_else(|| CommandError::type_mismatch("delete statements must be objects"))?;
+        check_collation(statement)?;
+        let q = required_doc(statement, "delete.deletes", "q")?;
+        let multi = match statement.get("limit").map(integral) {
+            Some(Some(0)) => true,
+            Some(Some(1)) => false,
+            Some(_) => {
+                return Err(CommandError::new(
+                    FAILED_TO_PARSE,
+                    "The limit field in delete objects must be 0 or 1",
+                ))
+            }
+            None => {
+                return Err(CommandError::new(
+                    MISSING_FIELD,
+                    "BSON field 'delete.deletes.limit' is missing but a required field",
+                ))
+            }
+        };
+        match self.client.delete(ns, q, multi).await {
+            Err(ClientError::DatasetNotFound(_)) => Ok(0),
+            other => Ok(other?),
+        }
+    }
+}
