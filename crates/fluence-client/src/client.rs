@@ -20,6 +20,8 @@ use crate::error::ClientError;
 use crate::query::{self, EvalContext, Filter, Projection, SortSpec, Update};
 use crate::transport::Transport;
 
+pub mod find_and_modify;
+
 /// Bytes of encoded operations per signed batch: well under the protocol's
 /// message limit, and small enough that one batch commits in milliseconds.
 const BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;

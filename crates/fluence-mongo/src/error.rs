@@ -4,6 +4,7 @@
 //! MongoDB's `error_codes.yml` wherever a MongoDB error means the same.
 
 use bson::{doc, Document};
+use fluence_client::query::QueryError;
 use fluence_client::ClientError;
 use fluence_proto::NodeError;
 
@@ -15,6 +16,7 @@ pub const NO_SUCH_KEY: i32 = 4;
 pub const HOST_UNREACHABLE: i32 = 6;
 pub const FAILED_TO_PARSE: i32 = 9;
 pub const UNAUTHORIZED: i32 = 13;
+pub const AUTHENTICATION_FAILED: i32 = 18;
 pub const TYPE_MISMATCH: i32 = 14;
 pub const INVALID_LENGTH: i32 = 16;
 pub const ILLEGAL_OPERATION: i32 = 20;
@@ -46,6 +48,8 @@ pub fn code_name(code: i32) -> String {
         6 => "HostUnreachable",
         9 => "FailedToParse",
         13 => "Unauthorized",
+        17 => "ProtocolError",
+        18 => "AuthenticationFailed",
         14 => "TypeMismatch",
         15 => "Overflow",
         16 => "InvalidLength",
@@ -62,6 +66,10 @@ pub fn code_name(code: i32) -> String {
         72 => "InvalidOptions",
         73 => "InvalidNamespace",
         96 => "OperationFailed",
+        168 => "InvalidPipelineOperator",
+        241 => "ConversionFailure",
+        292 => "QueryExceededMemoryLimitNoDiskUseAllowed",
+        334 => "MechanismUnavailable",
         112 => "WriteConflict",
         238 => "NotImplemented",
         352 => "UnsupportedOpQueryCommand",
@@ -168,6 +176,12 @@ impl From<ClientError> for CommandError {
     }
 }
 
+impl From<QueryError> for CommandError {
+    fn from(error: QueryError) -> CommandError {
+        CommandError::new(error.code(), error.to_string())
+    }
+}
+
 impl From<WireError> for CommandError {
     fn from(error: WireError) -> CommandError {
         let code = match &error {
@@ -181,7 +195,6 @@ impl From<WireError> for CommandError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fluence_client::query::QueryError;
 
     #[test]
     fn client_errors_map_to_mongodb_codes() {

@@ -83,6 +83,7 @@
 pub mod aggregate;
 mod bson_type;
 pub mod compare;
+mod distinct;
 mod error;
 mod filter;
 pub mod limits;
@@ -97,6 +98,7 @@ mod update;
 mod proptests;
 
 pub use compare::{compare_bson, documents_identical, equality_key, values_equal};
+pub use distinct::Distinct;
 pub use error::QueryError;
 pub use filter::{eval, parse_filter, CompareOp, EvalContext, Expr, Filter, TextSearch};
 pub use path::{index_values, FieldPath};

@@ -107,6 +107,9 @@ impl<T: Transport> Gateway<T> {
             "update" => self.update(db, cmd).await,
             "delete" => self.delete(db, cmd).await,
             "count" => self.count(db, cmd).await,
+            "aggregate" => self.aggregate(connection, db, cmd).await,
+            "distinct" => self.distinct(db, cmd).await,
+            "findAndModify" | "findandmodify" => self.find_and_modify(db, cmd).await,
             "commitTransaction" | "abortTransaction" => Err(transactions_refused()),
             other => Err(CommandError::new(
                 COMMAND_NOT_FOUND,

@@ -1,9 +1,11 @@
-//! Reading commands: find, getMore, killCursors, count.
+//! Reading commands: find, aggregate, distinct, count, getMore, killCursors.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use bson::{doc, Bson, Document};
+use fluence_client::query::aggregate::Pipeline;
+use fluence_client::query::Distinct;
 use fluence_client::{ClientError, FindOptions, Transport};
 
 use super::args::*;
@@ -37,18 +39,39 @@ impl<T: Transport> Gateway<T> {
             limit,
             projection,
         };
-        let docs = match self.client.find(&ns, options).await {
-            Ok(docs) => docs,
-            // Reading a collection that does not exist finds nothing.
-            Err(ClientError::DatasetNotFound(_)) => Vec::new(),
-            Err(e) => return Err(e.into()),
-        };
-        let mut docs: VecDeque<Document> = docs.into();
+        let docs = self.find_or_nothing(&ns, options).await?;
         let first_len = match batch_size {
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             None if single_batch => usize::MAX,
             None => DEFAULT_FIRST_BATCH,
         };
+        self.cursor_reply(connection, ns, docs, first_len, single_batch)
+    }
+
+    /// A find's answer; a collection that does not exist holds nothing.
+    async fn find_or_nothing(
+        &self,
+        ns: &str,
+        options: FindOptions,
+    ) -> Result<Vec<Document>, CommandError> {
+        match self.client.find(ns, options).await {
+            Ok(docs) => Ok(docs),
+            Err(ClientError::DatasetNotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `{cursor: {firstBatch, id, ns}}` with the first `first_len`
+    /// documents; the rest stay in a cursor for getMore.
+    fn cursor_reply(
+        &self,
+        connection: i64,
+        ns: String,
+        docs: Vec<Document>,
+        first_len: usize,
+        single_batch: bool,
+    ) -> Reply {
+        let mut docs: VecDeque<Document> = docs.into();
         let first = if first_len == 0 {
             Vec::new()
         } else {
@@ -65,6 +88,134 @@ impl<T: Transport> Gateway<T> {
             )?
         };
         Ok(doc! {"cursor": {"firstBatch": first, "id": id, "ns": ns}})
+    }
+
+    pub(super) async fn aggregate(&self, connection: i64, db: &str, cmd: &Document) -> Reply {
+        let collection = match cmd.get("aggregate") {
+            Some(Bson::String(c)) => c.as_str(),
+            Some(other) if integral(other) == Some(1) => {
+                return Err(CommandError::not_implemented(
+                    "aggregate on a whole database (aggregate: 1)",
+                ))
+            }
+            Some(other) => {
+                return Err(CommandError::new(
+                    INVALID_NAMESPACE,
+                    format!(
+                        "Invalid aggregate namespace of type {:?}",
+                        other.element_type()
+                    ),
+                ))
+            }
+            None => return Err(CommandError::bad_value("aggregate without a collection")),
+        };
+        let ns = namespace(db, collection)?;
+        check_collation(cmd)?;
+        if get_bool(cmd, "explain")? {
+            return Err(CommandError::not_implemented("explain"));
+        }
+        if cmd.get("let").is_some_and(|v| !matches!(v, Bson::Null)) {
+            return Err(CommandError::not_implemented(
+                "aggregate with 'let' variables",
+            ));
+        }
+        let stages = match cmd.get("pipeline") {
+            Some(Bson::Array(stages)) => stages,
+            Some(_) => {
+                return Err(CommandError::type_mismatch(
+                    "'pipeline' option must be specified as an array",
+                ))
+            }
+            None => {
+                return Err(CommandError::new(
+                    MISSING_FIELD,
+                    "BSON field 'aggregate.pipeline' is missing but a required field",
+                ))
+            }
+        };
+        let cursor = match cmd.get("cursor") {
+            Some(Bson::Document(c)) => c,
+            Some(_) => {
+                return Err(CommandError::type_mismatch(
+                    "cursor field must be missing or an object",
+                ))
+            }
+            None => {
+                return Err(CommandError::new(
+                    FAILED_TO_PARSE,
+                    "The 'cursor' option is required, except for aggregate with the explain \
+                     argument",
+                ))
+            }
+        };
+        let batch_size = non_negative(cursor, "batchSize")?;
+        let pipeline = Pipeline::parse(stages).map_err(CommandError::from)?;
+        // The leading $match/$sort/$skip/$limit is a find, planned over the
+        // encrypted indexes; the other stages run here.
+        let lead = pipeline.leading();
+        let options = FindOptions {
+            filter: lead.filter.clone(),
+            sort: lead.sort.clone(),
+            skip: lead.skip,
+            limit: lead
+                .limit
+                .map_or(0, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+            projection: None,
+        };
+        let docs = self.find_or_nothing(&ns, options).await?;
+        let out = pipeline
+            .run_after_leading(docs)
+            .map_err(CommandError::from)?;
+        let first_len = batch_size.map_or(DEFAULT_FIRST_BATCH, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        });
+        self.cursor_reply(connection, ns, out, first_len, false)
+    }
+
+    pub(super) async fn distinct(&self, db: &str, cmd: &Document) -> Reply {
+        let ns = namespace(db, collection_of(cmd)?)?;
+        check_collation(cmd)?;
+        let key = match cmd.get("key") {
+            Some(Bson::String(key)) => key,
+            Some(_) => {
+                return Err(CommandError::type_mismatch(
+                    "BSON field 'distinct.key' is the wrong type, expected type 'string'",
+                ))
+            }
+            None => {
+                return Err(CommandError::new(
+                    MISSING_FIELD,
+                    "BSON field 'distinct.key' is missing but a required field",
+                ))
+            }
+        };
+        if key.is_empty() || key.split('.').any(|p| p.is_empty() || p.starts_with('$')) {
+            return Err(CommandError::bad_value(format!(
+                "distinct key '{key}' is not a valid field path"
+            )));
+        }
+        let filter = get_doc(cmd, "query")?.cloned().unwrap_or_default();
+        let docs = self
+            .find_or_nothing(
+                &ns,
+                FindOptions {
+                    filter,
+                    ..FindOptions::default()
+                },
+            )
+            .await?;
+        let path: Vec<String> = key.split('.').map(str::to_string).collect();
+        let mut distinct = Distinct::new();
+        for doc in &docs {
+            distinct.add(doc, &path);
+        }
+        let values = distinct.finish();
+        let reply = doc! {"values": values};
+        // MongoDB answers in one document, so the values must fit one.
+        if reply.to_vec().map_or(usize::MAX, |b| b.len()) > crate::wire::BSON_OBJECT_SIZE_MAX {
+            return Err(CommandError::new(17217, "distinct too big, 16mb cap"));
+        }
+        Ok(reply)
     }
 
     pub(super) fn get_more(&self, db: &str, cmd: &Document) -> Reply {

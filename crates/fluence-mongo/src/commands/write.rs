@@ -1,7 +1,8 @@
-//! Writing commands: insert, update, delete.
+//! Writing commands: insert, update, delete, findAndModify.
 
 use bson::{doc, Bson, Document};
-use fluence_client::{ClientError, Transport};
+use fluence_client::query::Projection;
+use fluence_client::{ClientError, FindAndModify, ModifyAction, Transport};
 
 use super::args::*;
 use super::{collection_of, namespace, Gateway, Reply};
@@ -216,5 +217,113 @@ impl<T: Transport> Gateway<T> {
             Err(ClientError::DatasetNotFound(_)) => Ok(0),
             other => Ok(other?),
         }
+    }
+
+    pub(super) async fn find_and_modify(&self, db: &str, cmd: &Document) -> Reply {
+        let ns = namespace(db, collection_of(cmd)?)?;
+        check_collation(cmd)?;
+        if cmd
+            .get("arrayFilters")
+            .is_some_and(|a| !matches!(a, Bson::Array(v) if v.is_empty()))
+        {
+            return Err(CommandError::not_implemented("arrayFilters"));
+        }
+        let filter = get_doc(cmd, "query")?.cloned().unwrap_or_default();
+        let sort = get_doc(cmd, "sort")?.filter(|s| !s.is_empty()).cloned();
+        let fields = get_doc(cmd, "fields")?
+            .filter(|f| !f.is_empty())
+            .map(Projection::parse)
+            .transpose()
+            .map_err(CommandError::from)?;
+        let remove = get_bool(cmd, "remove")?;
+        let return_new = get_bool(cmd, "new")?;
+        let upsert = get_bool(cmd, "upsert")?;
+        let update = match cmd.get("update") {
+            None | Some(Bson::Null) => None,
+            Some(Bson::Document(u)) => Some(u.clone()),
+            Some(Bson::Array(_)) => {
+                return Err(CommandError::not_implemented("a pipeline-style update"))
+            }
+            Some(_) => {
+                return Err(CommandError::new(
+                    FAILED_TO_PARSE,
+                    "Update argument must be either an object or an array",
+                ))
+            }
+        };
+        let action =
+            match (remove, update) {
+                (true, Some(_)) => {
+                    return Err(CommandError::new(
+                        FAILED_TO_PARSE,
+                        "Cannot specify both an update and remove=true",
+                    ))
+                }
+                (true, None) if upsert => {
+                    return Err(CommandError::new(
+                        FAILED_TO_PARSE,
+                        "Cannot specify both upsert=true and remove=true",
+                    ))
+                }
+                (true, None) if return_new => return Err(CommandError::new(
+                    FAILED_TO_PARSE,
+                    "Cannot specify both new=true and remove=true; 'remove' always returns the \
+                     deleted document",
+                )),
+                (true, None) => ModifyAction::Remove,
+                (false, Some(u)) => ModifyAction::Update(u),
+                (false, None) => {
+                    return Err(CommandError::new(
+                        FAILED_TO_PARSE,
+                        "Either an update or remove=true must be specified",
+                    ))
+                }
+            };
+        let request = FindAndModify {
+            filter,
+            sort,
+            action,
+            upsert,
+        };
+        let result = match self.client.find_and_modify(&ns, &request).await {
+            Err(ClientError::DatasetNotFound(_)) if upsert => {
+                self.ensure_dataset(&ns).await?;
+                self.client.find_and_modify(&ns, &request).await
+            }
+            Err(ClientError::DatasetNotFound(_)) => Ok(Default::default()),
+            other => other,
+        };
+        let result = match result {
+            Ok(result) => result,
+            Err(ClientError::DuplicateKey { id, .. }) => {
+                return Err(CommandError::new(
+                    DUPLICATE_KEY,
+                    format!(
+                        "E11000 duplicate key error collection: {ns} index: _id_ dup key: {{ _id: \
+                         {id} }}"
+                    ),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let found = result.before.is_some();
+        let mut last_error = doc! {"n": i32::from(found || result.counts.upserted_id.is_some())};
+        if !remove {
+            last_error.insert("updatedExisting", found);
+            if let Some(id) = &result.counts.upserted_id {
+                last_error.insert("upserted", id.clone());
+            }
+        }
+        let value = if return_new {
+            result.after
+        } else {
+            result.before
+        };
+        let value = match (value, &fields) {
+            (Some(d), Some(projection)) => Bson::Document(projection.apply(&d)),
+            (Some(d), None) => Bson::Document(d),
+            (None, _) => Bson::Null,
+        };
+        Ok(doc! {"lastErrorObject": last_error, "value": value})
     }
 }
