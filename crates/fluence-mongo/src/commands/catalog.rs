@@ -148,3 +148,67 @@ pub(super) fn filter_of(cmd: &Document, key: &str) -> Result<Option<EntryFilter>
         _ => Ok(None),
     }
 }
+
+impl<T: Transport> Gateway<T> {
+    /// `dbStats`: collection and document counts. Sizes are unknown to the
+    /// gateway (nodes store ciphertext) and reported as 0.
+    pub(super) async fn db_stats(&self, db: &str, _cmd: &Document) -> Reply {
+        check_db(db)?;
+        let prefix = format!("{db}.");
+        let (mut collections, mut objects, mut indexes) = (0i64, 0i64, 0i64);
+        for view in self.client.list_datasets().await? {
+            if view.name.starts_with(&prefix) {
+                collections += 1;
+                objects += i64::try_from(view.doc_count).unwrap_or(i64::MAX);
+                // The _id index and each encrypted index.
+                indexes += 1 + view.indexes.len() as i64;
+            }
+        }
+        Ok(doc! {
+            "db": db,
+            "collections": collections,
+            "views": 0,
+            "objects": objects,
+            "avgObjSize": 0.0,
+            "dataSize": 0.0,
+            "storageSize": 0.0,
+            "indexes": indexes,
+            "indexSize": 0.0,
+            "totalSize": 0.0,
+            "scaleFactor": 1,
+            "fsUsedSize": 0.0,
+            "fsTotalSize": 0.0,
+        })
+    }
+
+    /// `collStats` (deprecated in MongoDB, still sent by older tools).
+    pub(super) async fn coll_stats(&self, db: &str, cmd: &Document) -> Reply {
+        let ns = namespace(db, collection_of(cmd)?)?;
+        let view = match self.client.describe(&ns).await {
+            Ok(view) => view,
+            Err(ClientError::DatasetNotFound(_)) => {
+                return Err(CommandError::new(
+                    NAMESPACE_NOT_FOUND,
+                    format!("Collection [{ns}] not found."),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut index_sizes = doc! {"_id_": 0};
+        for index in &view.indexes {
+            index_sizes.insert(format!("{}_1", index.path), 0);
+        }
+        Ok(doc! {
+            "ns": ns,
+            "count": i64::try_from(view.doc_count).unwrap_or(i64::MAX),
+            "size": 0,
+            "avgObjSize": 0,
+            "storageSize": 0,
+            "nindexes": 1 + view.indexes.len() as i32,
+            "totalIndexSize": 0,
+            "indexSizes": index_sizes,
+            "scaleFactor": 1,
+            "capped": false,
+        })
+    }
+}

@@ -9,16 +9,21 @@ mod admin;
 mod args;
 mod catalog;
 mod read;
+mod sasl;
 mod write;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bson::{Bson, Document};
 use fluence_client::{Client, Transport};
 
+use crate::auth::Credentials;
 use crate::cursors::Cursors;
 use crate::error::*;
-use admin::{build_info, connection_status, get_parameter, hello};
+use crate::session::Session;
+use admin::{build_info, get_parameter, hello};
 
 /// The MongoDB server version announced; drivers enable features by wire
 /// version, tools print this.
@@ -32,22 +37,51 @@ const DATASET_NAME_LEN_MAX: usize = 120;
 pub struct Gateway<T: Transport> {
     client: Arc<Client<T>>,
     cursors: Mutex<Cursors>,
+    /// The one user; `None` serves without authentication (loopback only).
+    credentials: Option<Credentials>,
+    started: Instant,
+    connections_open: AtomicU64,
+    connections_total: AtomicU64,
+}
+
+/// Counts a connection as open while it lives.
+pub struct ConnectionGuard<'a> {
+    open: &'a AtomicU64,
+}
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 type Reply = Result<Document, CommandError>;
 
 impl<T: Transport> Gateway<T> {
-    pub fn new(client: Arc<Client<T>>) -> Gateway<T> {
+    pub fn new(client: Arc<Client<T>>, credentials: Option<Credentials>) -> Gateway<T> {
         Gateway {
             client,
             cursors: Mutex::new(Cursors::default()),
+            credentials,
+            started: Instant::now(),
+            connections_open: AtomicU64::new(0),
+            connections_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Registers a new connection for `serverStatus`.
+    pub fn connection_opened(&self) -> ConnectionGuard<'_> {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard {
+            open: &self.connections_open,
         }
     }
 
     /// Runs one command and returns its reply document, `ok: 1` or the
     /// MongoDB error shape.
-    pub async fn run(&self, connection: i64, command: &Document) -> Document {
-        match self.dispatch(connection, command).await {
+    pub async fn run(&self, session: &mut Session, command: &Document) -> Document {
+        match self.dispatch(session, command).await {
             Ok(mut reply) => {
                 reply.insert("ok", 1.0);
                 reply
@@ -59,7 +93,8 @@ impl<T: Transport> Gateway<T> {
         }
     }
 
-    async fn dispatch(&self, connection: i64, cmd: &Document) -> Reply {
+    async fn dispatch(&self, session: &mut Session, cmd: &Document) -> Reply {
+        let connection = session.id;
         let name = cmd
             .keys()
             .next()
@@ -89,12 +124,43 @@ impl<T: Transport> Gateway<T> {
                 ))
             }
         };
+        if self.credentials.is_some()
+            && !session.is_authenticated()
+            && !sasl::allowed_unauthenticated(name)
+        {
+            return Err(CommandError::new(
+                UNAUTHORIZED,
+                format!("Command {name} requires authentication"),
+            ));
+        }
         match name {
-            "hello" | "isMaster" | "ismaster" => Ok(hello(name, cmd, connection)),
+            "hello" | "isMaster" | "ismaster" => {
+                let mut reply = hello(name, cmd, connection);
+                self.hello_auth(session, cmd, &mut reply);
+                Ok(reply)
+            }
+            "saslStart" => self.sasl_start(session, db, cmd),
+            "saslContinue" => self.sasl_continue(session, cmd),
+            "logout" => self.logout(session),
             "buildInfo" | "buildinfo" => Ok(build_info()),
             "getParameter" => get_parameter(cmd),
-            "ping" | "endSessions" => Ok(Document::new()),
-            "connectionStatus" => Ok(connection_status(cmd)),
+            "ping" | "endSessions" | "refreshSessions" | "killAllSessions" | "killSessions" => {
+                Ok(Document::new())
+            }
+            "connectionStatus" => Ok(admin::connection_status(session, cmd)),
+            "whatsmyuri" => Ok(admin::whats_my_uri(session)),
+            "getLog" => admin::get_log(cmd),
+            "hostInfo" => Ok(admin::host_info()),
+            "getCmdLineOpts" => Ok(admin::command_line_options()),
+            "listCommands" => Ok(admin::list_commands()),
+            "getFreeMonitoringStatus" => Ok(admin::free_monitoring_status()),
+            "serverStatus" => Ok(admin::server_status(
+                self.started,
+                self.connections_open.load(Ordering::Relaxed),
+                self.connections_total.load(Ordering::Relaxed),
+            )),
+            "dbStats" | "dbstats" => self.db_stats(db, cmd).await,
+            "collStats" | "collstats" => self.coll_stats(db, cmd).await,
             "listDatabases" => self.list_databases(cmd).await,
             "listCollections" => self.list_collections(db, cmd).await,
             "create" => self.create(db, cmd).await,
@@ -111,12 +177,13 @@ impl<T: Transport> Gateway<T> {
             "distinct" => self.distinct(db, cmd).await,
             "findAndModify" | "findandmodify" => self.find_and_modify(db, cmd).await,
             "commitTransaction" | "abortTransaction" => Err(transactions_refused()),
-            other => Err(CommandError::new(
-                COMMAND_NOT_FOUND,
-                format!("no such command: '{other}'"),
-            )),
+            other => Err(command_not_found(other)),
         }
     }
+}
+
+fn command_not_found(name: &str) -> CommandError {
+    CommandError::new(COMMAND_NOT_FOUND, format!("no such command: '{name}'"))
 }
 
 fn transactions_refused() -> CommandError {

@@ -37,6 +37,10 @@ pub struct Server {
 }
 
 pub async fn start() -> Server {
+    start_with(fluence_mongo::ServeOptions::default()).await
+}
+
+pub async fn start_with(options: fluence_mongo::ServeOptions) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = Arc::new(NodeService::new(
         NodeStore::open(dir.path()).expect("open store"),
@@ -46,7 +50,7 @@ pub async fn start() -> Server {
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        fluence_mongo::serve(listener, client, async {
+        fluence_mongo::serve_with(listener, client, options, async {
             let _ = stopped.await;
         })
         .await
