@@ -101,13 +101,11 @@ async fn server_status_list_commands_and_stats() {
     ] {
         assert!(commands.contains_key(name), "{name}");
     }
-    assert!(
-        commands
-            .get_document("find")
-            .unwrap()
-            .get_bool("requiresAuth")
-            .unwrap()
-    );
+    assert!(commands
+        .get_document("find")
+        .unwrap()
+        .get_bool("requiresAuth")
+        .unwrap());
 
     assert_ok(
         &conn
@@ -130,6 +128,24 @@ async fn server_status_list_commands_and_stats() {
     assert_eq!(reply.get_str("ns").unwrap(), "shop.a");
     assert_eq!(
         code(&conn.command(doc! {"collStats": "zzz", "$db": "shop"}).await),
+        26
+    );
+    // Every collection lists its _id index; a missing one is an error.
+    let reply = conn.command(doc! {"listIndexes": "a", "$db": "shop"}).await;
+    let (indexes, id, ns) = cursor(&reply);
+    assert_eq!((id, ns), (0, "shop.a"));
+    assert_eq!(
+        indexes,
+        &vec![Bson::Document(
+            doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"}
+        )]
+    );
+    assert_eq!(
+        code(
+            &conn
+                .command(doc! {"listIndexes": "zzz", "$db": "shop"})
+                .await
+        ),
         26
     );
     // Unknown commands are named.

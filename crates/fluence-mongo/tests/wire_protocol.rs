@@ -581,7 +581,10 @@ async fn shutdown_stops_serving() {
     let node = Arc::new(NodeService::new(
         NodeStore::open(dir.path()).expect("open store"),
     ));
-    let client = Arc::new(Client::new(MasterKey::generate(), Local(node)));
+    let client = Arc::new(Client::new(
+        MasterKey::generate(),
+        Local(node, Default::default()),
+    ));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();

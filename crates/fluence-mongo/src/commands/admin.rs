@@ -49,6 +49,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("listCollections", "collections of a database"),
     ("listCommands", "this list"),
     ("listDatabases", "databases"),
+    ("listIndexes", "indexes of a collection"),
     ("logout", "end authentication on this connection"),
     ("ping", "liveness"),
     ("saslContinue", "SCRAM-SHA-256 authentication"),

@@ -181,19 +181,25 @@ impl<T: Transport> Gateway<T> {
         })
     }
 
+    /// The dataset behind `ns`; `NamespaceNotFound` when there is none.
+    pub(super) async fn describe_collection(
+        &self,
+        ns: &str,
+    ) -> Result<fluence_client::DatasetView, CommandError> {
+        match self.client.describe(ns).await {
+            Ok(view) => Ok(view),
+            Err(ClientError::DatasetNotFound(_)) => Err(CommandError::new(
+                NAMESPACE_NOT_FOUND,
+                format!("ns does not exist: {ns}"),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// `collStats` (deprecated in MongoDB, still sent by older tools).
     pub(super) async fn coll_stats(&self, db: &str, cmd: &Document) -> Reply {
         let ns = namespace(db, collection_of(cmd)?)?;
-        let view = match self.client.describe(&ns).await {
-            Ok(view) => view,
-            Err(ClientError::DatasetNotFound(_)) => {
-                return Err(CommandError::new(
-                    NAMESPACE_NOT_FOUND,
-                    format!("Collection [{ns}] not found."),
-                ))
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let view = self.describe_collection(&ns).await?;
         let mut index_sizes = doc! {"_id_": 0};
         for index in &view.indexes {
             index_sizes.insert(format!("{}_1", index.path), 0);

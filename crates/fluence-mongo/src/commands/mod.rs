@@ -8,6 +8,7 @@
 mod admin;
 mod args;
 mod catalog;
+mod indexes;
 mod read;
 mod sasl;
 mod write;
@@ -36,7 +37,7 @@ const DATASET_NAME_LEN_MAX: usize = 120;
 /// State shared by all connections of one `serve`.
 pub struct Gateway<T: Transport> {
     client: Arc<Client<T>>,
-    cursors: Mutex<Cursors>,
+    cursors: Mutex<Cursors<T>>,
     /// The one user; `None` serves without authentication (loopback only).
     credentials: Option<Credentials>,
     started: Instant,
@@ -168,13 +169,14 @@ impl<T: Transport> Gateway<T> {
             "dropDatabase" => self.drop_database(db).await,
             "insert" => self.insert(db, cmd).await,
             "find" => self.find(connection, db, cmd).await,
-            "getMore" => self.get_more(db, cmd),
+            "getMore" => self.get_more(db, cmd).await,
             "killCursors" => self.kill_cursors(db, cmd),
             "update" => self.update(db, cmd).await,
             "delete" => self.delete(db, cmd).await,
             "count" => self.count(db, cmd).await,
             "aggregate" => self.aggregate(connection, db, cmd).await,
             "distinct" => self.distinct(db, cmd).await,
+            "listIndexes" => self.list_indexes(db, cmd).await,
             "findAndModify" | "findandmodify" => self.find_and_modify(db, cmd).await,
             "commitTransaction" | "abortTransaction" => Err(transactions_refused()),
             other => Err(command_not_found(other)),

@@ -1,16 +1,15 @@
 //! Reading commands: find, aggregate, distinct, count, getMore, killCursors.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use bson::{doc, Bson, Document};
 use fluence_client::query::aggregate::Pipeline;
 use fluence_client::query::Distinct;
-use fluence_client::{ClientError, FindOptions, Transport};
+use fluence_client::{ClientError, FindOptions, FindStream, Transport};
 
 use super::args::*;
 use super::{collection_of, namespace, poisoned, Gateway, Reply};
-use crate::cursors::take_batch;
+use crate::cursors::BATCH_BYTES_MAX;
 use crate::error::*;
 
 /// Documents in a find's first batch when the client gives no batchSize,
@@ -39,13 +38,20 @@ impl<T: Transport> Gateway<T> {
             limit,
             projection,
         };
-        let docs = self.find_or_nothing(&ns, options).await?;
+        // Without a sort the answer streams: node pages are read as
+        // batches are asked for.
+        let stream = match self.client.find_stream(&ns, options).await {
+            Ok(stream) => stream,
+            Err(ClientError::DatasetNotFound(_)) => FindStream::from_documents(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
         let first_len = match batch_size {
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
             None if single_batch => usize::MAX,
             None => DEFAULT_FIRST_BATCH,
         };
-        self.cursor_reply(connection, ns, docs, first_len, single_batch)
+        self.cursor_reply(connection, ns, stream, first_len, single_batch)
+            .await
     }
 
     /// A find's answer; a collection that does not exist holds nothing.
@@ -63,27 +69,26 @@ impl<T: Transport> Gateway<T> {
 
     /// `{cursor: {firstBatch, id, ns}}` with the first `first_len`
     /// documents; the rest stay in a cursor for getMore.
-    fn cursor_reply(
+    async fn cursor_reply(
         &self,
         connection: i64,
         ns: String,
-        docs: Vec<Document>,
+        mut stream: FindStream<T>,
         first_len: usize,
         single_batch: bool,
     ) -> Reply {
-        let mut docs: VecDeque<Document> = docs.into();
         let first = if first_len == 0 {
             Vec::new()
         } else {
-            take_batch(&mut docs, Some(first_len))
+            stream.next_batch(first_len, BATCH_BYTES_MAX).await?
         };
-        let id = if docs.is_empty() || single_batch {
+        let id = if stream.is_exhausted() || single_batch {
             0
         } else {
             self.cursors.lock().map_err(|_| poisoned())?.open(
                 connection,
                 ns.clone(),
-                docs,
+                stream,
                 Instant::now(),
             )?
         };
@@ -169,7 +174,14 @@ impl<T: Transport> Gateway<T> {
         let first_len = batch_size.map_or(DEFAULT_FIRST_BATCH, |n| {
             usize::try_from(n).unwrap_or(usize::MAX)
         });
-        self.cursor_reply(connection, ns, out, first_len, false)
+        self.cursor_reply(
+            connection,
+            ns,
+            FindStream::from_documents(out),
+            first_len,
+            false,
+        )
+        .await
     }
 
     pub(super) async fn distinct(&self, db: &str, cmd: &Document) -> Reply {
@@ -218,7 +230,7 @@ impl<T: Transport> Gateway<T> {
         Ok(reply)
     }
 
-    pub(super) fn get_more(&self, db: &str, cmd: &Document) -> Reply {
+    pub(super) async fn get_more(&self, db: &str, cmd: &Document) -> Reply {
         let id = match cmd.get("getMore") {
             Some(v) => integral(v).ok_or_else(|| {
                 CommandError::type_mismatch("getMore cursor id must be an integer")
@@ -238,12 +250,28 @@ impl<T: Transport> Gateway<T> {
         let batch_size = non_negative(cmd, "batchSize")?
             .filter(|&n| n > 0)
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-        let (batch, id) = self.cursors.lock().map_err(|_| poisoned())?.get_more(
-            id,
-            &ns,
-            batch_size,
-            Instant::now(),
-        )?;
+        // The cursor leaves the registry while its next batch is read, so
+        // no lock is held across the node's answer.
+        let mut stream =
+            self.cursors
+                .lock()
+                .map_err(|_| poisoned())?
+                .check_out(id, &ns, Instant::now())?;
+        let batch = match stream
+            .next_batch(batch_size.unwrap_or(usize::MAX), BATCH_BYTES_MAX)
+            .await
+        {
+            Ok(batch) => batch,
+            Err(e) => {
+                self.cursors.lock().map_err(|_| poisoned())?.discard(id);
+                return Err(e.into());
+            }
+        };
+        let id = self
+            .cursors
+            .lock()
+            .map_err(|_| poisoned())?
+            .check_in(id, stream, Instant::now());
         Ok(doc! {"cursor": {"nextBatch": batch, "id": id, "ns": ns}})
     }
 

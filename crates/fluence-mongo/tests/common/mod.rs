@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bson::{Bson, Document};
@@ -19,11 +20,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
+/// The node in-process, reached through the canonical codec; counts the
+/// pages of documents asked for.
 #[derive(Clone)]
-pub struct Local(pub Arc<NodeService>);
+pub struct Local(pub Arc<NodeService>, pub Arc<AtomicUsize>);
 
 impl Transport for Local {
     async fn call(&self, request: &Request) -> Result<Response, ClientError> {
+        if matches!(request, Request::Find { .. }) {
+            self.1.fetch_add(1, Ordering::Relaxed);
+        }
         let bytes = self.0.handle_bytes(&request.to_bytes());
         Response::from_bytes(&bytes).map_err(|e| ClientError::Integrity(e.to_string()))
     }
@@ -32,6 +38,8 @@ impl Transport for Local {
 /// A running gateway; dropping it stops the server.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Find requests (pages) the node has answered.
+    pub pages: Arc<AtomicUsize>,
     _dir: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
 }
@@ -45,7 +53,11 @@ pub async fn start_with(options: fluence_mongo::ServeOptions) -> Server {
     let node = Arc::new(NodeService::new(
         NodeStore::open(dir.path()).expect("open store"),
     ));
-    let client = Arc::new(Client::new(MasterKey::generate(), Local(node)));
+    let pages = Arc::new(AtomicUsize::new(0));
+    let client = Arc::new(Client::new(
+        MasterKey::generate(),
+        Local(node, Arc::clone(&pages)),
+    ));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
@@ -58,6 +70,7 @@ pub async fn start_with(options: fluence_mongo::ServeOptions) -> Server {
     });
     Server {
         addr,
+        pages,
         _dir: dir,
         _stop: stop,
     }
