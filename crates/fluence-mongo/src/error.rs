@@ -38,6 +38,9 @@ pub const DUPLICATE_KEY: i32 = 11000;
 pub const MISSING_DB: i32 = 40571;
 /// "BSON field ... is missing but a required field".
 pub const MISSING_FIELD: i32 = 40414;
+/// "BSON field ... is an unknown field".
+pub const UNKNOWN_FIELD: i32 = 40415;
+pub const DOLLAR_PREFIXED_FIELD_NAME: i32 = 52;
 
 /// MongoDB's name for an error code. Codes without a name in MongoDB
 /// (assertion locations) are named `Location<code>`, as the server does.

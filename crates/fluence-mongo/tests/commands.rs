@@ -400,3 +400,33 @@ async fn update_operators_through_the_wire() {
         .collect();
     assert_eq!(codes, vec![2, 40, 14]);
 }
+
+#[tokio::test]
+async fn type_filters_and_refused_write_shapes() {
+    let server = start().await;
+    let mut conn = seeded(&server).await;
+    let reply = conn
+        .command(doc! {"insert": "items", "$db": "shop", "documents": [{"_id": null, "v": 1}]})
+        .await;
+    assert_ok(&reply);
+    let reply = conn
+        .command(doc! {"find": "items", "$db": "shop", "filter": {"_id": {"$type": "null"}}})
+        .await;
+    assert_eq!(docs(cursor(&reply).0), vec![doc! {"_id": null, "v": 1}]);
+    let reply = conn
+        .command(doc! {"count": "items", "$db": "shop", "query": {"tags": {"$type": "array"}}})
+        .await;
+    assert_eq!(reply.get_i64("n").unwrap(), 4);
+    // MongoDB 7.0 has no sort in update statements.
+    let reply = conn
+        .command(doc! {"update": "items", "$db": "shop", "updates": [
+            {"q": {}, "u": {"$set": {"x": 1}}, "sort": {"_id": 1}},
+        ]})
+        .await;
+    assert_eq!(code(&reply), 40415);
+    // An _id with $-prefixed fields cannot be stored.
+    let reply = conn
+        .command(doc! {"insert": "items", "$db": "shop", "documents": [{"_id": {"$a": 1}}]})
+        .await;
+    assert_eq!(code(&reply), 52);
+}

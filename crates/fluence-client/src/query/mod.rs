@@ -39,7 +39,7 @@
 //! **Operators not implemented** (rejected with
 //! [`QueryError::UnsupportedOperator`], never silently ignored):
 //! `$regex` (and regex literals as filter values, in `$in` or `$not`),
-//! `$elemMatch`, `$size`, `$all`, `$type`, `$mod`, bitwise and geo
+//! `$elemMatch`, `$size`, `$all`, `$mod`, bitwise and geo
 //! operators, `$where`, `$expr`, `$jsonSchema`; projection operators
 //! (`a.$`, `$slice`, `$elemMatch`, `$meta`) and computed projection fields;
 //! positional update paths (`$`, `$[]`, `$[id]`) and pipeline updates; `$meta` sorts;
@@ -100,7 +100,7 @@ mod proptests;
 pub use compare::{compare_bson, documents_identical, equality_key, values_equal};
 pub use distinct::Distinct;
 pub use error::QueryError;
-pub use filter::{eval, parse_filter, CompareOp, EvalContext, Expr, Filter, TextSearch};
+pub use filter::{eval, parse_filter, CompareOp, EvalContext, Expr, Filter, TextSearch, TypeSet};
 pub use path::{index_values, FieldPath};
 pub use plan::{plan, IndexKindSpec, IndexPlan};
 pub use project::Projection;

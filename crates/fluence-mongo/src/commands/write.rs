@@ -24,7 +24,10 @@ impl<T: Transport> Gateway<T> {
         let docs = write_batch(cmd, "insert", "documents")?
             .iter()
             .map(|d| match d {
-                Bson::Document(d) => Ok(with_id(d)),
+                Bson::Document(d) => {
+                    check_id_for_storage(d)?;
+                    Ok(with_id(d))
+                }
                 other => Err(CommandError::type_mismatch(format!(
                     "insert documents must be objects, not {:?}",
                     other.element_type()
@@ -86,6 +89,18 @@ impl<T: Transport> Gateway<T> {
         let ns = namespace(db, collection_of(cmd)?)?;
         let ordered = get_bool_or(cmd, "ordered", true)?;
         let statements = write_batch(cmd, "update", "updates")?;
+        // `sort` in an update statement is MongoDB 8.0; the 7.0 this
+        // gateway announces fails the whole command (its parser knows no
+        // such field) rather than update an arbitrary first match.
+        if statements
+            .iter()
+            .any(|s| s.as_document().is_some_and(|d| d.contains_key("sort")))
+        {
+            return Err(CommandError::new(
+                UNKNOWN_FIELD,
+                "BSON field 'update.updates.sort' is an unknown field.",
+            ));
+        }
         let (mut n, mut modified) = (0u64, 0u64);
         let (mut upserted, mut write_errors) = (Vec::new(), Vec::new());
         for (index, statement) in statements.iter().enumerate() {
@@ -326,4 +341,21 @@ impl<T: Transport> Gateway<T> {
         };
         Ok(doc! {"lastErrorObject": last_error, "value": value})
     }
+}
+
+/// MongoDB refuses to store an `_id` that is a document with `$`-prefixed
+/// fields (it could not be matched by a query).
+fn check_id_for_storage(doc: &Document) -> Result<(), CommandError> {
+    if let Some(Bson::Document(id)) = doc.get("_id") {
+        if let Some(key) = id.keys().find(|k| k.starts_with('$')) {
+            return Err(CommandError::new(
+                DOLLAR_PREFIXED_FIELD_NAME,
+                format!(
+                    "_id fields may not contain '$'-prefixed fields: {key} is not valid for \
+                     storage."
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
