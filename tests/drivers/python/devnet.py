@@ -5,6 +5,7 @@ it with SIGTERM. Shared by the pymongo suite and the unified spec runner.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pathlib
 import queue
@@ -19,6 +20,16 @@ REPO = pathlib.Path(__file__).resolve().parents[3]
 PASSPHRASE = "driver suites passphrase"
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: Linux sends it SIGTERM when the test
+    process dies, so a killed test run leaves no devnet behind."""
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: stop() still ends it on a normal exit
 
 
 def fluence_binary() -> pathlib.Path:
@@ -53,6 +64,7 @@ class Devnet:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            preexec_fn=_die_with_parent,
         )
         self.output: list[str] = []
         lines: queue.Queue[str | None] = queue.Queue()
