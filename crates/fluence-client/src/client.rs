@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bson::{oid::ObjectId, Bson, Document};
 use fluence_crypto::keys::MasterKey;
 use fluence_crypto::sign::SigningKey;
-use fluence_proto::limits::{OPS_PER_BATCH_MAX, PAGE_DOCS_MAX};
+use fluence_proto::limits::OPS_PER_BATCH_MAX;
 use fluence_proto::{
     Action, DocEntry, DocId, DocOp, IndexValues, NodeError, Plan, Precondition, PublicKey, Request,
     Response, Signature, SignedWrite, Token, WriteBody, WRITE_SIGNING_DOMAIN,
@@ -17,9 +17,11 @@ use tokio::sync::Mutex;
 use crate::dataset::Dataset;
 use crate::descriptor::{Descriptor, IndexSpec};
 use crate::error::ClientError;
-use crate::query::{self, EvalContext, Filter, Projection, SortSpec, Update};
+use crate::query::{self, Filter, Projection, SortSpec, Update};
 use crate::transport::Transport;
 
+pub mod cursor;
+pub mod find_and_modify;
 mod indexes;
 
 /// Bytes of encoded operations per signed batch: well under the protocol's
@@ -457,69 +459,18 @@ impl<T: Transport> Client<T> {
         filter_doc: &Document,
         enough: Option<usize>,
     ) -> Result<Vec<Matched>, ClientError> {
-        let dataset = &state.dataset;
-        let filter = Arc::new(query::parse_filter(filter_doc)?);
-        let plan = self.plan(dataset, filter_doc, &filter)?;
-        let text_paths = Arc::new(dataset.text_paths());
+        let mut reader = cursor::PageReader::new(self, state, filter_doc)?;
         let mut matched = Vec::new();
-        let mut after: Option<DocId> = None;
-        loop {
-            let request = Request::Find {
-                dataset: dataset.id,
-                schema: dataset.schema(),
-                plan: plan.clone(),
-                after,
-                page_docs_max: FIND_PAGE_DOCS.min(PAGE_DOCS_MAX as u32),
-            };
-            let (docs, next) = match self.call(&request).await {
-                Ok(Response::Page { docs, next }) => (docs, next),
-                Ok(other) => return Err(unexpected(&other)),
-                Err(ClientError::Node(NodeError::DatasetNotFound)) => {
-                    return Err(ClientError::DatasetNotFound(dataset.name().to_string()))
-                }
-                Err(e) => return Err(e),
-            };
-            check_page_order(after, &docs, next)?;
-            let open_and_match = {
-                let (state, filter, text_paths) = (
-                    Arc::clone(state),
-                    Arc::clone(&filter),
-                    Arc::clone(&text_paths),
-                );
-                move |entry: DocEntry| -> Result<Option<Matched>, ClientError> {
-                    let doc = state.dataset.open(&entry)?;
-                    let context =
-                        EvalContext::new(&text_paths, &fluence_crypto::text::normalize_words);
-                    Ok(query::eval(&filter, &doc, &context).then_some(Matched {
-                        doc_id: entry.doc,
-                        version: entry.sealed.version,
-                        doc,
-                    }))
-                }
-            };
-            match enough {
-                // A few matches wanted (update one, a limit without sort):
-                // stop decrypting at the last one needed.
-                Some(n) => {
-                    for entry in docs {
-                        if let Some(m) = open_and_match(entry)? {
-                            matched.push(m);
-                            if matched.len() >= n {
-                                return Ok(matched);
-                            }
-                        }
-                    }
-                }
-                None => {
-                    let opened = parallel_map(docs, open_and_match).await?;
-                    matched.extend(opened.into_iter().flatten());
-                }
-            }
-            match next {
-                Some(cursor) => after = Some(cursor),
-                None => return Ok(matched),
+        while let Some(page) = reader
+            .next(self, enough.map(|n| n.saturating_sub(matched.len())))
+            .await?
+        {
+            matched.extend(page);
+            if enough.is_some_and(|n| matched.len() >= n) {
+                break;
             }
         }
+        Ok(matched)
     }
 
     pub async fn find(

@@ -13,6 +13,8 @@ pub mod error;
 pub mod query;
 pub mod transport;
 
+pub use client::cursor::FindStream;
+pub use client::find_and_modify::{FindAndModify, FindAndModifyResult, ModifyAction};
 pub use client::{Client, DatasetView, FindOptions, InsertResult, UpdateResult};
 pub use error::ClientError;
 pub use transport::Transport;

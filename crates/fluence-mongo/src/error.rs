@@ -4,6 +4,7 @@
 //! MongoDB's `error_codes.yml` wherever a MongoDB error means the same.
 
 use bson::{doc, Document};
+use fluence_client::query::QueryError;
 use fluence_client::ClientError;
 use fluence_proto::NodeError;
 
@@ -15,6 +16,7 @@ pub const NO_SUCH_KEY: i32 = 4;
 pub const HOST_UNREACHABLE: i32 = 6;
 pub const FAILED_TO_PARSE: i32 = 9;
 pub const UNAUTHORIZED: i32 = 13;
+pub const AUTHENTICATION_FAILED: i32 = 18;
 pub const TYPE_MISMATCH: i32 = 14;
 pub const INVALID_LENGTH: i32 = 16;
 pub const ILLEGAL_OPERATION: i32 = 20;
@@ -30,6 +32,7 @@ pub const INDEX_OPTIONS_CONFLICT: i32 = 85;
 pub const OPERATION_FAILED: i32 = 96;
 pub const WRITE_CONFLICT: i32 = 112;
 pub const NOT_IMPLEMENTED: i32 = 238;
+pub const MECHANISM_UNAVAILABLE: i32 = 334;
 pub const UNSUPPORTED_OP_QUERY_COMMAND: i32 = 352;
 pub const BSON_OBJECT_TOO_LARGE: i32 = 10334;
 pub const DUPLICATE_KEY: i32 = 11000;
@@ -37,6 +40,9 @@ pub const DUPLICATE_KEY: i32 = 11000;
 pub const MISSING_DB: i32 = 40571;
 /// "BSON field ... is missing but a required field".
 pub const MISSING_FIELD: i32 = 40414;
+/// "BSON field ... is an unknown field".
+pub const UNKNOWN_FIELD: i32 = 40415;
+pub const DOLLAR_PREFIXED_FIELD_NAME: i32 = 52;
 
 /// MongoDB's name for an error code. Codes without a name in MongoDB
 /// (assertion locations) are named `Location<code>`, as the server does.
@@ -48,6 +54,8 @@ pub fn code_name(code: i32) -> String {
         6 => "HostUnreachable",
         9 => "FailedToParse",
         13 => "Unauthorized",
+        17 => "ProtocolError",
+        18 => "AuthenticationFailed",
         14 => "TypeMismatch",
         15 => "Overflow",
         16 => "InvalidLength",
@@ -65,6 +73,10 @@ pub fn code_name(code: i32) -> String {
         73 => "InvalidNamespace",
         85 => "IndexOptionsConflict",
         96 => "OperationFailed",
+        168 => "InvalidPipelineOperator",
+        241 => "ConversionFailure",
+        292 => "QueryExceededMemoryLimitNoDiskUseAllowed",
+        334 => "MechanismUnavailable",
         112 => "WriteConflict",
         238 => "NotImplemented",
         352 => "UnsupportedOpQueryCommand",
@@ -178,6 +190,12 @@ impl From<ClientError> for CommandError {
     }
 }
 
+impl From<QueryError> for CommandError {
+    fn from(error: QueryError) -> CommandError {
+        CommandError::new(error.code(), error.to_string())
+    }
+}
+
 impl From<WireError> for CommandError {
     fn from(error: WireError) -> CommandError {
         let code = match &error {
@@ -191,7 +209,6 @@ impl From<WireError> for CommandError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fluence_client::query::QueryError;
 
     #[test]
     fn client_errors_map_to_mongodb_codes() {

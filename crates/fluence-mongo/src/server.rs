@@ -14,8 +14,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::auth::Credentials;
 use crate::commands::Gateway;
 use crate::error::{CommandError, UNSUPPORTED_OP_QUERY_COMMAND};
+use crate::session::Session;
 use crate::wire::{
     self, Header, OpMsg, OpReply, Request, WireError, FLAG_MORE_TO_COME, HEADER_LEN, OP_MSG,
 };
@@ -35,10 +37,20 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// OP_REPLY responseFlags: AwaitCapable, which every server since 1.6 sets.
 const REPLY_AWAIT_CAPABLE: u32 = 8;
 
+/// How a gateway serves.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// With credentials, every command except the handshake, `ping`,
+    /// `buildInfo` and authentication itself needs a connection
+    /// authenticated with SCRAM-SHA-256 as this user (MongoDB error 13,
+    /// `Unauthorized`, otherwise). Without, anyone who can connect is the
+    /// owner: serve only on loopback then.
+    pub credentials: Option<Credentials>,
+}
+
 /// Serves the MongoDB wire protocol on `listener` until `shutdown`
-/// completes, answering with `client`'s view of the owner's datasets.
-/// Returns an error only when the listener itself fails; connections that
-/// misbehave are closed on their own.
+/// completes, answering with `client`'s view of the owner's datasets,
+/// without authentication (see [`serve_with`]).
 pub async fn serve<T, S>(
     listener: TcpListener,
     client: Arc<Client<T>>,
@@ -48,7 +60,23 @@ where
     T: Transport,
     S: Future<Output = ()> + Send,
 {
-    let gateway = Arc::new(Gateway::new(client));
+    serve_with(listener, client, ServeOptions::default(), shutdown).await
+}
+
+/// Serves the MongoDB wire protocol on `listener` with `options` until
+/// `shutdown` completes. Returns an error only when the listener itself
+/// fails; connections that misbehave are closed on their own.
+pub async fn serve_with<T, S>(
+    listener: TcpListener,
+    client: Arc<Client<T>>,
+    options: ServeOptions,
+    shutdown: S,
+) -> io::Result<()>
+where
+    T: Transport,
+    S: Future<Output = ()> + Send,
+{
+    let gateway = Arc::new(Gateway::new(client, options.credentials));
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let mut tasks = JoinSet::new();
     let mut next_connection: i64 = 0;
@@ -77,7 +105,9 @@ where
                 let gateway = Arc::clone(&gateway);
                 tasks.spawn(async move {
                     let _permit = permit;
-                    match connection(&gateway, stream, id).await {
+                    let _open = gateway.connection_opened();
+                    let mut session = Session::new(id, peer);
+                    match connection(&gateway, stream, &mut session).await {
                         Ok(()) => tracing::debug!(%peer, id, "connection closed"),
                         Err(e) => tracing::info!(%peer, id, error = %e, "connection dropped"),
                     }
@@ -119,8 +149,9 @@ enum ConnectionError {
 async fn connection<T: Transport>(
     gateway: &Gateway<T>,
     mut stream: TcpStream,
-    id: i64,
+    session: &mut Session,
 ) -> Result<(), ConnectionError> {
+    let id = session.id;
     stream.set_nodelay(true)?;
     let mut next_request_id: i32 = 0;
     loop {
@@ -150,7 +181,7 @@ async fn connection<T: Transport>(
             Ok((_, Request::Msg(msg))) => {
                 let more_to_come = msg.more_to_come();
                 let reply = match msg.into_command() {
-                    Ok(command) => gateway.run(id, &command).await,
+                    Ok(command) => gateway.run(session, &command).await,
                     Err(e) => CommandError::from(e).to_reply(),
                 };
                 if more_to_come {
@@ -159,7 +190,7 @@ async fn connection<T: Transport>(
                 op_msg_reply(next_request_id, header.request_id, reply)
             }
             Ok((_, Request::Query(query))) => {
-                let reply = legacy_handshake(gateway, id, query).await;
+                let reply = legacy_handshake(gateway, session, query).await;
                 wire::encode_op_reply(
                     next_request_id,
                     header.request_id,
@@ -221,7 +252,7 @@ fn op_msg_reply(request_id: i32, response_to: i32, body: Document) -> Vec<u8> {
 /// handshake drivers send before they know the server speaks OP_MSG.
 async fn legacy_handshake<T: Transport>(
     gateway: &Gateway<T>,
-    id: i64,
+    session: &mut Session,
     query: wire::OpQuery,
 ) -> Document {
     let db = query.full_collection_name.strip_suffix(".$cmd");
@@ -238,7 +269,7 @@ async fn legacy_handshake<T: Transport>(
     match (db, name.as_str()) {
         (Some(db), "isMaster" | "ismaster" | "hello") => {
             command.insert("$db", db);
-            gateway.run(id, &command).await
+            gateway.run(session, &command).await
         }
         _ => CommandError::new(
             UNSUPPORTED_OP_QUERY_COMMAND,

@@ -10,13 +10,11 @@
 
 use std::sync::Arc;
 
-use fluence_proto::{
-    Action, DocId, DocOp, IndexDecl, NodeError, Plan, Precondition, Request, Response,
-};
+use bson::Document;
+use fluence_proto::{Action, IndexDecl, NodeError, Precondition};
 
-use super::{
-    check_page_order, parallel_map, unexpected, Client, DatasetState, DatasetView, FIND_PAGE_DOCS,
-};
+use super::cursor::PageReader;
+use super::{parallel_map, Client, DatasetState, DatasetView, Matched};
 use crate::dataset::Dataset;
 use crate::descriptor::{kind_name, Descriptor, IndexSpec};
 use crate::error::ClientError;
@@ -184,32 +182,16 @@ impl<T: Transport> Client<T> {
     /// was written with these declarations (the node refuses batches made
     /// for others), so it is skipped.
     async fn rebuild_entries(&self, state: &Arc<DatasetState>) -> Result<(), ClientError> {
-        let dataset = &state.dataset;
-        let mut after: Option<DocId> = None;
-        loop {
-            let request = Request::Find {
-                dataset: dataset.id,
-                schema: dataset.schema(),
-                plan: Plan::All,
-                after,
-                page_docs_max: FIND_PAGE_DOCS,
-            };
-            let (docs, next) = match self.call(&request).await? {
-                Response::Page { docs, next } => (docs, next),
-                other => return Err(unexpected(&other)),
-            };
-            check_page_order(after, &docs, next)?;
+        let mut reader = PageReader::new(self, state, &Document::new())?;
+        while let Some(page) = reader.next(self, None).await? {
             let rewrite = {
                 let state = Arc::clone(state);
-                move |entry: fluence_proto::DocEntry| -> Result<DocOp, ClientError> {
-                    let doc = state.dataset.open(&entry)?;
-                    let version = entry.sealed.version;
-                    state
-                        .dataset
-                        .put_op(&doc, version + 1, Precondition::Version(version))
+                move |m: Matched| {
+                    let expect = Precondition::Version(m.version);
+                    state.dataset.put_op(&m.doc, m.version + 1, expect)
                 }
             };
-            let mut ops = parallel_map(docs, rewrite).await?;
+            let mut ops = parallel_map(page, rewrite).await?;
             while !ops.is_empty() {
                 let mut last_seq = state.last_seq.lock().await;
                 match self.submit_ops(state, &mut last_seq, ops.clone()).await {
@@ -220,15 +202,12 @@ impl<T: Transport> Client<T> {
                         ops.drain(..=applied as usize);
                     }
                     Err((applied, error)) => {
-                        return Err(super::unique_violation(dataset, error, applied))
+                        return Err(super::unique_violation(&state.dataset, error, applied))
                     }
                 }
             }
-            match next {
-                Some(cursor) => after = Some(cursor),
-                None => return Ok(()),
-            }
         }
+        Ok(())
     }
 }
 

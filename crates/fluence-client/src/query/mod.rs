@@ -28,7 +28,8 @@
 //!
 //! Module map: [`compare`] (BSON order and equality), `path` (dotted paths
 //! with array semantics), `filter` (parse and evaluate), `sort`, `project`,
-//! `update`, `plan`, [`limits`] (nesting bounds) and [`QueryError`].
+//! `update`, `plan`, [`aggregate`] (pipelines and expressions), [`limits`]
+//! (nesting bounds) and [`QueryError`].
 //!
 //! # Differences from MongoDB
 //!
@@ -38,11 +39,10 @@
 //! **Operators not implemented** (rejected with
 //! [`QueryError::UnsupportedOperator`], never silently ignored):
 //! `$regex` (and regex literals as filter values, in `$in` or `$not`),
-//! `$elemMatch`, `$size`, `$all`, `$type`, `$mod`, bitwise and geo
+//! `$elemMatch`, `$size`, `$all`, `$mod`, bitwise and geo
 //! operators, `$where`, `$expr`, `$jsonSchema`; projection operators
 //! (`a.$`, `$slice`, `$elemMatch`, `$meta`) and computed projection fields;
-//! update operators `$rename`, `$currentDate`, `$bit`, positional update
-//! paths (`$`, `$[]`, `$[id]`) and pipeline updates; `$meta` sorts;
+//! positional update paths (`$`, `$[]`, `$[id]`) and pipeline updates; `$meta` sorts;
 //! `$text` with `$caseSensitive: true` or `$diacriticSensitive: true`;
 //! `$inc`/`$mul` where the stored value or the operand is a Decimal128 (the
 //! bson crate has no decimal arithmetic; creating a missing field works).
@@ -80,8 +80,10 @@
 //! **Limits**: filters may nest `$and`/`$or`/`$nor`/`$not` 100 deep and all
 //! BSON inputs and update results 200 deep ([`limits`]).
 
+pub mod aggregate;
 mod bson_type;
 pub mod compare;
+mod distinct;
 mod error;
 mod filter;
 pub mod limits;
@@ -96,8 +98,9 @@ mod update;
 mod proptests;
 
 pub use compare::{compare_bson, documents_identical, equality_key, values_equal};
+pub use distinct::Distinct;
 pub use error::QueryError;
-pub use filter::{eval, parse_filter, CompareOp, EvalContext, Expr, Filter, TextSearch};
+pub use filter::{eval, parse_filter, CompareOp, EvalContext, Expr, Filter, TextSearch, TypeSet};
 pub use path::{index_values, FieldPath};
 pub use plan::{plan, IndexKindSpec, IndexPlan};
 pub use project::Projection;

@@ -143,7 +143,11 @@ impl Planner<'_> {
             Expr::In { path, values } => self.in_list(path.as_str(), values),
             // Negations and existence tests can match documents that hold
             // no indexed value at all.
-            Expr::Nor(_) | Expr::Not(_) | Expr::Exists { .. } | Expr::AlwaysTrue => IndexPlan::All,
+            Expr::Nor(_)
+            | Expr::Not(_)
+            | Expr::Exists { .. }
+            | Expr::Type { .. }
+            | Expr::AlwaysTrue => IndexPlan::All,
         }
     }
 

@@ -80,6 +80,9 @@ fn eval_expr(expr: &Expr, doc: &Document, ctx: &EvalContext<'_>) -> bool {
             })
         }
         Expr::Exists { path } => any_candidate(doc, path.parts(), |c| c.is_some()),
+        Expr::Type { path, types } => any_candidate(doc, path.parts(), |c| {
+            c.is_some_and(|value| types.iter().any(|t| type_matches(*t, value)))
+        }),
         Expr::Text(search) => search.matches(doc, ctx),
         Expr::AlwaysTrue => true,
         Expr::AlwaysFalse => false,
@@ -430,5 +433,64 @@ mod tests {
                 .unwrap();
         assert!(eval(&g, &d1, &ctx));
         assert!(!eval(&g, &d2, &ctx));
+    }
+}
+
+/// Whether `value` is of the type `$type` names.
+fn type_matches(set: super::TypeSet, value: &Bson) -> bool {
+    match set {
+        super::TypeSet::Number => matches!(
+            value,
+            Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_)
+        ),
+        super::TypeSet::Code(code) => i32::from(value.element_type() as u8 as i8) == code,
+    }
+}
+
+#[cfg(test)]
+mod type_tests {
+    use bson::{doc, Document};
+
+    use crate::query::{eval, parse_filter, EvalContext};
+
+    fn matches(filter: Document, doc: Document) -> bool {
+        eval(
+            &parse_filter(&filter).unwrap(),
+            &doc,
+            &EvalContext::without_text(),
+        )
+    }
+
+    #[test]
+    fn type_matches_by_alias_number_and_through_arrays() {
+        assert!(matches(doc! {"a": {"$type": "null"}}, doc! {"a": null}));
+        assert!(!matches(doc! {"a": {"$type": "null"}}, doc! {}));
+        assert!(matches(doc! {"a": {"$type": 16}}, doc! {"a": 1}));
+        assert!(!matches(doc! {"a": {"$type": "long"}}, doc! {"a": 1}));
+        assert!(matches(doc! {"a": {"$type": "number"}}, doc! {"a": 1.5}));
+        assert!(matches(
+            doc! {"a": {"$type": ["string", "bool"]}},
+            doc! {"a": true}
+        ));
+        // An array matches "array" and the types of its elements.
+        assert!(matches(doc! {"a": {"$type": "array"}}, doc! {"a": [1]}));
+        assert!(matches(doc! {"a": {"$type": "int"}}, doc! {"a": ["x", 1]}));
+        assert!(matches(
+            doc! {"a.b": {"$type": "string"}},
+            doc! {"a": [{"b": "x"}]}
+        ));
+        assert!(matches(
+            doc! {"a": {"$type": "minKey"}},
+            doc! {"a": bson::Bson::MinKey}
+        ));
+        assert!(matches(doc! {"a": {"$not": {"$type": "string"}}}, doc! {}));
+        for bad in [
+            doc! {"a": {"$type": "nope"}},
+            doc! {"a": {"$type": 42}},
+            doc! {"a": {"$type": []}},
+            doc! {"a": {"$type": {}}},
+        ] {
+            assert!(parse_filter(&bad).is_err(), "{bad}");
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! ([`parse_filter`]) and the evaluator ([`eval`]).
 //!
 //! Supported: implicit equality, `$eq $ne $gt $gte $lt $lte $in $nin $exists
-//! $not $and $or $nor $text $comment $alwaysTrue $alwaysFalse`. Other MongoDB
-//! operators (`$regex`, `$elemMatch`, `$size`, `$all`, `$type`, `$mod`,
+//! $type $not $and $or $nor $text $comment $alwaysTrue $alwaysFalse`. Other MongoDB
+//! operators (`$regex`, `$elemMatch`, `$size`, `$all`, `$mod`,
 //! `$where`, `$expr`, geo and bitwise operators, …) are rejected with
 //! [`QueryError::UnsupportedOperator`](super::QueryError::UnsupportedOperator);
 //! unknown `$` names with MongoDB's "unknown operator" errors.
@@ -82,6 +82,16 @@ impl CompareOp {
     }
 }
 
+/// What one `$type` operand names: a BSON type by its number, or the
+/// alias `"number"` for every numeric type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeSet {
+    /// A BSON element type number (1 double, 2 string, …, -1 minKey, 127
+    /// maxKey).
+    Code(i32),
+    Number,
+}
+
 /// A node of a parsed filter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
@@ -106,6 +116,11 @@ pub enum Expr {
     In { path: FieldPath, values: Vec<Bson> },
     /// `path` has some non-missing candidate.
     Exists { path: FieldPath },
+    /// Some candidate of `path` has one of these BSON types (`$type`).
+    Type {
+        path: FieldPath,
+        types: Vec<TypeSet>,
+    },
     /// A `$text` search over the text-indexed paths.
     Text(TextSearch),
     /// `$alwaysTrue`.

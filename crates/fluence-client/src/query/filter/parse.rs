@@ -9,7 +9,7 @@ use super::super::limits::{check_depth, FILTER_TREE_DEPTH_MAX};
 use super::super::number::Number;
 use super::super::path::FieldPath;
 use super::text::TextSearch;
-use super::{CompareOp, Expr, Filter};
+use super::{CompareOp, Expr, Filter, TypeSet};
 
 /// Parses a MongoDB filter document.
 pub fn parse_filter(filter: &Document) -> Result<Filter, QueryError> {
@@ -27,7 +27,7 @@ pub fn parse_filter(filter: &Document) -> Result<Filter, QueryError> {
 
 /// Path operators Fluence implements (parsed in `parse_operator`).
 const SUPPORTED_PATH_OPERATORS: &[&str] = &[
-    "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$not",
+    "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$type", "$not",
 ];
 
 /// Whether `name` is one of MongoDB's path (field-level) query operators,
@@ -44,7 +44,6 @@ const UNSUPPORTED_PATH_OPERATORS: &[&str] = &[
     "$elemMatch",
     "$size",
     "$all",
-    "$type",
     "$mod",
     "$bitsAllSet",
     "$bitsAllClear",
@@ -243,6 +242,10 @@ impl Parser {
                     Expr::Not(Box::new(exists))
                 })
             }
+            "$type" => Ok(Expr::Type {
+                path: FieldPath::new(path),
+                types: parse_types(value)?,
+            }),
             "$not" => {
                 let level = level.deeper(false)?;
                 let inner = match value {
@@ -268,6 +271,71 @@ impl Parser {
             }),
         }
     }
+}
+
+/// `$type`'s operand: a type alias or number, or a non-empty array of
+/// them.
+fn parse_types(value: &Bson) -> Result<Vec<TypeSet>, QueryError> {
+    let one = |v: &Bson| -> Result<TypeSet, QueryError> {
+        match v {
+            Bson::String(alias) => type_alias(alias)
+                .ok_or_else(|| QueryError::bad_value(format!("Unknown type name alias: {alias}"))),
+            n @ (Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_)) => {
+                let code = match n {
+                    Bson::Int32(i) => Some(*i),
+                    Bson::Int64(i) => i32::try_from(*i).ok(),
+                    Bson::Double(d) if d.fract() == 0.0 => Some(*d as i32),
+                    _ => None,
+                };
+                match code {
+                    Some(c @ (-1 | 1..=19 | 127)) => Ok(TypeSet::Code(c)),
+                    _ => Err(QueryError::bad_value(format!(
+                        "Invalid numerical type code: {n}"
+                    ))),
+                }
+            }
+            other => Err(QueryError::type_mismatch(format!(
+                "type must be represented as a number or a string, not {other}"
+            ))),
+        }
+    };
+    match value {
+        Bson::Array(items) if items.is_empty() => Err(QueryError::failed_to_parse(
+            "a $type array must not be empty",
+        )),
+        Bson::Array(items) => items.iter().map(one).collect(),
+        other => Ok(vec![one(other)?]),
+    }
+}
+
+/// MongoDB's `$type` aliases.
+fn type_alias(alias: &str) -> Option<TypeSet> {
+    let code = match alias {
+        "number" => return Some(TypeSet::Number),
+        "double" => 1,
+        "string" => 2,
+        "object" => 3,
+        "array" => 4,
+        "binData" => 5,
+        "undefined" => 6,
+        "objectId" => 7,
+        "bool" => 8,
+        "date" => 9,
+        "null" => 10,
+        "regex" => 11,
+        "dbPointer" => 12,
+        "javascript" => 13,
+        "symbol" => 14,
+        "javascriptWithScope" => 15,
+        "int" => 16,
+        "timestamp" => 17,
+        "long" => 18,
+        "decimal" => 19,
+        "minKey" => -1,
+        "maxKey" => 127,
+        _ => return None,
+    };
+    Some(TypeSet::Code(code))
 }
 
 fn single_or_and(mut children: Vec<Expr>) -> Expr {
@@ -423,7 +491,6 @@ mod tests {
             (doc! {"a": {"$elemMatch": {"b": 1}}}, "$elemMatch"),
             (doc! {"a": {"$size": 1}}, "$size"),
             (doc! {"a": {"$all": [1]}}, "$all"),
-            (doc! {"a": {"$type": "int"}}, "$type"),
             (doc! {"$where": "true"}, "$where"),
             (doc! {"$expr": {"$eq": ["$a", 1]}}, "$expr"),
         ] {

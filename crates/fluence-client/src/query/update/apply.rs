@@ -19,7 +19,8 @@ use super::super::filter::{eval, EvalContext};
 use super::super::limits::ARRAY_BACKFILL_MAX;
 use super::super::path::array_offset;
 use super::arith::{self, ArithError, ArithOp};
-use super::{FieldOp, Op, PullMatcher, PushSort, PushSpec};
+use super::{BitOp, FieldOp, Op, PullMatcher, PushSort, PushSpec};
+use crate::query::path::FieldPath;
 
 /// What to do with the value at the end of a path.
 pub(super) enum Action {
@@ -303,6 +304,37 @@ pub(super) fn apply_op(
                 type_name(other)
             ))),
         }),
+        Op::Rename { from } => rename(doc, from, &field_op.path),
+        Op::CurrentDate { timestamp } => {
+            let now = bson::DateTime::now();
+            let value = if *timestamp {
+                Bson::Timestamp(bson::Timestamp {
+                    time: u32::try_from(now.timestamp_millis() / 1000).unwrap_or(u32::MAX),
+                    increment: 1,
+                })
+            } else {
+                Bson::DateTime(now)
+            };
+            write(doc, parts, true, |_| Ok(Action::Set(value)))
+        }
+        Op::Bit(bit_ops) => write(doc, parts, true, |current| {
+            let start = match current {
+                None => Bson::Int32(0),
+                Some(value @ (Bson::Int32(_) | Bson::Int64(_))) => value.clone(),
+                Some(other) => {
+                    return Err(QueryError::bad_value(format!(
+                        "Cannot apply $bit to a value of non-integral type.{doc_name} has the \
+                         field {field} of non-integer type {}",
+                        type_name(other)
+                    )))
+                }
+            };
+            Ok(Action::Set(
+                bit_ops
+                    .iter()
+                    .fold(start, |acc, (op, operand)| bitwise(*op, &acc, operand)),
+            ))
+        }),
         Op::Pull(_) | Op::PullAll(_) => write(doc, parts, false, |current| match current {
             None => Ok(Action::Keep),
             Some(Bson::Array(items)) => {
@@ -322,6 +354,69 @@ pub(super) fn apply_op(
             )),
         }),
     }
+}
+
+/// Int32 with Int32 stays Int32; any Int64 makes the result Int64.
+fn bitwise(op: BitOp, a: &Bson, b: &Bson) -> Bson {
+    let apply = |x: i64, y: i64| match op {
+        BitOp::And => x & y,
+        BitOp::Or => x | y,
+        BitOp::Xor => x ^ y,
+    };
+    match (a, b) {
+        (Bson::Int32(x), Bson::Int32(y)) => {
+            // Bitwise results of two 32-bit values fit in 32 bits.
+            Bson::Int32(apply(i64::from(*x), i64::from(*y)) as i32)
+        }
+        _ => {
+            let wide = |v: &Bson| match v {
+                Bson::Int32(i) => i64::from(*i),
+                Bson::Int64(i) => *i,
+                _ => 0,
+            };
+            Bson::Int64(apply(wide(a), wide(b)))
+        }
+    }
+}
+
+/// `$rename`: removes the value at `from` and sets it at `to`. A missing
+/// source is a no-op; neither path may run through an array (MongoDB
+/// refuses to rename array elements).
+fn rename(doc: &mut Document, from: &FieldPath, to: &FieldPath) -> Result<(), QueryError> {
+    let id = doc
+        .get("_id")
+        .map_or("null".to_string(), ToString::to_string);
+    let array_error = |role: &str, path: &FieldPath, array_field: &str| {
+        QueryError::bad_value(format!(
+            "The {role} field cannot be an array element, '{}' in doc with _id: {id} has an \
+             array field called '{array_field}'",
+            path.as_str()
+        ))
+    };
+    let Some((last, prefix)) = from.parts().split_last() else {
+        return Ok(());
+    };
+    let mut parent: &Document = doc;
+    for part in prefix {
+        match parent.get(part) {
+            Some(Bson::Document(sub)) => parent = sub,
+            Some(Bson::Array(_)) => return Err(array_error("source", from, part)),
+            _ => return Ok(()),
+        }
+    }
+    let Some(value) = parent.get(last).cloned() else {
+        return Ok(());
+    };
+    let mut existing: &Document = doc;
+    for part in &to.parts()[..to.parts().len().saturating_sub(1)] {
+        match existing.get(part) {
+            Some(Bson::Document(sub)) => existing = sub,
+            Some(Bson::Array(_)) => return Err(array_error("destination", to, part)),
+            _ => break,
+        }
+    }
+    write(doc, from.parts(), false, |_| Ok(Action::Remove))?;
+    write(doc, to.parts(), true, |_| Ok(Action::Set(value)))
 }
 
 fn pull_removes(op: &Op, item: &Bson) -> bool {

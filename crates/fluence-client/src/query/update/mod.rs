@@ -3,11 +3,11 @@
 //! inserts.
 //!
 //! Operators: `$set`, `$unset`, `$inc`, `$mul`, `$min`, `$max`,
-//! `$setOnInsert`, `$push` (with `$each`, `$position`, `$slice`, `$sort`),
-//! `$addToSet` (with `$each`), `$pop`, `$pull` (value equality or a
-//! condition) and `$pullAll`. `$rename`, `$currentDate`, `$bit`, positional
-//! paths (`a.$`, `a.$[]`, `a.$[id]`) and pipeline updates are rejected as
-//! unsupported.
+//! `$setOnInsert`, `$rename`, `$currentDate`, `$bit`, `$push` (with
+//! `$each`, `$position`, `$slice`, `$sort`), `$addToSet` (with `$each`),
+//! `$pop`, `$pull` (value equality or a condition) and `$pullAll`.
+//! Positional paths (`a.$`, `a.$[]`, `a.$[id]`) and pipeline updates are
+//! rejected as unsupported.
 //!
 //! As in MongoDB 5.0+:
 //!
@@ -16,7 +16,7 @@
 //!   replacement document, which may not contain `$`-prefixed top-level
 //!   fields;
 //! - two paths of one update may not overlap (`a` and `a.b`), across
-//!   operators too;
+//!   operators too; both the source and the target of a `$rename` count;
 //! - fields are updated in lexicographic path order (numeric components in
 //!   numeric order), which decides where new fields are appended;
 //! - `_id` may not change; a replacement keeps the original `_id`;
@@ -77,6 +77,23 @@ enum Op {
     },
     Pull(PullMatcher),
     PullAll(Vec<Bson>),
+    /// Move the value at `from` to this op's path.
+    Rename {
+        from: FieldPath,
+    },
+    /// The current time as a Date, or as a Timestamp when `timestamp`.
+    CurrentDate {
+        timestamp: bool,
+    },
+    /// Bitwise operations applied in order; operands are Int32 or Int64.
+    Bit(Vec<(BitOp, Bson)>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BitOp {
+    And,
+    Or,
+    Xor,
 }
 
 #[derive(Debug, Clone, PartialEq)]

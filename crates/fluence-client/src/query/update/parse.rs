@@ -10,10 +10,7 @@ use super::super::error::QueryError;
 use super::super::filter::{parse_filter, Filter};
 use super::super::limits::check_depth;
 use super::super::path::FieldPath;
-use super::{FieldOp, Kind, Op, PullMatcher, PushSort, PushSpec, Update};
-
-/// Operators MongoDB has and Fluence does not implement.
-const UNSUPPORTED_MODIFIERS: &[&str] = &["$rename", "$currentDate", "$bit"];
+use super::{BitOp, FieldOp, Kind, Op, PullMatcher, PushSort, PushSpec, Update};
 
 pub(super) fn parse_update(update: &Document) -> Result<Update, QueryError> {
     check_depth(update)?;
@@ -34,9 +31,6 @@ pub(super) fn parse_update(update: &Document) -> Result<Update, QueryError> {
     }
     let mut ops = Vec::new();
     for (modifier, argument) in update {
-        if UNSUPPORTED_MODIFIERS.contains(&modifier.as_str()) {
-            return Err(QueryError::unsupported(modifier.as_str()));
-        }
         if !is_known_modifier(modifier) {
             return Err(QueryError::UnknownModifier {
                 operator: modifier.clone(),
@@ -52,28 +46,45 @@ pub(super) fn parse_update(update: &Document) -> Result<Update, QueryError> {
         for (path, value) in fields {
             validate_update_path(path)?;
             let op = parse_op(modifier, path, value)?;
-            ops.push(FieldOp {
-                path: FieldPath::new(path),
-                op,
-            });
+            // A rename writes (and is ordered by) its target; its source
+            // travels in the op.
+            let written = match (&op, value) {
+                (Op::Rename { .. }, Bson::String(target)) => FieldPath::new(target),
+                _ => FieldPath::new(path),
+            };
+            ops.push(FieldOp { path: written, op });
         }
     }
     ops.sort_by(|a, b| compare_paths(a.path.parts(), b.path.parts()));
-    for pair in ops.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if is_prefix(a.path.parts(), b.path.parts()) {
+    check_conflicts(&ops)?;
+    Ok(Update {
+        kind: Kind::Operators(ops),
+    })
+}
+
+/// Every path an update touches, `$rename` sources included, must be
+/// disjoint from the others: sorted component-wise, a path and the paths
+/// it prefixes are adjacent, so neighbours are enough to compare.
+fn check_conflicts(ops: &[FieldOp]) -> Result<(), QueryError> {
+    let mut touched: Vec<&FieldPath> = ops.iter().map(|op| &op.path).collect();
+    touched.extend(ops.iter().filter_map(|op| match &op.op {
+        Op::Rename { from } => Some(from),
+        _ => None,
+    }));
+    touched.sort_by(|a, b| compare_paths(a.parts(), b.parts()));
+    for pair in touched.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if is_prefix(a.parts(), b.parts()) {
             return Err(QueryError::ConflictingUpdateOperators {
                 message: format!(
                     "Updating the path '{}' would create a conflict at '{}'",
-                    b.path.as_str(),
-                    a.path.as_str()
+                    b.as_str(),
+                    a.as_str()
                 ),
             });
         }
     }
-    Ok(Update {
-        kind: Kind::Operators(ops),
-    })
+    Ok(())
 }
 
 fn is_known_modifier(name: &str) -> bool {
@@ -91,6 +102,9 @@ fn is_known_modifier(name: &str) -> bool {
             | "$pop"
             | "$pull"
             | "$pullAll"
+            | "$rename"
+            | "$currentDate"
+            | "$bit"
     )
 }
 
@@ -211,6 +225,9 @@ fn parse_op(modifier: &str, path: &str, value: &Bson) -> Result<Op, QueryError> 
                 )))
             }
         },
+        "$rename" => parse_rename(path, value)?,
+        "$currentDate" => parse_current_date(value)?,
+        "$bit" => parse_bit(value)?,
         // `is_known_modifier` admitted only the names above.
         other => {
             return Err(QueryError::UnknownModifier {
@@ -376,4 +393,87 @@ fn parse_pull(value: &Bson) -> Result<PullMatcher, QueryError> {
         }
         other => Ok(PullMatcher::Equality(other.clone())),
     }
+}
+
+fn parse_rename(from: &str, to: &Bson) -> Result<Op, QueryError> {
+    let Bson::String(target) = to else {
+        return Err(QueryError::bad_value(format!(
+            "The 'to' field for $rename must be a string: {from}: {to}"
+        )));
+    };
+    validate_update_path(target)?;
+    let (source, destination) = (FieldPath::new(from), FieldPath::new(target));
+    if source.parts() == destination.parts() {
+        return Err(QueryError::bad_value(format!(
+            "The source and target field for $rename must differ: {from}: \"{target}\""
+        )));
+    }
+    if is_prefix(source.parts(), destination.parts())
+        || is_prefix(destination.parts(), source.parts())
+    {
+        return Err(QueryError::bad_value(format!(
+            "The source and target field for $rename must not be on the same path: {from}: \"{target}\""
+        )));
+    }
+    Ok(Op::Rename { from: source })
+}
+
+fn parse_current_date(value: &Bson) -> Result<Op, QueryError> {
+    match value {
+        Bson::Boolean(_) => Ok(Op::CurrentDate { timestamp: false }),
+        Bson::Document(spec) => match (spec.len(), spec.get("$type")) {
+            (1, Some(Bson::String(t))) if t == "date" => Ok(Op::CurrentDate { timestamp: false }),
+            (1, Some(Bson::String(t))) if t == "timestamp" => {
+                Ok(Op::CurrentDate { timestamp: true })
+            }
+            _ => Err(QueryError::bad_value(
+                "The '$type' string field is required to be 'date' or 'timestamp': \
+                 {$currentDate: {field : {$type: 'date'}}}",
+            )),
+        },
+        other => Err(QueryError::bad_value(format!(
+            "{} is not valid type for $currentDate. Please use a boolean ('true') or a $type \
+             expression ({{$type: 'timestamp/date'}}).",
+            type_name(other)
+        ))),
+    }
+}
+
+fn parse_bit(value: &Bson) -> Result<Op, QueryError> {
+    let Bson::Document(spec) = value else {
+        return Err(QueryError::bad_value(format!(
+            "The $bit modifier is not compatible with a {}. You must pass in an embedded \
+             document: {{$bit: {{field: {{and/or/xor: #}}}}",
+            type_name(value)
+        )));
+    };
+    if spec.is_empty() {
+        return Err(QueryError::bad_value(
+            "You must pass in at least one bitwise operation. The format is: {$bit: {field: \
+             {and/or/xor: #}}",
+        ));
+    }
+    let mut ops = Vec::with_capacity(spec.len());
+    for (name, operand) in spec {
+        let op = match name.as_str() {
+            "and" => BitOp::And,
+            "or" => BitOp::Or,
+            "xor" => BitOp::Xor,
+            other => {
+                return Err(QueryError::bad_value(format!(
+                    "The $bit modifier only supports 'and', 'or', and 'xor', not '{other}' which \
+                     is an unknown operator: {{{other}: {operand}}}"
+                )))
+            }
+        };
+        if !matches!(operand, Bson::Int32(_) | Bson::Int64(_)) {
+            return Err(QueryError::bad_value(format!(
+                "The $bit modifier field must be an Integer(32/64 bit); a '{}' is not supported \
+                 here: {{{name}: {operand}}}",
+                type_name(operand)
+            )));
+        }
+        ops.push((op, operand.clone()));
+    }
+    Ok(Op::Bit(ops))
 }

@@ -314,11 +314,7 @@ fn mixing_operators_and_fields_is_rejected() {
     );
     assert!(parse_err(doc! {"$set": 1})
         .starts_with("Modifiers operate on fields but we found type int"));
-    for unsupported in [
-        doc! {"$rename": {"a": "b"}},
-        doc! {"$set": {"a.$": 1}},
-        doc! {"$set": {"a.$[].b": 1}},
-    ] {
+    for unsupported in [doc! {"$set": {"a.$": 1}}, doc! {"$set": {"a.$[].b": 1}}] {
         assert!(matches!(
             Update::parse(&unsupported),
             Err(QueryError::UnsupportedOperator { .. })
@@ -466,4 +462,109 @@ fn results_stay_within_the_depth_limit() {
     let mut d = doc! {};
     assert!(u.apply(&mut d).unwrap_err().to_string().contains("depth"));
     assert_eq!(d, doc! {});
+}
+
+#[test]
+fn rename_moves_values_and_appends_new_fields() {
+    assert_eq!(
+        applied(
+            doc! {"$rename": {"a": "z", "b.c": "d"}},
+            doc! {"_id": 1, "a": 1, "b": {"c": 2, "e": 3}, "y": 0}
+        ),
+        doc! {"_id": 1, "b": {"e": 3}, "y": 0, "d": 2, "z": 1}
+    );
+    // Onto an existing field: replaced where it is.
+    assert_eq!(
+        applied(doc! {"$rename": {"a": "b"}}, doc! {"b": 0, "a": [1, 2]}),
+        doc! {"b": [1, 2]}
+    );
+    // A missing source changes nothing.
+    let mut d = doc! {"_id": 1, "x": 1};
+    assert!(!Update::parse(&doc! {"$rename": {"a": "b"}})
+        .unwrap()
+        .apply(&mut d)
+        .unwrap());
+    // Into a new sub-document.
+    assert_eq!(
+        applied(doc! {"$rename": {"a": "n.m"}}, doc! {"a": 1}),
+        doc! {"n": {"m": 1}}
+    );
+}
+
+#[test]
+fn rename_errors_follow_mongodb() {
+    assert_eq!(
+        parse_err(doc! {"$rename": {"a": 1}}),
+        "The 'to' field for $rename must be a string: a: 1"
+    );
+    assert_eq!(
+        parse_err(doc! {"$rename": {"a": "a"}}),
+        "The source and target field for $rename must differ: a: \"a\""
+    );
+    assert_eq!(
+        parse_err(doc! {"$rename": {"a": "a.b"}}),
+        "The source and target field for $rename must not be on the same path: a: \"a.b\""
+    );
+    // The source counts for conflicts.
+    let err = Update::parse(&doc! {"$rename": {"a": "b"}, "$set": {"a.x": 1}}).unwrap_err();
+    assert_eq!(err.code(), 40);
+    assert_eq!(
+        err.to_string(),
+        "Updating the path 'a.x' would create a conflict at 'a'"
+    );
+    let err = apply_err(
+        doc! {"$rename": {"a.b": "c"}},
+        doc! {"_id": 1, "a": [{"b": 1}]},
+    );
+    assert_eq!(
+        err.to_string(),
+        "The source field cannot be an array element, 'a.b' in doc with _id: 1 has an array \
+         field called 'a'"
+    );
+    let err = apply_err(
+        doc! {"$rename": {"a": "c.d"}},
+        doc! {"_id": 1, "a": 1, "c": [1]},
+    );
+    assert_eq!(err.code(), 2);
+    assert!(err
+        .to_string()
+        .starts_with("The destination field cannot be an array element"));
+    // Renaming _id is changing it.
+    assert_eq!(
+        apply_err(doc! {"$rename": {"_id": "x"}}, doc! {"_id": 1}).code(),
+        66
+    );
+}
+
+#[test]
+fn current_date_and_bit() {
+    let d = applied(
+        doc! {"$currentDate": {"a": true, "b": {"$type": "timestamp"}, "c": {"$type": "date"}}},
+        doc! {},
+    );
+    assert!(matches!(d.get("a"), Some(Bson::DateTime(_))));
+    assert!(matches!(d.get("b"), Some(Bson::Timestamp(_))));
+    assert!(matches!(d.get("c"), Some(Bson::DateTime(_))));
+    assert!(parse_err(doc! {"$currentDate": {"a": {"$type": "x"}}})
+        .starts_with("The '$type' string field is required to be 'date' or 'timestamp'"));
+    assert!(parse_err(doc! {"$currentDate": {"a": 1}}).starts_with("int is not valid type"));
+
+    assert_eq!(
+        applied(
+            doc! {"$bit": {"a": {"and": 6}, "b": {"or": 1i64}, "c": {"xor": 5, "and": 4}}},
+            doc! {"a": 3, "b": 2}
+        ),
+        doc! {"a": 2, "b": 3i64, "c": 4}
+    );
+    assert!(parse_err(doc! {"$bit": {"a": {"nand": 1}}})
+        .starts_with("The $bit modifier only supports 'and', 'or', and 'xor', not 'nand'"));
+    assert!(parse_err(doc! {"$bit": {"a": {"and": 1.0}}})
+        .starts_with("The $bit modifier field must be an Integer(32/64 bit)"));
+    assert!(parse_err(doc! {"$bit": {"a": {}}})
+        .starts_with("You must pass in at least one bitwise operation"));
+    assert!(
+        apply_err(doc! {"$bit": {"a": {"and": 1}}}, doc! {"_id": 1, "a": 1.5})
+            .to_string()
+            .starts_with("Cannot apply $bit to a value of non-integral type.")
+    );
 }
