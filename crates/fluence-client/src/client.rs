@@ -22,6 +22,7 @@ use crate::transport::Transport;
 
 pub mod cursor;
 pub mod find_and_modify;
+mod indexes;
 
 /// Bytes of encoded operations per signed batch: well under the protocol's
 /// message limit, and small enough that one batch commits in milliseconds.
@@ -30,6 +31,12 @@ const BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
 const FIND_PAGE_DOCS: u32 = 1000;
 /// Attempts when another writer advanced the dataset's sequence meanwhile.
 const SEQ_RETRIES_MAX: usize = 5;
+/// Attempts when another writer changed the dataset's indexes meanwhile.
+const SCHEMA_RETRIES_MAX: usize = 3;
+
+/// One attempt of an operation [`Client::with_fresh_schema`] may repeat.
+type Attempt<'a, R> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<R, ClientError>> + Send + 'a>>;
 
 /// What `find` takes, as MongoDB's find command does.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +66,9 @@ pub struct UpdateResult {
 pub struct DatasetView {
     pub name: String,
     pub indexes: Vec<IndexSpec>,
+    /// Indexes declared but not yet built over every document (a build
+    /// that was interrupted; `create_indexes` finishes it).
+    pub building: Vec<IndexSpec>,
     pub doc_count: u64,
     pub seq: u64,
     pub state_root: String,
@@ -148,6 +158,7 @@ impl<T: Transport> Client<T> {
                 Ok(DatasetView {
                     name: name.to_string(),
                     indexes: descriptor.indexes,
+                    building: descriptor.pending,
                     doc_count: 0,
                     seq,
                     state_root: state_root.to_hex(),
@@ -245,6 +256,7 @@ impl<T: Transport> Client<T> {
             Response::Info(info) => Ok(DatasetView {
                 name: name.to_string(),
                 indexes: state.dataset.descriptor.indexes.clone(),
+                building: state.dataset.descriptor.pending.clone(),
                 doc_count: info.doc_count,
                 seq: info.seq,
                 state_root: info.state_root.to_hex(),
@@ -299,29 +311,29 @@ impl<T: Transport> Client<T> {
         )))
     }
 
-    /// Submits document operations in batches bounded by size. On a failed
-    /// precondition the batch is atomic on the node, so the operations
-    /// before the failing one are resubmitted and the failure is returned
-    /// with how many operations were applied in total.
+    /// Submits document operations in batches bounded by size. When the
+    /// node refuses one operation (a failed precondition, a unique index),
+    /// the batch is atomic on the node, so the operations before the
+    /// failing one are resubmitted and the failure is returned with how
+    /// many operations were applied in total.
     async fn submit_ops(
         &self,
         state: &DatasetState,
         last_seq: &mut u64,
         ops: Vec<DocOp>,
     ) -> Result<u64, (u64, ClientError)> {
+        let schema = state.dataset.schema();
         let mut applied = 0u64;
         for mut batch in batches(ops) {
             let len = batch.len() as u64;
-            match self
-                .submit(state, last_seq, Action::Batch(batch.clone()))
-                .await
-            {
+            let action = Action::Batch {
+                schema,
+                ops: batch.clone(),
+            };
+            match self.submit(state, last_seq, action).await {
                 Ok(()) => applied += len,
-                Err(ClientError::Node(NodeError::Precondition {
-                    op_index,
-                    found_version,
-                })) => {
-                    let op_index = op_index as usize;
+                Err(ClientError::Node(error)) if refused_op(&error).is_some() => {
+                    let op_index = refused_op(&error).unwrap_or_default() as usize;
                     if op_index > batch.len() {
                         return Err((
                             applied,
@@ -333,18 +345,13 @@ impl<T: Transport> Client<T> {
                     batch.truncate(op_index);
                     if !batch.is_empty() {
                         let prefix = batch.len() as u64;
-                        self.submit(state, last_seq, Action::Batch(batch))
+                        let action = Action::Batch { schema, ops: batch };
+                        self.submit(state, last_seq, action)
                             .await
                             .map_err(|e| (applied, e))?;
                         applied += prefix;
                     }
-                    return Err((
-                        applied,
-                        ClientError::Node(NodeError::Precondition {
-                            op_index: op_index as u32,
-                            found_version,
-                        }),
-                    ));
+                    return Err((applied, ClientError::Node(error)));
                 }
                 Err(e) => return Err((applied, e)),
             }
@@ -352,31 +359,82 @@ impl<T: Transport> Client<T> {
         Ok(applied)
     }
 
+    /// Forgets the cached keys and indexes of dataset `name`, so the next
+    /// operation reloads them from the node.
+    pub(crate) async fn forget(&self, name: &str) {
+        self.datasets.lock().await.remove(name);
+    }
+
+    /// Runs `attempt` on the dataset, again on a freshly loaded one when
+    /// the node refused a batch because another writer changed the
+    /// dataset's indexes (see [`Action::Batch`]). `attempt` must return
+    /// `StaleSchema` only if it applied nothing (see [`settle`]).
+    async fn with_fresh_schema<'a, R>(
+        &'a self,
+        name: &str,
+        mut attempt: impl FnMut(Arc<DatasetState>) -> Attempt<'a, R>,
+    ) -> Result<R, ClientError> {
+        for _ in 0..SCHEMA_RETRIES_MAX {
+            let state = self.dataset(name).await?;
+            match attempt(state).await {
+                Err(ClientError::Node(NodeError::StaleSchema)) => self.forget(name).await,
+                result => return result,
+            }
+        }
+        Err(ClientError::Conflict(format!(
+            "the indexes of dataset {name:?} kept changing under this write"
+        )))
+    }
+
     /// Inserts documents in order; `_id` is generated when absent. Stops at
-    /// the first duplicate `_id`, keeping the documents before it, as
-    /// MongoDB's ordered insert does.
+    /// the first duplicate `_id` or unique-index value, keeping the
+    /// documents before it, as MongoDB's ordered insert does.
     pub async fn insert(
         &self,
         name: &str,
         docs: Vec<Document>,
     ) -> Result<InsertResult, ClientError> {
-        let state = self.dataset(name).await?;
-        let (ops, ids) = insert_ops(&state, docs).await?;
-        let mut last_seq = state.last_seq.lock().await;
-        match self.submit_ops(&state, &mut last_seq, ops).await {
-            Ok(_) => Ok(InsertResult { inserted_ids: ids }),
-            Err((applied, ClientError::Node(NodeError::Precondition { .. }))) => {
-                let id = ids
-                    .get(applied as usize)
-                    .map(display_id)
-                    .unwrap_or_default();
-                Err(ClientError::DuplicateKey {
-                    id,
-                    inserted: applied,
-                })
+        let mut remaining = docs;
+        let mut inserted_ids: Option<Vec<Bson>> = None;
+        let mut inserted = 0u64;
+        for _ in 0..SCHEMA_RETRIES_MAX {
+            let state = self.dataset(name).await?;
+            let (ops, docs): (Vec<DocOp>, Vec<Document>) =
+                insert_ops(&state, remaining).await?.into_iter().unzip();
+            // `_id`s are given on the first pass and kept by the documents.
+            let ids = inserted_ids.get_or_insert_with(|| {
+                docs.iter()
+                    .map(|d| d.get("_id").cloned().unwrap_or(Bson::Null))
+                    .collect()
+            });
+            let mut last_seq = state.last_seq.lock().await;
+            let (applied, error) = match self.submit_ops(&state, &mut last_seq, ops).await {
+                Ok(_) => {
+                    return Ok(InsertResult {
+                        inserted_ids: std::mem::take(ids),
+                    })
+                }
+                Err(failure) => failure,
+            };
+            inserted += applied;
+            match error {
+                ClientError::Node(NodeError::StaleSchema) => {
+                    remaining = docs.into_iter().skip(applied as usize).collect();
+                    self.forget(name).await;
+                }
+                ClientError::Node(NodeError::Precondition { .. }) => {
+                    let id = ids.get(inserted as usize).map(display_id);
+                    return Err(ClientError::DuplicateKey {
+                        id: id.unwrap_or_default(),
+                        inserted,
+                    });
+                }
+                error => return Err(unique_violation(&state.dataset, error, inserted)),
             }
-            Err((_, e)) => Err(e),
         }
+        Err(ClientError::Conflict(format!(
+            "the indexes of dataset {name:?} kept changing under this insert ({inserted} documents inserted)"
+        )))
     }
 
     fn plan(
@@ -420,7 +478,6 @@ impl<T: Transport> Client<T> {
         name: &str,
         options: FindOptions,
     ) -> Result<Vec<Document>, ClientError> {
-        let state = self.dataset(name).await?;
         let sort = options.sort.as_ref().map(SortSpec::parse).transpose()?;
         let projection = options
             .projection
@@ -434,7 +491,12 @@ impl<T: Transport> Client<T> {
             (None, l) if l > 0 => usize::try_from(skip.saturating_add(l)).ok(),
             _ => None,
         };
-        let matched = self.matching(&state, &options.filter, enough).await?;
+        let matched = self
+            .with_fresh_schema(name, |state| {
+                let filter = &options.filter;
+                Box::pin(async move { self.matching(&state, filter, enough).await })
+            })
+            .await?;
         let mut docs: Vec<Document> = matched.into_iter().map(|m| m.doc).collect();
         if let Some(sort) = &sort {
             sort.sort(&mut docs)?;
@@ -454,8 +516,10 @@ impl<T: Transport> Client<T> {
     }
 
     pub async fn count(&self, name: &str, filter: &Document) -> Result<u64, ClientError> {
-        let state = self.dataset(name).await?;
-        Ok(self.matching(&state, filter, None).await?.len() as u64)
+        self.with_fresh_schema(name, |state| {
+            Box::pin(async move { Ok(self.matching(&state, filter, None).await?.len() as u64) })
+        })
+        .await
     }
 
     /// Applies `update` to the first (or, with `multi`, every) matching
@@ -469,19 +533,36 @@ impl<T: Transport> Client<T> {
         multi: bool,
         upsert: bool,
     ) -> Result<UpdateResult, ClientError> {
-        let state = self.dataset(name).await?;
         let update = Update::parse(update)?;
         if multi && update.is_replacement() {
             return Err(ClientError::InvalidRequest(
                 "multi update is not allowed with a replacement document".into(),
             ));
         }
+        let update = &update;
+        self.with_fresh_schema(name, |state| {
+            Box::pin(async move {
+                self.update_once(&state, filter, update, multi, upsert)
+                    .await
+            })
+        })
+        .await
+    }
+
+    async fn update_once(
+        &self,
+        state: &Arc<DatasetState>,
+        filter: &Document,
+        update: &Update,
+        multi: bool,
+        upsert: bool,
+    ) -> Result<UpdateResult, ClientError> {
         // Holding the write lock across read-modify-write makes this
         // gateway's updates serialisable; version preconditions protect
         // against any other writer.
         let mut last_seq = state.last_seq.lock().await;
         let matched = self
-            .matching(&state, filter, if multi { None } else { Some(1) })
+            .matching(state, filter, if multi { None } else { Some(1) })
             .await?;
         if matched.is_empty() {
             if !upsert {
@@ -490,9 +571,11 @@ impl<T: Transport> Client<T> {
             let doc = with_id(update.apply_upsert(filter)?)?;
             let id = doc.get("_id").cloned().unwrap_or(Bson::Null);
             let op = state.dataset.put_op(&doc, 1, Precondition::Absent)?;
-            self.submit_ops(&state, &mut last_seq, vec![op])
+            self.submit_ops(state, &mut last_seq, vec![op])
                 .await
-                .map_err(|(_, e)| conflict_to_duplicate(e, &id))?;
+                .map_err(|(applied, e)| {
+                    settle(&state.dataset, conflict_to_duplicate(e, &id), applied)
+                })?;
             return Ok(UpdateResult {
                 matched: 0,
                 modified: 0,
@@ -522,9 +605,9 @@ impl<T: Transport> Client<T> {
             )?);
         }
         let modified = ops.len() as u64;
-        self.submit_ops(&state, &mut last_seq, ops)
+        self.submit_ops(state, &mut last_seq, ops)
             .await
-            .map_err(|(_, e)| e)?;
+            .map_err(|(applied, e)| settle(&state.dataset, e, applied))?;
         Ok(UpdateResult {
             matched: matched.len() as u64,
             modified,
@@ -539,23 +622,66 @@ impl<T: Transport> Client<T> {
         filter: &Document,
         multi: bool,
     ) -> Result<u64, ClientError> {
-        let state = self.dataset(name).await?;
-        let mut last_seq = state.last_seq.lock().await;
-        let matched = self
-            .matching(&state, filter, if multi { None } else { Some(1) })
-            .await?;
-        let ops: Vec<DocOp> = matched
-            .iter()
-            .map(|m| DocOp::Delete {
-                doc: m.doc_id,
-                expect_version: m.version,
+        self.with_fresh_schema(name, |state| {
+            Box::pin(async move {
+                let mut last_seq = state.last_seq.lock().await;
+                let matched = self
+                    .matching(&state, filter, if multi { None } else { Some(1) })
+                    .await?;
+                let ops: Vec<DocOp> = matched
+                    .iter()
+                    .map(|m| DocOp::Delete {
+                        doc: m.doc_id,
+                        expect_version: m.version,
+                    })
+                    .collect();
+                let deleted = ops.len() as u64;
+                self.submit_ops(&state, &mut last_seq, ops)
+                    .await
+                    .map_err(|(applied, e)| settle(&state.dataset, e, applied))?;
+                Ok(deleted)
             })
-            .collect();
-        let deleted = ops.len() as u64;
-        self.submit_ops(&state, &mut last_seq, ops)
-            .await
-            .map_err(|(_, e)| e)?;
-        Ok(deleted)
+        })
+        .await
+    }
+}
+
+/// The operation a node refused within a batch, if the error names one.
+fn refused_op(error: &NodeError) -> Option<u32> {
+    match error {
+        NodeError::Precondition { op_index, .. } | NodeError::UniqueViolation { op_index, .. } => {
+            Some(*op_index)
+        }
+        _ => None,
+    }
+}
+
+/// A unique-index refusal as the application sees it, naming the field.
+fn unique_violation(dataset: &Dataset, error: ClientError, inserted: u64) -> ClientError {
+    match error {
+        ClientError::Node(NodeError::UniqueViolation { index, .. }) => {
+            ClientError::UniqueViolation {
+                path: dataset
+                    .index_path(&index)
+                    .map_or_else(|| index.to_string(), str::to_string),
+                inserted,
+            }
+        }
+        other => other,
+    }
+}
+
+/// The error of a write that stopped after `applied` operations. A stale
+/// schema is retried by [`Client::with_fresh_schema`] only when nothing
+/// was applied; after a partial write, retrying could apply an update
+/// twice, so it is a conflict for the application to resolve.
+fn settle(dataset: &Dataset, error: ClientError, applied: u64) -> ClientError {
+    match error {
+        ClientError::Node(NodeError::StaleSchema) if applied > 0 => ClientError::Conflict(format!(
+            "the indexes of dataset {:?} changed after {applied} operations of this write were applied; the rest were not",
+            dataset.name()
+        )),
+        error => unique_violation(dataset, error, applied),
     }
 }
 
@@ -608,20 +734,20 @@ where
     Ok(out)
 }
 
-/// The insert operation and `_id` of each document, in order.
+/// The insert operation of each document, in order, with the document as
+/// inserted (given an `_id` if it had none).
 async fn insert_ops(
     state: &Arc<DatasetState>,
     docs: Vec<Document>,
-) -> Result<(Vec<DocOp>, Vec<Bson>), ClientError> {
+) -> Result<Vec<(DocOp, Document)>, ClientError> {
     let state = Arc::clone(state);
-    let built = parallel_map(docs, move |doc| {
+    parallel_map(docs, move |doc| {
         query::limits::check_depth(&doc)?;
         let doc = with_id(doc)?;
         let op = state.dataset.put_op(&doc, 1, Precondition::Absent)?;
-        Ok((op, doc.get("_id").cloned().unwrap_or(Bson::Null)))
+        Ok((op, doc))
     })
-    .await?;
-    Ok(built.into_iter().unzip())
+    .await
 }
 
 fn unexpected(response: &Response) -> ClientError {

@@ -9,11 +9,11 @@ use fluence_crypto::keys::{DatasetKeys, MasterKey, TokenKey};
 use fluence_crypto::ore::OreKey;
 use fluence_proto::limits::{DOCUMENT_LEN_MAX, VALUES_PER_INDEX_ENTRY_MAX};
 use fluence_proto::{
-    DatasetId, DocEntry, DocId, DocOp, IndexDecl, IndexEntry, IndexId, IndexKind, IndexValues,
-    OreBound, Plan, Precondition, SealedDoc, Token,
+    DatasetId, DocEntry, DocId, DocOp, Hash32, IndexDecl, IndexEntry, IndexId, IndexKind,
+    IndexValues, OreBound, Plan, Precondition, SealedDoc, Token,
 };
 
-use crate::descriptor::{Descriptor, IndexSpec};
+use crate::descriptor::Descriptor;
 use crate::error::ClientError;
 use crate::query::{equality_key, index_values, IndexKindSpec, IndexPlan};
 
@@ -23,8 +23,13 @@ enum IndexKey {
     Range(OreKey),
 }
 
+/// One index as declared to the node.
 struct Index {
-    spec: IndexSpec,
+    path: String,
+    kind: IndexKindSpec,
+    unique: bool,
+    /// Built over every document, so queries may use it.
+    ready: bool,
     id: IndexId,
     key: IndexKey,
 }
@@ -36,6 +41,46 @@ pub struct Dataset {
     pub descriptor: Descriptor,
     keys: DatasetKeys,
     indexes: Vec<Index>,
+}
+
+/// The indexes a descriptor declares to the node, as `(path, kind, unique,
+/// ready)`, in a deterministic order (the schema digest depends on it).
+///
+/// Uniqueness is enforced by the node on `eq` tokens only: they are exact
+/// (1 and 1.0 share one, as in MongoDB), while ORE keys of strings compare
+/// on a 14-byte prefix. So a unique `range` index on a path also declares
+/// a unique `eq` index on it, merged with an `eq` index declared there.
+/// A merged index is ready only if every declaration it merges is: making
+/// an existing `eq` index unique rebuilds it.
+fn physical_indexes(descriptor: &Descriptor) -> Vec<(String, IndexKindSpec, bool, bool)> {
+    let mut out: Vec<(String, IndexKindSpec, bool, bool)> = Vec::new();
+    let mut add = |path: &str, kind: IndexKindSpec, unique: bool, ready: bool| match out
+        .iter_mut()
+        .find(|(p, k, _, _)| p == path && *k == kind)
+    {
+        Some(existing) => {
+            existing.2 |= unique;
+            existing.3 &= ready;
+        }
+        None => out.push((path.to_string(), kind, unique, ready)),
+    };
+    let specs = descriptor
+        .indexes
+        .iter()
+        .map(|spec| (spec, true))
+        .chain(descriptor.pending.iter().map(|spec| (spec, false)));
+    for (spec, ready) in specs {
+        add(
+            &spec.path,
+            spec.kind,
+            spec.unique && spec.kind == IndexKindSpec::Eq,
+            ready,
+        );
+        if spec.unique && spec.kind == IndexKindSpec::Range {
+            add(&spec.path, IndexKindSpec::Eq, true, ready);
+        }
+    }
+    out
 }
 
 pub fn proto_kind(kind: IndexKindSpec) -> IndexKind {
@@ -54,19 +99,21 @@ impl Dataset {
             &name_tag,
         ));
         let keys = master.dataset_keys(&name_tag);
-        let indexes = descriptor
-            .indexes
-            .iter()
-            .map(|spec| {
-                let kind = proto_kind(spec.kind);
-                let key = match spec.kind {
-                    IndexKindSpec::Eq => IndexKey::Eq(keys.eq_key(&spec.path)),
-                    IndexKindSpec::Text => IndexKey::Text(keys.text_key(&spec.path)),
-                    IndexKindSpec::Range => IndexKey::Range(keys.ore_key(&spec.path)),
+        let indexes = physical_indexes(&descriptor)
+            .into_iter()
+            .map(|(path, kind, unique, ready)| {
+                let key = match kind {
+                    IndexKindSpec::Eq => IndexKey::Eq(keys.eq_key(&path)),
+                    IndexKindSpec::Text => IndexKey::Text(keys.text_key(&path)),
+                    IndexKindSpec::Range => IndexKey::Range(keys.ore_key(&path)),
                 };
+                let id = IndexId(keys.index_id(&path, proto_kind(kind).tag()));
                 Index {
-                    spec: spec.clone(),
-                    id: IndexId(keys.index_id(&spec.path, kind.tag())),
+                    path,
+                    kind,
+                    unique,
+                    ready,
+                    id,
                     key,
                 }
             })
@@ -90,24 +137,51 @@ impl Dataset {
             .iter()
             .map(|i| IndexDecl {
                 id: i.id,
-                kind: proto_kind(i.spec.kind),
+                kind: proto_kind(i.kind),
+                unique: i.unique,
             })
             .collect()
     }
 
-    /// `(path, kind)` pairs for the planner.
+    /// The digest a batch computed with these indexes names.
+    pub fn schema(&self) -> Hash32 {
+        fluence_proto::schema_digest(&self.index_decls())
+    }
+
+    /// The declaration of the index of `kind` on `path`, built or not.
+    pub fn decl_of(&self, path: &str, kind: IndexKindSpec) -> Option<IndexDecl> {
+        self.indexes
+            .iter()
+            .find(|i| i.path == path && i.kind == kind)
+            .map(|i| IndexDecl {
+                id: i.id,
+                kind: proto_kind(i.kind),
+                unique: i.unique,
+            })
+    }
+
+    /// The field path of index `id`, for errors.
+    pub fn index_path(&self, id: &IndexId) -> Option<&str> {
+        self.indexes
+            .iter()
+            .find(|i| i.id == *id)
+            .map(|i| i.path.as_str())
+    }
+
+    /// `(path, kind)` pairs for the planner: built indexes only.
     pub fn planner_indexes(&self) -> Vec<(String, IndexKindSpec)> {
         self.indexes
             .iter()
-            .map(|i| (i.spec.path.clone(), i.spec.kind))
+            .filter(|i| i.ready)
+            .map(|i| (i.path.clone(), i.kind))
             .collect()
     }
 
     pub fn text_paths(&self) -> Vec<String> {
         self.indexes
             .iter()
-            .filter(|i| i.spec.kind == IndexKindSpec::Text)
-            .map(|i| i.spec.path.clone())
+            .filter(|i| i.ready && i.kind == IndexKindSpec::Text)
+            .map(|i| i.path.clone())
             .collect()
     }
 
@@ -182,7 +256,7 @@ impl Dataset {
     pub fn entries(&self, doc: &Document) -> Result<Vec<IndexEntry>, ClientError> {
         let mut entries = Vec::with_capacity(self.indexes.len());
         for index in &self.indexes {
-            let values = index_values(doc, &index.spec.path);
+            let values = index_values(doc, &index.path);
             let values = match &index.key {
                 IndexKey::Eq(key) => {
                     let tokens: BTreeSet<[u8; 16]> =
@@ -219,7 +293,7 @@ impl Dataset {
             if count > VALUES_PER_INDEX_ENTRY_MAX {
                 return Err(ClientError::InvalidRequest(format!(
                     "field {:?} holds {count} distinct indexed values; at most {VALUES_PER_INDEX_ENTRY_MAX} are allowed",
-                    index.spec.path
+                    index.path
                 )));
             }
             if count > 0 {
@@ -251,10 +325,11 @@ impl Dataset {
         })
     }
 
+    /// The built index of `kind` on `path`, if any.
     fn index(&self, path: &str, kind: IndexKindSpec) -> Option<&Index> {
         self.indexes
             .iter()
-            .find(|i| i.spec.path == path && i.spec.kind == kind)
+            .find(|i| i.ready && i.path == path && i.kind == kind)
     }
 
     /// Translates an abstract plan into one over this dataset's encrypted

@@ -18,6 +18,12 @@ pub enum ClientError {
     DatasetExists(String),
     #[error("duplicate key: a document with _id {id} already exists ({inserted} documents inserted before it)")]
     DuplicateKey { id: String, inserted: u64 },
+    #[error("duplicate key: another document holds the same value of {path:?}, which a unique index covers ({inserted} documents written before it)")]
+    UniqueViolation { path: String, inserted: u64 },
+    #[error("{0}")]
+    IndexConflict(String),
+    #[error("{0}")]
+    IndexNotFound(String),
     #[error("document is {size} bytes as BSON, above the maximum of {max}")]
     DocumentTooLarge { size: usize, max: usize },
     #[error("integrity check failed: {0}")]
@@ -40,7 +46,11 @@ impl ClientError {
             ClientError::Query(_) => "bad_query",
             ClientError::DatasetNotFound(_) => "dataset_not_found",
             ClientError::DatasetExists(_) => "dataset_exists",
-            ClientError::DuplicateKey { .. } => "duplicate_key",
+            ClientError::DuplicateKey { .. } | ClientError::UniqueViolation { .. } => {
+                "duplicate_key"
+            }
+            ClientError::IndexConflict(_) => "index_conflict",
+            ClientError::IndexNotFound(_) => "index_not_found",
             ClientError::DocumentTooLarge { .. } => "document_too_large",
             ClientError::Integrity(_) => "integrity_error",
             ClientError::Node(_) => "node_error",

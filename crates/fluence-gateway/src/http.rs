@@ -56,9 +56,13 @@ impl From<ClientError> for ApiError {
         let status = match &error {
             ClientError::InvalidRequest(_) | ClientError::Query(_) => StatusCode::BAD_REQUEST,
             ClientError::DocumentTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ClientError::DatasetNotFound(_) => StatusCode::NOT_FOUND,
+            ClientError::DatasetNotFound(_) | ClientError::IndexNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             ClientError::DatasetExists(_)
             | ClientError::DuplicateKey { .. }
+            | ClientError::UniqueViolation { .. }
+            | ClientError::IndexConflict(_)
             | ClientError::Conflict(_) => StatusCode::CONFLICT,
             ClientError::Integrity(_) | ClientError::Node(_) => StatusCode::BAD_GATEWAY,
             ClientError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -89,6 +93,11 @@ pub fn router<T: Transport>(client: Arc<Client<T>>) -> Router {
         .route(
             "/v1/datasets/{name}",
             get(describe_dataset::<T>).delete(drop_dataset::<T>),
+        )
+        .route("/v1/datasets/{name}/indexes", post(create_indexes::<T>))
+        .route(
+            "/v1/datasets/{name}/indexes/{kind}/{field}",
+            axum::routing::delete(drop_index::<T>),
         )
         .route("/v1/datasets/{name}/documents", post(insert::<T>))
         .route("/v1/datasets/{name}/find", post(find::<T>))
@@ -196,10 +205,18 @@ fn integer_field(body: &Map<String, Value>, key: &str) -> Result<i64, ApiError> 
     }
 }
 
+fn specs_json(specs: &[IndexSpec]) -> Vec<Value> {
+    specs
+        .iter()
+        .map(|i| json!({"field": i.path, "kind": kind_name(i.kind), "unique": i.unique}))
+        .collect()
+}
+
 fn view_json(view: DatasetView) -> Value {
     json!({
         "name": view.name,
-        "indexes": view.indexes.iter().map(|i| json!({"field": i.path, "kind": kind_name(i.kind)})).collect::<Vec<_>>(),
+        "indexes": specs_json(&view.indexes),
+        "building": specs_json(&view.building),
         "document_count": view.doc_count,
         "seq": view.seq,
         "state_root": view.state_root,
@@ -234,17 +251,18 @@ async fn method_not_allowed() -> ApiError {
     }
 }
 
-/// `indexes` is a list of `{"field": "age", "kind": "range"}` or an object
-/// `{"age": "range", "email": ["eq", "text"]}`.
+/// `indexes` is a list of `{"field": "age", "kind": "range"}` (with an
+/// optional `"unique": true`) or an object `{"age": "range", "email":
+/// ["eq", "text"]}`.
 fn parse_indexes(value: Option<&Value>) -> Result<Vec<IndexSpec>, ApiError> {
     let spec = |field: &str, kind: &Value| -> Result<IndexSpec, ApiError> {
         let kind = kind
             .as_str()
             .ok_or_else(|| ApiError::bad_request("index kind must be a string"))?;
-        Ok(IndexSpec {
-            path: field.to_string(),
-            kind: parse_kind(kind).map_err(ApiError::from)?,
-        })
+        Ok(IndexSpec::new(
+            field,
+            parse_kind(kind).map_err(ApiError::from)?,
+        ))
     };
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
@@ -253,8 +271,16 @@ fn parse_indexes(value: Option<&Value>) -> Result<Vec<IndexSpec>, ApiError> {
             .map(|item| {
                 let field = item.get("field").and_then(Value::as_str);
                 let kind = item.get("kind");
+                let unique = match item.get("unique") {
+                    None => false,
+                    Some(Value::Bool(unique)) => *unique,
+                    Some(_) => return Err(ApiError::bad_request("\"unique\" must be a boolean")),
+                };
                 match (field, kind) {
-                    (Some(field), Some(kind)) => spec(field, kind),
+                    (Some(field), Some(kind)) => Ok(IndexSpec {
+                        unique,
+                        ..spec(field, kind)?
+                    }),
                     _ => Err(ApiError::bad_request(
                         "each index needs a \"field\" and a \"kind\"",
                     )),
@@ -306,6 +332,36 @@ async fn describe_dataset<T: Transport>(
     Path(name): Path<String>,
 ) -> ApiResult {
     Ok(Json(view_json(client.describe(&name).await?)))
+}
+
+/// Body: `{"indexes": [...]}` as in dataset creation. Builds the new
+/// indexes over the documents before answering.
+async fn create_indexes<T: Transport>(
+    State(client): State<Arc<Client<T>>>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let body = body_object(body)?;
+    reject_unknown_fields(&body, &["indexes"])?;
+    let indexes = parse_indexes(body.get("indexes"))?;
+    if indexes.is_empty() {
+        return Err(ApiError::bad_request(
+            "indexes (a non-empty list) is required",
+        ));
+    }
+    Ok(Json(view_json(
+        client.create_indexes(&name, indexes).await?,
+    )))
+}
+
+async fn drop_index<T: Transport>(
+    State(client): State<Arc<Client<T>>>,
+    Path((name, kind, field)): Path<(String, String, String)>,
+) -> ApiResult {
+    let spec = IndexSpec::new(field, parse_kind(&kind).map_err(ApiError::from)?);
+    Ok(Json(view_json(
+        client.drop_indexes(&name, vec![spec]).await?,
+    )))
 }
 
 async fn drop_dataset<T: Transport>(
@@ -442,20 +498,23 @@ mod tests {
     use fluence_client::query::IndexKindSpec;
 
     fn spec(path: &str, kind: IndexKindSpec) -> IndexSpec {
-        IndexSpec {
-            path: path.into(),
-            kind,
-        }
+        IndexSpec::new(path, kind)
     }
 
     #[test]
     fn indexes_parse_from_a_list_or_an_object() {
-        let list = json!([{"field": "age", "kind": "range"}, {"field": "a.b", "kind": "eq"}]);
+        let list = json!([
+            {"field": "age", "kind": "range"},
+            {"field": "a.b", "kind": "eq", "unique": true}
+        ]);
         assert_eq!(
             parse_indexes(Some(&list)).ok().unwrap(),
             vec![
                 spec("age", IndexKindSpec::Range),
-                spec("a.b", IndexKindSpec::Eq)
+                IndexSpec {
+                    unique: true,
+                    ..spec("a.b", IndexKindSpec::Eq)
+                }
             ]
         );
         let object = json!({"email": "eq", "bio": ["text", "eq"]});
@@ -475,6 +534,7 @@ mod tests {
         for bad in [
             json!({"x": "hash"}),
             json!([{"field": "x"}]),
+            json!([{"field": "x", "kind": "eq", "unique": "yes"}]),
             json!("eq"),
             json!({"x": 1}),
         ] {

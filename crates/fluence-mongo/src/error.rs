@@ -27,6 +27,8 @@ pub const COMMAND_NOT_FOUND: i32 = 59;
 pub const IMMUTABLE_FIELD: i32 = 66;
 pub const INVALID_OPTIONS: i32 = 72;
 pub const INVALID_NAMESPACE: i32 = 73;
+pub const INDEX_NOT_FOUND: i32 = 27;
+pub const INDEX_OPTIONS_CONFLICT: i32 = 85;
 pub const OPERATION_FAILED: i32 = 96;
 pub const WRITE_CONFLICT: i32 = 112;
 pub const NOT_IMPLEMENTED: i32 = 238;
@@ -69,6 +71,7 @@ pub fn code_name(code: i32) -> String {
         66 => "ImmutableField",
         72 => "InvalidOptions",
         73 => "InvalidNamespace",
+        85 => "IndexOptionsConflict",
         96 => "OperationFailed",
         168 => "InvalidPipelineOperator",
         241 => "ConversionFailure",
@@ -153,13 +156,18 @@ impl From<ClientError> for CommandError {
             ClientError::InvalidRequest(_) => BAD_VALUE,
             ClientError::DatasetNotFound(_) => NAMESPACE_NOT_FOUND,
             ClientError::DatasetExists(_) => NAMESPACE_EXISTS,
-            ClientError::DuplicateKey { .. } => DUPLICATE_KEY,
+            ClientError::DuplicateKey { .. } | ClientError::UniqueViolation { .. } => DUPLICATE_KEY,
+            ClientError::IndexConflict(_) => INDEX_OPTIONS_CONFLICT,
+            ClientError::IndexNotFound(_) => INDEX_NOT_FOUND,
             ClientError::DocumentTooLarge { .. } => BSON_OBJECT_TOO_LARGE,
             ClientError::Node(node) => match node {
                 NodeError::BadRequest(_) => BAD_VALUE,
                 NodeError::DatasetNotFound => NAMESPACE_NOT_FOUND,
                 NodeError::DatasetExists => NAMESPACE_EXISTS,
-                NodeError::SeqMismatch { .. } | NodeError::Precondition { .. } => WRITE_CONFLICT,
+                NodeError::SeqMismatch { .. }
+                | NodeError::Precondition { .. }
+                | NodeError::StaleSchema => WRITE_CONFLICT,
+                NodeError::UniqueViolation { .. } => DUPLICATE_KEY,
                 NodeError::BadSignature | NodeError::Corrupt(_) | NodeError::Internal(_) => {
                     INTERNAL_ERROR
                 }
@@ -173,7 +181,9 @@ impl From<ClientError> for CommandError {
             ClientError::Integrity(_) | ClientError::Internal(_) => INTERNAL_ERROR,
         };
         let message = match &error {
-            ClientError::DuplicateKey { .. } => format!("E11000 {error}"),
+            ClientError::DuplicateKey { .. } | ClientError::UniqueViolation { .. } => {
+                format!("E11000 {error}")
+            }
             _ => error.to_string(),
         };
         CommandError::new(code, message)

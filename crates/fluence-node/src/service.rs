@@ -81,12 +81,19 @@ impl NodeService {
                 .map_err(|e| e.to_node_error()),
             Request::Find {
                 dataset,
+                schema,
                 plan,
                 after,
                 page_docs_max,
             } => self
                 .store
-                .find(&dataset, &plan, after, page_docs_max as usize)
+                .find_planned_for(
+                    &dataset,
+                    Some(&schema),
+                    &plan,
+                    after,
+                    page_docs_max as usize,
+                )
                 .map(|page| Response::Page {
                     docs: page.docs,
                     next: page.next,

@@ -25,6 +25,6 @@ pub use message::{
 };
 pub use plan::{OreBound, Plan};
 pub use write::{
-    Action, DocOp, IndexDecl, IndexEntry, IndexKind, IndexValues, Precondition, SealedDoc,
-    SignedWrite, WriteBody, WRITE_SIGNING_DOMAIN,
+    schema_digest, Action, DocOp, IndexDecl, IndexEntry, IndexKind, IndexValues, Precondition,
+    SealedDoc, SignedWrite, WriteBody, WRITE_SIGNING_DOMAIN,
 };

@@ -5,12 +5,12 @@
 //! of misreading its bytes.
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
-use crate::ids::{DatasetId, DocId, Hash32, PublicKey};
+use crate::ids::{DatasetId, DocId, Hash32, IndexId, PublicKey};
 use crate::limits::*;
 use crate::plan::Plan;
 use crate::write::{IndexDecl, SealedDoc, SignedWrite};
 
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -24,9 +24,13 @@ pub enum Request {
         dataset: DatasetId,
     },
     /// One page of the documents selected by `plan`, in `DocId` order,
-    /// starting after `after`.
+    /// starting after `after`. `schema` is the digest of the index
+    /// declarations the plan was made for (`write::schema_digest`): a node
+    /// whose indexes differ refuses with `StaleSchema`, so a reader never
+    /// uses an index that was dropped or is being rebuilt.
     Find {
         dataset: DatasetId,
+        schema: Hash32,
         plan: Plan,
         after: Option<DocId>,
         page_docs_max: u32,
@@ -93,6 +97,13 @@ pub enum NodeError {
         op_index: u32,
         found_version: Option<u64>,
     },
+    /// The batch was computed for other index declarations than the
+    /// dataset's: the writer must reload them and recompute its entries.
+    #[error("the dataset's indexes changed since the batch was computed")]
+    StaleSchema,
+    /// A `Put` would give a unique index a token another document holds.
+    #[error("operation {op_index} violates unique index {index}")]
+    UniqueViolation { op_index: u32, index: IndexId },
     #[error("node storage failed an integrity check: {0}")]
     Corrupt(String),
     #[error("node internal error: {0}")]
@@ -117,12 +128,14 @@ impl Encode for Request {
             }
             Request::Find {
                 dataset,
+                schema,
                 plan,
                 after,
                 page_docs_max,
             } => {
                 writer.u8(4);
                 dataset.encode(writer);
+                schema.encode(writer);
                 plan.encode(writer);
                 writer.option(after);
                 writer.u32(*page_docs_max);
@@ -155,6 +168,7 @@ impl Decode for Request {
             }),
             4 => Ok(Request::Find {
                 dataset: DatasetId::decode(reader)?,
+                schema: Hash32::decode(reader)?,
                 plan: Plan::decode(reader)?,
                 after: reader.option("cursor")?,
                 page_docs_max: reader.u32("page size")?,
@@ -265,6 +279,12 @@ impl Encode for NodeError {
                 writer.u8(8);
                 write_message(writer, text);
             }
+            NodeError::StaleSchema => writer.u8(10),
+            NodeError::UniqueViolation { op_index, index } => {
+                writer.u8(9);
+                writer.u32(*op_index);
+                index.encode(writer);
+            }
         }
     }
 }
@@ -286,6 +306,11 @@ impl Decode for NodeError {
             }),
             7 => Ok(NodeError::Corrupt(text(reader)?)),
             8 => Ok(NodeError::Internal(text(reader)?)),
+            9 => Ok(NodeError::UniqueViolation {
+                op_index: reader.u32("operation index")?,
+                index: IndexId::decode(reader)?,
+            }),
+            10 => Ok(NodeError::StaleSchema),
             tag => Err(DecodeError::UnknownTag {
                 what: "node error",
                 tag,

@@ -10,7 +10,7 @@
 //! stale read-modify-write is refused too.
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
-use crate::ids::{DatasetId, DocId, IndexId, PublicKey, Signature, Token};
+use crate::ids::{DatasetId, DocId, Hash32, IndexId, PublicKey, Signature, Token};
 use crate::limits::*;
 
 /// Domain separation for write signatures. Changing it breaks every client.
@@ -77,12 +77,18 @@ impl Decode for IndexKind {
 pub struct IndexDecl {
     pub id: IndexId,
     pub kind: IndexKind,
+    /// No two documents may share a token of this index. Only `eq`
+    /// indexes can be unique: their tokens are deterministic, so equal
+    /// values meet at one posting key (ORE keys of long strings compare
+    /// on a prefix only, and text tokens are words).
+    pub unique: bool,
 }
 
 impl Encode for IndexDecl {
     fn encode(&self, writer: &mut Writer) {
         self.id.encode(writer);
         self.kind.encode(writer);
+        writer.bool(self.unique);
     }
 }
 
@@ -91,6 +97,7 @@ impl Decode for IndexDecl {
         Ok(Self {
             id: IndexId::decode(reader)?,
             kind: IndexKind::decode(reader)?,
+            unique: reader.bool("index uniqueness")?,
         })
     }
 }
@@ -297,8 +304,12 @@ pub enum Action {
         descriptor: Vec<u8>,
         indexes: Vec<IndexDecl>,
     },
-    /// Applies document operations atomically, in order.
-    Batch(Vec<DocOp>),
+    /// Applies document operations atomically, in order. `schema` is the
+    /// [`schema_digest`] of the index declarations the writer computed the
+    /// entries for: a node whose declarations differ (another writer
+    /// changed the indexes) refuses the batch, so no document is written
+    /// without the entries of an index that exists.
+    Batch { schema: Hash32, ops: Vec<DocOp> },
     /// Replaces the sealed descriptor and the index set (index rebuilds).
     Reindex {
         descriptor: Vec<u8>,
@@ -323,8 +334,9 @@ impl Encode for Action {
                 writer.bytes(descriptor);
                 writer.vec(indexes);
             }
-            Action::Batch(ops) => {
+            Action::Batch { schema, ops } => {
                 writer.u8(2);
+                schema.encode(writer);
                 writer.vec(ops);
             }
             Action::Reindex {
@@ -349,9 +361,10 @@ impl Decode for Action {
                 descriptor: reader.bytes(DESCRIPTOR_LEN_MAX, "descriptor")?,
                 indexes: reader.vec(INDEXES_PER_DATASET_MAX, "index declarations")?,
             }),
-            2 => Ok(Action::Batch(
-                reader.vec(OPS_PER_BATCH_MAX, "batch operations")?,
-            )),
+            2 => Ok(Action::Batch {
+                schema: Hash32::decode(reader)?,
+                ops: reader.vec(OPS_PER_BATCH_MAX, "batch operations")?,
+            }),
             3 => Ok(Action::Reindex {
                 descriptor: reader.bytes(DESCRIPTOR_LEN_MAX, "descriptor")?,
                 indexes: reader.vec(INDEXES_PER_DATASET_MAX, "index declarations")?,
@@ -390,6 +403,20 @@ impl Decode for WriteBody {
             action: Action::decode(reader)?,
         })
     }
+}
+
+/// BLAKE3 key-derivation context of [`schema_digest`].
+const SCHEMA_DIGEST_CONTEXT: &str = "FLUENCE_INDEX_SCHEMA_V1";
+
+/// A digest of a dataset's index declarations, in order, as a batch
+/// names them (see [`Action::Batch`]).
+pub fn schema_digest(indexes: &[IndexDecl]) -> Hash32 {
+    let mut writer = Writer::new();
+    writer.vec(indexes);
+    Hash32(blake3::derive_key(
+        SCHEMA_DIGEST_CONTEXT,
+        &writer.into_bytes(),
+    ))
 }
 
 impl WriteBody {

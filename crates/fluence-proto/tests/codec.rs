@@ -95,8 +95,9 @@ fn arb_decl() -> impl Strategy<Value = IndexDecl> {
             Just(IndexKind::Range),
             Just(IndexKind::Text)
         ],
+        any::<bool>(),
     )
-        .prop_map(|(id, kind)| IndexDecl { id, kind })
+        .prop_map(|(id, kind, unique)| IndexDecl { id, kind, unique })
 }
 
 fn arb_request() -> impl Strategy<Value = Request> {
@@ -113,7 +114,12 @@ fn arb_request() -> impl Strategy<Value = Request> {
                 descriptor,
                 indexes
             }),
-        proptest::collection::vec(arb_op(), 0..4).prop_map(Action::Batch),
+        (any::<[u8; 32]>(), proptest::collection::vec(arb_op(), 0..4)).prop_map(|(schema, ops)| {
+            Action::Batch {
+                schema: Hash32(schema),
+                ops,
+            }
+        }),
         (arb_bytes(64), proptest::collection::vec(arb_decl(), 0..4)).prop_map(
             |(descriptor, indexes)| Action::Reindex {
                 descriptor,
@@ -145,12 +151,14 @@ fn arb_request() -> impl Strategy<Value = Request> {
         }),
         (
             any::<[u8; 32]>(),
+            any::<[u8; 32]>(),
             arb_plan(),
             proptest::option::of(arb_doc_id()),
             any::<u32>()
         )
-            .prop_map(|(d, plan, after, page_docs_max)| Request::Find {
+            .prop_map(|(d, schema, plan, after, page_docs_max)| Request::Find {
                 dataset: DatasetId(d),
+                schema: Hash32(schema),
                 plan,
                 after,
                 page_docs_max
@@ -198,6 +206,9 @@ fn arb_response() -> impl Strategy<Value = Response> {
                     }
                 }
             ),
+            Just(NodeError::StaleSchema),
+            (any::<u32>(), arb_index_id())
+                .prop_map(|(op_index, index)| NodeError::UniqueViolation { op_index, index }),
         ]
         .prop_map(Response::Error),
     ]
@@ -276,6 +287,7 @@ fn huge_length_prefix_is_refused_before_allocation() {
     writer.u16(PROTOCOL_VERSION);
     writer.u8(4);
     DatasetId([1; 32]).encode(&mut writer);
+    Hash32([2; 32]).encode(&mut writer);
     writer.u8(2);
     writer.u32(u32::MAX);
     let err = Request::from_bytes(&writer.into_bytes()).unwrap_err();

@@ -116,6 +116,7 @@ fn insert(n: u64) -> DocOp {
 struct Bench {
     store: Store<PlaintextOrder>,
     dataset: DatasetId,
+    schema: fluence_proto::Hash32,
     seq: u64,
     /// Next document number to insert: the dataset holds `0..next`.
     next: u64,
@@ -135,8 +136,13 @@ impl Bench {
             (RANGE, IndexKind::Range),
         ]
         .into_iter()
-        .map(|(id, kind)| IndexDecl { id, kind })
-        .collect();
+        .map(|(id, kind)| IndexDecl {
+            id,
+            kind,
+            unique: false,
+        })
+        .collect::<Vec<_>>();
+        let schema = fluence_proto::schema_digest(&indexes);
         store
             .apply(&signed(
                 dataset,
@@ -152,6 +158,7 @@ impl Bench {
         Bench {
             store,
             dataset,
+            schema,
             seq: 1,
             next: 0,
             batch_times: Vec::new(),
@@ -160,7 +167,11 @@ impl Bench {
     }
 
     fn apply(&mut self, ops: Vec<DocOp>) -> Duration {
-        let write = signed(self.dataset, self.seq, Action::Batch(ops));
+        let action = Action::Batch {
+            schema: self.schema,
+            ops,
+        };
+        let write = signed(self.dataset, self.seq, action);
         let started = Instant::now();
         self.store.apply(&write).expect("apply");
         let elapsed = started.elapsed();

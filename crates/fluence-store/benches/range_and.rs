@@ -55,6 +55,12 @@ fn bound(value: u64) -> Option<OreBound> {
 /// Creates a dataset of `DOCS` documents, doc `n` holding value `n` (and,
 /// when `multi`, every `MULTI_EVERY`-th also `n + 1`).
 fn populate(store: &Store<PlaintextOrder>, dataset: DatasetId, multi: bool) {
+    let indexes = vec![IndexDecl {
+        id: RANGE,
+        kind: IndexKind::Range,
+        unique: false,
+    }];
+    let schema = fluence_proto::schema_digest(&indexes);
     store
         .apply(&signed(
             dataset,
@@ -63,10 +69,7 @@ fn populate(store: &Store<PlaintextOrder>, dataset: DatasetId, multi: bool) {
                 owner: PublicKey([1; 32]),
                 name_tag: [9; 32],
                 descriptor: Vec::new(),
-                indexes: vec![IndexDecl {
-                    id: RANGE,
-                    kind: IndexKind::Range,
-                }],
+                indexes,
             },
         ))
         .expect("create");
@@ -93,7 +96,11 @@ fn populate(store: &Store<PlaintextOrder>, dataset: DatasetId, multi: bool) {
             })
             .collect();
         store
-            .apply(&signed(dataset, seq as u64 + 1, Action::Batch(ops)))
+            .apply(&signed(
+                dataset,
+                seq as u64 + 1,
+                Action::Batch { schema, ops },
+            ))
             .expect("batch");
     }
 }

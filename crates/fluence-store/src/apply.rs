@@ -64,6 +64,13 @@ pub(crate) fn validate_decls(indexes: &[IndexDecl]) -> Result<(), ApplyError> {
         if !seen.insert(decl.id) {
             return Err(bad(format!("index {} is declared twice", decl.id)));
         }
+        if decl.unique && decl.kind != IndexKind::Eq {
+            return Err(bad(format!(
+                "index {} is a {} index; only eq indexes can be unique",
+                decl.id,
+                decl.kind.name()
+            )));
+        }
     }
     Ok(())
 }
@@ -169,6 +176,34 @@ impl<'t, O: OreOrder> DocTables<'t, O> {
         }
     }
 
+    /// The first unique index in `entries` where another document than
+    /// `row` already holds one of the tokens.
+    fn unique_conflict(
+        &self,
+        row: u64,
+        entries: &[IndexEntry],
+        unique: &HashSet<IndexId>,
+    ) -> Result<Option<IndexId>, StoreError> {
+        for entry in entries.iter().filter(|e| unique.contains(&e.index)) {
+            let IndexValues::Tokens(tokens) = &entry.values else {
+                continue;
+            };
+            for token in tokens {
+                let low = layout::posting_key(&entry.index, token, 0);
+                let high = layout::posting_key(&entry.index, token, u64::MAX);
+                // At most two postings can be read before an answer: this
+                // document's own (on an update) and another one.
+                for posting in self.postings.range::<&[u8]>(&low[..]..=&high[..])? {
+                    let (key, _) = posting?;
+                    if layout::posting_row(key.value())? != row {
+                        return Ok(Some(entry.index));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn insert_postings(
         &mut self,
         row: u64,
@@ -267,6 +302,12 @@ pub(crate) fn apply_batch<O: OreOrder>(
         return Err(bad("more operations than OPS_PER_BATCH_MAX"));
     }
     let kinds: HashMap<IndexId, IndexKind> = meta.indexes.iter().map(|d| (d.id, d.kind)).collect();
+    let unique: HashSet<IndexId> = meta
+        .indexes
+        .iter()
+        .filter(|d| d.unique)
+        .map(|d| d.id)
+        .collect();
     let mut dirty = BTreeSet::new();
     for (i, op) in ops.iter().enumerate() {
         let op_index = u32::try_from(i).expect("OPS_PER_BATCH_MAX fits in u32");
@@ -328,6 +369,11 @@ pub(crate) fn apply_batch<O: OreOrder>(
                         row
                     }
                 };
+                // Checked after this document's old postings are gone, so an
+                // update that keeps its own value is not a conflict.
+                if let Some(index) = tables.unique_conflict(row, entries, &unique)? {
+                    return Err(ApplyError::UniqueViolation { op_index, index });
+                }
                 let sealed_bytes = sealed.to_bytes();
                 let previous = tables.docs.insert(
                     &layout::row_key(row)[..],
@@ -378,7 +424,7 @@ pub(crate) fn apply_batch<O: OreOrder>(
 }
 
 /// Replaces descriptor and index declarations. Indexes no longer declared
-/// (or redeclared with another kind) lose their postings, and every
+/// (or redeclared with another kind or uniqueness) lose their postings, and every
 /// document's entries for them, so `entries` and the postings stay equal.
 /// Returns the buckets it changed.
 pub(crate) fn apply_reindex<O: OreOrder>(
@@ -389,11 +435,18 @@ pub(crate) fn apply_reindex<O: OreOrder>(
 ) -> Result<BTreeSet<u16>, ApplyError> {
     validate_descriptor(descriptor)?;
     validate_decls(indexes)?;
-    let kept: HashSet<(IndexId, u8)> = indexes.iter().map(|d| (d.id, d.kind.tag())).collect();
+    // An index redeclared with another kind or uniqueness starts empty: the
+    // client rebuilds it document by document, and each `Put` is checked
+    // against the new declaration (so a unique index never inherits
+    // duplicates it did not check).
+    let kept: HashSet<(IndexId, u8, bool)> = indexes
+        .iter()
+        .map(|d| (d.id, d.kind.tag(), d.unique))
+        .collect();
     let removed: Vec<IndexDecl> = meta
         .indexes
         .iter()
-        .filter(|d| !kept.contains(&(d.id, d.kind.tag())))
+        .filter(|d| !kept.contains(&(d.id, d.kind.tag(), d.unique)))
         .cloned()
         .collect();
     meta.descriptor = descriptor.to_vec();

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use fluence_proto::NodeError;
+use fluence_proto::{IndexId, NodeError};
 
 /// Why the storage itself failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +104,12 @@ pub enum ApplyError {
         op_index: u32,
         found_version: Option<u64>,
     },
+    /// The batch names other index declarations than the dataset's.
+    #[error("the dataset's indexes changed since the batch was computed")]
+    StaleSchema,
+    /// A `Put` gives a unique index a token another document holds.
+    #[error("operation {op_index} violates unique index {index}")]
+    UniqueViolation { op_index: u32, index: IndexId },
     /// The write is malformed for this dataset (undeclared index, wrong
     /// value shape, invalid ciphertext, bad version, ...).
     #[error("bad write: {0}")]
@@ -130,6 +136,11 @@ impl ApplyError {
             } => NodeError::Precondition {
                 op_index: *op_index,
                 found_version: *found_version,
+            },
+            ApplyError::StaleSchema => NodeError::StaleSchema,
+            ApplyError::UniqueViolation { op_index, index } => NodeError::UniqueViolation {
+                op_index: *op_index,
+                index: *index,
             },
             ApplyError::BadWrite(_) | ApplyError::BucketFull { .. } => {
                 NodeError::BadRequest(self.to_string())
@@ -192,6 +203,9 @@ pub enum FindError {
     /// invalid ciphertext) or the request is malformed.
     #[error("bad query: {0}")]
     BadPlan(String),
+    /// The plan was made for other index declarations than the dataset's.
+    #[error("the dataset's indexes changed since the query was planned")]
+    StaleSchema,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -201,6 +215,7 @@ impl FindError {
         match self {
             FindError::DatasetNotFound => NodeError::DatasetNotFound,
             FindError::BadPlan(_) => NodeError::BadRequest(self.to_string()),
+            FindError::StaleSchema => NodeError::StaleSchema,
             FindError::Store(store) => store.to_node_error(),
         }
     }

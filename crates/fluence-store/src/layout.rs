@@ -26,7 +26,10 @@ use crate::order::{FixedBytes, OreOrder, RangeKey};
 ///
 /// 3 keys documents by row id (see [`IDS`]): every table but `ids` changed
 /// its key, so neither build can read the other's files.
-pub const FORMAT_VERSION: u16 = 3;
+///
+/// 4 added the `unique` flag to each index declaration in [`Meta`]: a
+/// version-3 build would not enforce it.
+pub const FORMAT_VERSION: u16 = 4;
 
 /// `"dataset"` → [`Meta`] record. One row: everything about the dataset
 /// that is not a document.
@@ -375,6 +378,7 @@ mod tests {
             indexes: vec![IndexDecl {
                 id: IndexId([5; 16]),
                 kind: IndexKind::Range,
+                unique: false,
             }],
             seq: 7,
             state_root: Hash32([8; 32]),

@@ -278,7 +278,7 @@ impl<O: OreOrder> Store<O> {
         match &write.body.action {
             Action::Create { .. } => self.create(write, &write_bytes),
             Action::Drop => self.drop_dataset(&id, write.body.seq),
-            Action::Batch(_) | Action::Reindex { .. } => {
+            Action::Batch { .. } | Action::Reindex { .. } => {
                 let dataset = self.dataset(&id).ok_or(ApplyError::DatasetNotFound)?;
                 let writer = lock(&dataset.writer);
                 if writer.dropped {
@@ -318,7 +318,12 @@ impl<O: OreOrder> Store<O> {
         let (tree_root, doc_count) = {
             let mut tables = DocTables::<O>::open(txn)?;
             let dirty = match &write.body.action {
-                Action::Batch(ops) => apply::apply_batch(&mut tables, &mut meta, ops)?,
+                Action::Batch { schema, ops } => {
+                    if *schema != fluence_proto::schema_digest(&meta.indexes) {
+                        return Err(ApplyError::StaleSchema);
+                    }
+                    apply::apply_batch(&mut tables, &mut meta, ops)?
+                }
                 Action::Reindex {
                     descriptor,
                     indexes,
@@ -535,11 +540,28 @@ impl<O: OreOrder> Store<O> {
         after: Option<DocId>,
         page_docs_max: usize,
     ) -> Result<Page, FindError> {
+        self.find_planned_for(dataset, None, plan, after, page_docs_max)
+    }
+
+    /// [`Store::find`] for a plan made for the index declarations whose
+    /// digest is `schema`; refused with `StaleSchema` if the dataset's
+    /// declarations differ.
+    pub fn find_planned_for(
+        &self,
+        dataset: &DatasetId,
+        schema: Option<&Hash32>,
+        plan: &Plan,
+        after: Option<DocId>,
+        page_docs_max: usize,
+    ) -> Result<Page, FindError> {
         let (_, txn) = self.read_txn(dataset).map_err(|e| match e {
             StoreError::DatasetNotFound => FindError::DatasetNotFound,
             e => FindError::Store(e),
         })?;
         let meta = read_meta(&txn)?;
+        if schema.is_some_and(|schema| *schema != fluence_proto::schema_digest(&meta.indexes)) {
+            return Err(FindError::StaleSchema);
+        }
         query::find::<O>(
             &txn,
             &meta,
@@ -844,6 +866,15 @@ mod tests {
         }
     }
 
+    /// A batch made for the indexes the test dataset declares now.
+    fn batch(store: &Store<PlaintextOrder>, ops: Vec<DocOp>) -> Action {
+        let indexes = store.info(&DatasetId([1; 32])).unwrap().indexes;
+        Action::Batch {
+            schema: fluence_proto::schema_digest(&indexes),
+            ops,
+        }
+    }
+
     fn doc(n: u8) -> DocId {
         DocId([n; 16])
     }
@@ -887,6 +918,7 @@ mod tests {
                     indexes: vec![IndexDecl {
                         id: EQ,
                         kind: IndexKind::Eq,
+                        unique: false,
                     }],
                 },
             ))
@@ -907,7 +939,7 @@ mod tests {
                 }],
             })
             .collect();
-        store.apply(&write(1, Action::Batch(ops))).unwrap();
+        store.apply(&write(1, batch(&store, ops))).unwrap();
         let tokens = |t: u8| Plan::Tokens {
             index: EQ,
             any_of: vec![Token([t; 16])],
@@ -968,10 +1000,12 @@ mod tests {
             IndexDecl {
                 id: R1,
                 kind: IndexKind::Range,
+                unique: false,
             },
             IndexDecl {
                 id: R2,
                 kind: IndexKind::Range,
+                unique: false,
             },
         ]
     }
@@ -1049,13 +1083,13 @@ mod tests {
             put(2, 1, &[7], &[3, 4, 3]),
             put(3, 1, &[9, 9], &[]),
         ];
-        store.apply(&write(1, Action::Batch(ops))).unwrap();
+        store.apply(&write(1, batch(&store, ops))).unwrap();
         assert_eq!(marks(&store), set(&[(R1, 1), (R2, 2)]));
         assert_eq!(store.check(&DatasetId([1; 32])).unwrap().multi_valued, 2);
 
         // An update to one value removes the mark, to two adds it.
         let ops = vec![put(1, 2, &[5], &[]), put(3, 2, &[9, 10], &[1, 2])];
-        store.apply(&write(2, Action::Batch(ops))).unwrap();
+        store.apply(&write(2, batch(&store, ops))).unwrap();
         assert_eq!(marks(&store), set(&[(R2, 2), (R1, 3), (R2, 3)]));
 
         // A refused batch changes nothing, marks included.
@@ -1066,7 +1100,7 @@ mod tests {
                 expect_version: 9,
             },
         ];
-        assert!(store.apply(&write(3, Action::Batch(ops))).is_err());
+        assert!(store.apply(&write(3, batch(&store, ops))).is_err());
         assert_eq!(marks(&store), set(&[(R2, 2), (R1, 3), (R2, 3)]));
 
         // A delete removes the doc's marks in every index.
@@ -1074,19 +1108,20 @@ mod tests {
             doc: doc(3),
             expect_version: 2,
         }];
-        store.apply(&write(3, Action::Batch(ops))).unwrap();
+        store.apply(&write(3, batch(&store, ops))).unwrap();
         assert_eq!(marks(&store), set(&[(R2, 2)]));
 
         // A reindex dropping an index drops its marks and keeps the others;
         // redeclaring one with another kind drops them too.
         let ops = vec![put(4, 1, &[1, 2], &[1, 2])];
-        store.apply(&write(4, Action::Batch(ops))).unwrap();
+        store.apply(&write(4, batch(&store, ops))).unwrap();
         assert_eq!(marks(&store), set(&[(R2, 2), (R1, 4), (R2, 4)]));
         let reindex = Action::Reindex {
             descriptor: vec![],
             indexes: vec![IndexDecl {
                 id: R1,
                 kind: IndexKind::Range,
+                unique: false,
             }],
         };
         store.apply(&write(5, reindex)).unwrap();
@@ -1097,6 +1132,7 @@ mod tests {
             indexes: vec![IndexDecl {
                 id: R1,
                 kind: IndexKind::Eq,
+                unique: false,
             }],
         };
         store.apply(&write(6, reindex)).unwrap();
@@ -1133,7 +1169,7 @@ mod tests {
                 _ => put(n, 1, &[1, 2], &[]),
             })
             .collect();
-        store.apply(&write(1, Action::Batch(ops))).unwrap();
+        store.apply(&write(1, batch(&store, ops))).unwrap();
         let meet = Plan::And(vec![
             range(Some((10, true)), None),
             range(None, Some((20, false))),

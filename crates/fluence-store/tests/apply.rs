@@ -58,10 +58,12 @@ fn create_refuses_duplicate_index_declarations() {
                 IndexDecl {
                     id: EQ,
                     kind: IndexKind::Eq,
+                    unique: false,
                 },
                 IndexDecl {
                     id: EQ,
                     kind: IndexKind::Range,
+                    unique: false,
                 },
             ],
         },
@@ -334,10 +336,12 @@ fn reindex_replaces_declarations_and_drops_removed_postings() {
         IndexDecl {
             id: EQ,
             kind: IndexKind::Eq,
+            unique: false,
         },
         IndexDecl {
             id: RANGE2,
             kind: IndexKind::Eq,
+            unique: false,
         },
     ];
     let reindex = signed(
@@ -388,10 +392,12 @@ fn reindex_replaces_declarations_and_drops_removed_postings() {
                 IndexDecl {
                     id: EQ,
                     kind: IndexKind::Eq,
+                    unique: false,
                 },
                 IndexDecl {
                     id: TEXT,
                     kind: IndexKind::Text,
+                    unique: false,
                 },
             ],
         },
@@ -411,7 +417,10 @@ fn reindex_replaces_declarations_and_drops_removed_postings() {
             values: IndexValues::Tokens(vec![token(5)]),
         }],
     };
-    store.apply(&batch(d, 4, vec![reput])).unwrap();
+    let current = store.info(&d).unwrap().indexes;
+    store
+        .apply(&batch_for(&current, d, 4, vec![reput]))
+        .unwrap();
     assert_eq!(find_all(&store, &d, &text5, 100), vec![doc(5)]);
     store.check(&d).unwrap();
 }

@@ -452,7 +452,7 @@ fn files_of_older_format_versions_are_refused_at_open() {
     // Version 1 files have no `multi` table; version 2 files key documents
     // by doc id. Neither is misread: open refuses them by their version,
     // the first field of the meta record (u16 LE).
-    for old in [1u16, 2] {
+    for old in [1u16, 2, 3] {
         let dir = tempfile::tempdir().unwrap();
         let d = dataset(1);
         {
@@ -490,5 +490,5 @@ fn files_of_older_format_versions_are_refused_at_open() {
             "{error:?}"
         );
     }
-    assert_eq!(layout::FORMAT_VERSION, 3);
+    assert_eq!(layout::FORMAT_VERSION, 4);
 }

@@ -21,10 +21,7 @@ const QUERIES_PER_COLLECTION: usize = 40;
 const WRITES_PER_COLLECTION: usize = 8;
 
 fn indexes() -> Vec<IndexSpec> {
-    let spec = |path: &str, kind| IndexSpec {
-        path: path.to_string(),
-        kind,
-    };
+    let spec = IndexSpec::new;
     vec![
         spec("a", IndexKindSpec::Eq),
         spec("a", IndexKindSpec::Range),

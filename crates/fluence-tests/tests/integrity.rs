@@ -23,10 +23,7 @@ use common::{runtime, Harness, Local};
 const KEY: [u8; 32] = [7; 32];
 
 fn indexes() -> Vec<IndexSpec> {
-    vec![IndexSpec {
-        path: "n".into(),
-        kind: IndexKindSpec::Range,
-    }]
+    vec![IndexSpec::new("n", IndexKindSpec::Range)]
 }
 
 fn dataset() -> Dataset {
@@ -247,7 +244,10 @@ fn writes_signed_by_another_key_are_refused() {
     let body = WriteBody {
         dataset: victim.id,
         seq: before.seq + 1,
-        action: Action::Batch(vec![put.clone()]),
+        action: Action::Batch {
+            schema: victim.schema(),
+            ops: vec![put.clone()],
+        },
     };
     let forged = SignedWrite {
         signature: Signature(attacker.sign(WRITE_SIGNING_DOMAIN, &body.digest())),
@@ -269,7 +269,10 @@ fn writes_signed_by_another_key_are_refused() {
     let body = WriteBody {
         dataset: victim.id,
         seq: before.seq + 1,
-        action: Action::Batch(vec![put]),
+        action: Action::Batch {
+            schema: victim.schema(),
+            ops: vec![put],
+        },
     };
     assert_eq!(
         send(&harness, &rt, SignedWrite { body, signature }),
@@ -316,10 +319,13 @@ fn a_replayed_write_is_refused() {
     let delete = WriteBody {
         dataset: victim.id,
         seq: seq + 1,
-        action: Action::Batch(vec![DocOp::Delete {
-            doc: victim.doc_id(&Bson::Int32(1)),
-            expect_version: 1,
-        }]),
+        action: Action::Batch {
+            schema: victim.schema(),
+            ops: vec![DocOp::Delete {
+                doc: victim.doc_id(&Bson::Int32(1)),
+                expect_version: 1,
+            }],
+        },
     };
     let signed = SignedWrite {
         signature: Signature(owner.sign(WRITE_SIGNING_DOMAIN, &delete.digest())),

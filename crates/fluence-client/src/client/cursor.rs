@@ -64,6 +64,7 @@ impl PageReader {
         let dataset = &self.state.dataset;
         let request = Request::Find {
             dataset: dataset.id,
+            schema: dataset.schema(),
             plan: self.plan.clone(),
             after: self.after,
             page_docs_max: FIND_PAGE_DOCS.min(PAGE_DOCS_MAX as u32),

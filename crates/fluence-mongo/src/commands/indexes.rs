@@ -57,10 +57,7 @@ mod tests {
 
     #[test]
     fn kinds_map_onto_mongodb_index_types() {
-        let spec = |path: &str, kind| IndexSpec {
-            path: path.into(),
-            kind,
-        };
+        let spec = |path: &str, kind| IndexSpec::new(path, kind);
         assert_eq!(
             describe_index(&spec("a.b", IndexKindSpec::Range)),
             doc! {"v": 2, "key": {"a.b": 1}, "name": "a.b_1"}

@@ -19,18 +19,22 @@ pub fn decls() -> Vec<IndexDecl> {
         IndexDecl {
             id: EQ,
             kind: IndexKind::Eq,
+            unique: false,
         },
         IndexDecl {
             id: TEXT,
             kind: IndexKind::Text,
+            unique: false,
         },
         IndexDecl {
             id: RANGE,
             kind: IndexKind::Range,
+            unique: false,
         },
         IndexDecl {
             id: RANGE2,
             kind: IndexKind::Range,
+            unique: false,
         },
     ]
 }
@@ -146,8 +150,20 @@ pub fn delete(n: u64, version: u64) -> DocOp {
     }
 }
 
+/// A batch for a dataset with the index declarations of [`decls`].
 pub fn batch(dataset: DatasetId, seq: u64, ops: Vec<DocOp>) -> SignedWrite {
-    signed(dataset, seq, Action::Batch(ops))
+    batch_for(&decls(), dataset, seq, ops)
+}
+
+/// A batch for a dataset declaring `indexes`.
+pub fn batch_for(
+    indexes: &[IndexDecl],
+    dataset: DatasetId,
+    seq: u64,
+    ops: Vec<DocOp>,
+) -> SignedWrite {
+    let schema = fluence_proto::schema_digest(indexes);
+    signed(dataset, seq, Action::Batch { schema, ops })
 }
 
 /// Every doc id of a complete query, following the cursor page by page.
