@@ -281,34 +281,58 @@ impl<T: Transport> Client<T> {
         last_seq: &mut u64,
         action: Action,
     ) -> Result<(), ClientError> {
+        self.submit_keeping(state, last_seq, action).await.0
+    }
+
+    /// [`Client::submit`], handing the action back: a refused batch is
+    /// resubmitted in part, and a batch runs to megabytes, so it is moved
+    /// rather than copied for each attempt.
+    async fn submit_keeping(
+        &self,
+        state: &DatasetState,
+        last_seq: &mut u64,
+        action: Action,
+    ) -> (Result<(), ClientError>, Action) {
+        let mut write = self.sign(WriteBody {
+            dataset: state.dataset.id,
+            seq: *last_seq + 1,
+            action,
+        });
         for _ in 0..SEQ_RETRIES_MAX {
-            let write = self.sign(WriteBody {
-                dataset: state.dataset.id,
-                seq: *last_seq + 1,
-                action: action.clone(),
-            });
-            match self.call(&Request::Write(write)).await {
+            let request = Request::Write(write);
+            let result = self.call(&request).await;
+            let Request::Write(sent) = request else {
+                unreachable_request()
+            };
+            write = sent;
+            let outcome = match result {
                 Ok(Response::Written { seq, .. }) => {
                     *last_seq = seq;
-                    return Ok(());
+                    Ok(())
                 }
-                Ok(other) => return Err(unexpected(&other)),
+                Ok(other) => Err(unexpected(&other)),
                 Err(ClientError::Node(NodeError::SeqMismatch { expected })) if expected > 0 => {
                     *last_seq = expected - 1;
+                    write.body.seq = expected;
+                    write.signature =
+                        Signature(self.signer.sign(WRITE_SIGNING_DOMAIN, &write.body.digest()));
+                    continue;
                 }
                 Err(ClientError::Node(NodeError::DatasetNotFound)) => {
                     self.datasets.lock().await.remove(state.dataset.name());
-                    return Err(ClientError::DatasetNotFound(
+                    Err(ClientError::DatasetNotFound(
                         state.dataset.name().to_string(),
-                    ));
+                    ))
                 }
-                Err(e) => return Err(e),
-            }
+                Err(e) => Err(e),
+            };
+            return (outcome, write.body.action);
         }
-        Err(ClientError::Conflict(format!(
+        let error = ClientError::Conflict(format!(
             "dataset {:?} kept changing under concurrent writers",
             state.dataset.name()
-        )))
+        ));
+        (Err(error), write.body.action)
     }
 
     /// Submits document operations in batches bounded by size. When the
@@ -324,37 +348,42 @@ impl<T: Transport> Client<T> {
     ) -> Result<u64, (u64, ClientError)> {
         let schema = state.dataset.schema();
         let mut applied = 0u64;
-        for mut batch in batches(ops) {
+        for batch in batches(ops) {
             let len = batch.len() as u64;
-            let action = Action::Batch {
-                schema,
-                ops: batch.clone(),
-            };
-            match self.submit(state, last_seq, action).await {
-                Ok(()) => applied += len,
-                Err(ClientError::Node(error)) if refused_op(&error).is_some() => {
-                    let op_index = refused_op(&error).unwrap_or_default() as usize;
-                    if op_index > batch.len() {
-                        return Err((
-                            applied,
-                            ClientError::Integrity(
-                                "node blamed an operation that was not sent".into(),
-                            ),
-                        ));
-                    }
-                    batch.truncate(op_index);
-                    if !batch.is_empty() {
-                        let prefix = batch.len() as u64;
-                        let action = Action::Batch { schema, ops: batch };
-                        self.submit(state, last_seq, action)
-                            .await
-                            .map_err(|e| (applied, e))?;
-                        applied += prefix;
-                    }
-                    return Err((applied, ClientError::Node(error)));
+            let action = Action::Batch { schema, ops: batch };
+            let (error, batch) = match self.submit_keeping(state, last_seq, action).await {
+                (Ok(()), _) => {
+                    applied += len;
+                    continue;
                 }
-                Err(e) => return Err((applied, e)),
+                (Err(ClientError::Node(error)), Action::Batch { ops, .. })
+                    if refused_op(&error).is_some() =>
+                {
+                    (error, ops)
+                }
+                (Err(e), _) => return Err((applied, e)),
+            };
+            let op_index = refused_op(&error).unwrap_or_default() as usize;
+            if op_index > batch.len() {
+                return Err((
+                    applied,
+                    ClientError::Integrity("node blamed an operation that was not sent".into()),
+                ));
             }
+            let mut prefix = batch;
+            prefix.truncate(op_index);
+            if !prefix.is_empty() {
+                let len = prefix.len() as u64;
+                let action = Action::Batch {
+                    schema,
+                    ops: prefix,
+                };
+                self.submit(state, last_seq, action)
+                    .await
+                    .map_err(|e| (applied, e))?;
+                applied += len;
+            }
+            return Err((applied, ClientError::Node(error)));
         }
         Ok(applied)
     }
@@ -748,6 +777,11 @@ async fn insert_ops(
         Ok((op, doc))
     })
     .await
+}
+
+/// `submit_keeping` builds its request as a write two lines above.
+fn unreachable_request() -> ! {
+    unreachable!("a write request is still a write request")
 }
 
 fn unexpected(response: &Response) -> ClientError {
