@@ -802,9 +802,9 @@ fn display_id(id: &Bson) -> String {
     id.clone().into_relaxed_extjson().to_string()
 }
 
-/// Gives `doc` an `_id` if it has none (first, as MongoDB places it) and
-/// checks the one it has.
-fn with_id(doc: Document) -> Result<Document, ClientError> {
+/// Gives `doc` an `_id` if it has none and checks the one it has. As
+/// MongoDB stores it, `_id` is the first field either way.
+fn with_id(mut doc: Document) -> Result<Document, ClientError> {
     match doc.get("_id") {
         Some(Bson::Array(_)) => Err(ClientError::InvalidRequest(
             "The '_id' value cannot be of type array".into(),
@@ -812,7 +812,15 @@ fn with_id(doc: Document) -> Result<Document, ClientError> {
         Some(Bson::RegularExpression(_)) => Err(ClientError::InvalidRequest(
             "The '_id' value cannot be of type regex".into(),
         )),
-        Some(_) => Ok(doc),
+        Some(_) if doc.keys().next().is_some_and(|k| k == "_id") => Ok(doc),
+        Some(_) => {
+            let mut with = Document::new();
+            if let Some(id) = doc.remove("_id") {
+                with.insert("_id", id);
+            }
+            with.extend(doc);
+            Ok(with)
+        }
         None => {
             let mut with = Document::new();
             with.insert("_id", ObjectId::new());
@@ -975,6 +983,21 @@ mod tests {
                 "estimate {estimate} for {real} bytes"
             );
         }
+    }
+
+    #[test]
+    fn ids_are_checked_and_stored_first() {
+        let given = with_id(bson::doc! {"a": 1, "_id": 5, "b": 2}).unwrap();
+        assert_eq!(given, bson::doc! {"_id": 5, "a": 1, "b": 2});
+        assert_eq!(
+            given.keys().collect::<Vec<_>>(),
+            vec!["_id", "a", "b"],
+            "order, not just equality"
+        );
+        let generated = with_id(bson::doc! {"a": 1}).unwrap();
+        assert!(matches!(generated.get("_id"), Some(Bson::ObjectId(_))));
+        assert_eq!(generated.keys().next().map(String::as_str), Some("_id"));
+        assert!(with_id(bson::doc! {"_id": [1]}).is_err());
     }
 
     #[test]

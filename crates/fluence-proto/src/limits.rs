@@ -30,3 +30,17 @@ pub const PAGE_DOCS_MAX: usize = 100_000;
 pub const DATASETS_LIST_MAX: usize = 100_000;
 /// Human-readable error text in an answer.
 pub const ERROR_MESSAGE_LEN_MAX: usize = 4096;
+
+// The cluster chain (`fluence-chain`, issue 3).
+
+/// Members of one cluster (n = 3f + 1; 4 by default, 7 in larger clusters).
+/// Bounds the attestations and evidence records one block carries.
+pub const CLUSTER_MEMBERS_MAX: usize = 64;
+/// Client-signed writes in one block. Each is a whole batch of document
+/// operations, so this bounds verification work per block, not documents.
+pub const WRITES_PER_BLOCK_MAX: usize = 4096;
+/// One encoded block, writes included: it must travel as one message.
+pub const BLOCK_LEN_MAX: usize = MESSAGE_LEN_MAX;
+/// One encoded finalization certificate as the consensus engine produced it
+/// (2f + 1 signatures of 64 bytes and their signer indexes, with headroom).
+pub const CERTIFICATE_LEN_MAX: usize = 16 * 1024;

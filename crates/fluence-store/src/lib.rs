@@ -8,6 +8,8 @@
 //! - [`Store`] opens `<dir>/datasets/<dataset-id-hex>.redb` files and serves
 //!   [`Store::apply`], [`Store::find`], [`Store::info`], [`Store::list`],
 //!   [`Store::journal`], [`Store::prove`] and [`Store::check`];
+//!   [`Store::apply_sequence`] applies a cluster block's writes in one
+//!   commit and [`Store::simulate_sequence`] tries them without one;
 //!   [`Store::open_with`] sets the per-dataset page cache ([`StoreOptions`]).
 //! - Range indexes are ordered by an [`OreOrder`] type parameter: the
 //!   crypto crate's Lewi–Wu comparison in production, [`PlaintextOrder`]
@@ -36,8 +38,9 @@ pub use query::{
     Page, CANDIDATES_PER_PAGE_MAX, ESTIMATE_SCAN_MAX, PAGE_BYTES_MAX, RANGE_CHUNK_DOCS_MAX,
 };
 pub use store::{
-    Applied, CheckReport, JournalEntry, Store, StoreOptions, CREATING_FILE_EXT, DATASETS_DIR,
-    DATASET_CACHE_BYTES, DATASET_FILES_MAX, DATASET_FILE_EXT, JOURNAL_BYTES_MAX, JOURNAL_READ_MAX,
+    Applied, CheckReport, JournalEntry, SequenceError, Store, StoreOptions, CREATING_FILE_EXT,
+    DATASETS_DIR, DATASET_CACHE_BYTES, DATASET_FILES_MAX, DATASET_FILE_EXT, JOURNAL_BYTES_MAX,
+    JOURNAL_READ_MAX,
 };
 
 #[cfg(test)]

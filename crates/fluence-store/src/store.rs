@@ -95,6 +95,31 @@ pub struct CheckReport {
     pub journal_entries: u64,
 }
 
+/// A write of a sequence was refused; nothing of the sequence applied.
+#[derive(Debug, thiserror::Error)]
+#[error("write {index} of the sequence was refused: {error}")]
+pub struct SequenceError {
+    /// Position of the refused write in the sequence.
+    pub index: usize,
+    #[source]
+    pub error: ApplyError,
+}
+
+/// Whether a sequence's transaction is committed or thrown away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Commit,
+    Abort,
+}
+
+/// The write of a one-write sequence that creates or drops its dataset.
+fn lifecycle_alone(writes: &[SignedWrite]) -> Option<&SignedWrite> {
+    match writes {
+        [write] if matches!(write.body.action, Action::Create { .. } | Action::Drop) => Some(write),
+        _ => None,
+    }
+}
+
 struct Dataset {
     path: PathBuf,
     owner: PublicKey,
@@ -166,6 +191,18 @@ fn write_meta(txn: &WriteTransaction, meta: &Meta) -> Result<(), StoreError> {
     let mut table = txn.open_table(layout::META)?;
     table.insert(layout::META_KEY, meta.encode().as_slice())?;
     Ok(())
+}
+
+/// The sequence number after `meta`'s, which `seq` must be.
+fn next_seq(meta: &Meta, seq: u64) -> Result<u64, ApplyError> {
+    let expected = meta
+        .seq
+        .checked_add(1)
+        .ok_or_else(|| ApplyError::BadWrite("sequence numbers are exhausted".into()))?;
+    if seq != expected {
+        return Err(ApplyError::SeqMismatch { expected });
+    }
+    Ok(expected)
 }
 
 /// Makes a rename or unlink in `dir` durable.
@@ -278,26 +315,171 @@ impl<O: OreOrder> Store<O> {
         match &write.body.action {
             Action::Create { .. } => self.create(write, &write_bytes),
             Action::Drop => self.drop_dataset(&id, write.body.seq),
-            Action::Batch { .. } | Action::Reindex { .. } => {
-                let dataset = self.dataset(&id).ok_or(ApplyError::DatasetNotFound)?;
-                let writer = lock(&dataset.writer);
-                if writer.dropped {
-                    return Err(ApplyError::DatasetNotFound);
-                }
-                let mut txn = dataset.db.begin_write()?;
-                txn.set_durability(Durability::Immediate)?;
-                match Self::apply_in(&txn, write, &write_bytes) {
-                    Ok(applied) => {
-                        txn.commit()?;
-                        drop(writer);
-                        Ok(applied)
-                    }
-                    Err(error) => {
-                        txn.abort()?;
-                        Err(error)
-                    }
+            Action::Batch { .. } | Action::Reindex { .. } => self
+                .run_sequence(std::slice::from_ref(write), Outcome::Commit)
+                .map(|applied| applied[0])
+                .map_err(|refused| refused.error),
+        }
+    }
+
+    /// Applies consecutive writes of one dataset in one durable
+    /// transaction: all of them or none. `Ok` means the commit reached the
+    /// disk; the result holds each write's [`Applied`], in order.
+    ///
+    /// This is how a cluster member applies a finalized block: one commit
+    /// (and one fsync) per block instead of one per write. A `Create` or
+    /// `Drop` must be the only write of its sequence: it creates or
+    /// unlinks the dataset file itself. The caller has verified the owner's
+    /// signatures, as for [`Store::apply`].
+    pub fn apply_sequence(&self, writes: &[SignedWrite]) -> Result<Vec<Applied>, SequenceError> {
+        match lifecycle_alone(writes) {
+            Some(write) => self
+                .apply(write)
+                .map(|applied| vec![applied])
+                .map_err(|error| SequenceError { index: 0, error }),
+            None => self.run_sequence(writes, Outcome::Commit),
+        }
+    }
+
+    /// What [`Store::apply_sequence`] would return, without changing
+    /// anything: the writes run inside a transaction that is then aborted.
+    ///
+    /// A cluster member verifies a proposed block with it: the state root
+    /// after the block's writes must be the one the proposer claims. A
+    /// `Create` alone is checked and its root computed without creating
+    /// the file; a `Drop` alone is checked against the dataset's sequence.
+    pub fn simulate_sequence(&self, writes: &[SignedWrite]) -> Result<Vec<Applied>, SequenceError> {
+        match lifecycle_alone(writes) {
+            Some(write) => self
+                .simulate_lifecycle(write)
+                .map(|applied| vec![applied])
+                .map_err(|error| SequenceError { index: 0, error }),
+            None => self.run_sequence(writes, Outcome::Abort),
+        }
+    }
+
+    /// Runs `Batch` and `Reindex` writes of one dataset in one transaction
+    /// and commits or aborts it.
+    fn run_sequence(
+        &self,
+        writes: &[SignedWrite],
+        outcome: Outcome,
+    ) -> Result<Vec<Applied>, SequenceError> {
+        let refuse = |index: usize, error: ApplyError| SequenceError { index, error };
+        let Some(first) = writes.first() else {
+            return Ok(Vec::new());
+        };
+        let id = first.body.dataset;
+        let mut encoded = Vec::with_capacity(writes.len());
+        for (index, write) in writes.iter().enumerate() {
+            if write.body.dataset != id {
+                return Err(refuse(
+                    index,
+                    ApplyError::BadWrite("a sequence of writes spans two datasets".into()),
+                ));
+            }
+            if matches!(write.body.action, Action::Create { .. } | Action::Drop) {
+                return Err(refuse(
+                    index,
+                    ApplyError::BadWrite("a Create or Drop must be applied alone".into()),
+                ));
+            }
+            let bytes = write.to_bytes();
+            if bytes.len() > MESSAGE_LEN_MAX {
+                return Err(refuse(
+                    index,
+                    ApplyError::BadWrite(
+                        "write is larger than MESSAGE_LEN_MAX and could not be served back".into(),
+                    ),
+                ));
+            }
+            encoded.push(bytes);
+        }
+        let dataset = self
+            .dataset(&id)
+            .ok_or(refuse(0, ApplyError::DatasetNotFound))?;
+        let writer = lock(&dataset.writer);
+        if writer.dropped {
+            return Err(refuse(0, ApplyError::DatasetNotFound));
+        }
+        let at_first = |error: ApplyError| refuse(0, error);
+        let mut txn = dataset.db.begin_write().map_err(|e| at_first(e.into()))?;
+        if outcome == Outcome::Commit {
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| at_first(e.into()))?;
+        }
+        let mut applied = Vec::with_capacity(writes.len());
+        for (index, (write, bytes)) in writes.iter().zip(&encoded).enumerate() {
+            match Self::apply_in(&txn, write, bytes) {
+                Ok(one) => applied.push(one),
+                Err(error) => {
+                    txn.abort().map_err(|e| at_first(e.into()))?;
+                    return Err(refuse(index, error));
                 }
             }
+        }
+        match outcome {
+            Outcome::Commit => txn.commit().map_err(|e| at_first(e.into()))?,
+            Outcome::Abort => txn.abort().map_err(|e| at_first(e.into()))?,
+        }
+        drop(writer);
+        Ok(applied)
+    }
+
+    /// Everything a `Create` must satisfy before any file is touched.
+    fn check_create(
+        &self,
+        id: &DatasetId,
+        seq: u64,
+        descriptor: &[u8],
+        indexes: &[fluence_proto::IndexDecl],
+    ) -> Result<(), ApplyError> {
+        if self.dataset(id).is_some() {
+            return Err(ApplyError::DatasetExists);
+        }
+        if seq != 0 {
+            return Err(ApplyError::SeqMismatch { expected: 0 });
+        }
+        apply::validate_descriptor(descriptor)?;
+        apply::validate_decls(indexes)?;
+        Ok(())
+    }
+
+    /// Checks a lone `Create` or `Drop` and computes the state root it
+    /// would leave, changing nothing.
+    fn simulate_lifecycle(&self, write: &SignedWrite) -> Result<Applied, ApplyError> {
+        let id = write.body.dataset;
+        let _lifecycle = lock(&self.lifecycle);
+        match &write.body.action {
+            Action::Create {
+                descriptor,
+                indexes,
+                ..
+            } => {
+                self.check_create(&id, write.body.seq, descriptor, indexes)?;
+                // `create` computes the same from the empty tree it writes.
+                let empty_tree_root = merkle::empty_hashes()[0];
+                Ok(Applied {
+                    seq: 0,
+                    state_root: merkle::state_root(
+                        &id,
+                        &empty_tree_root,
+                        &merkle::descriptor_hash(descriptor, indexes),
+                        0,
+                    ),
+                })
+            }
+            Action::Drop => {
+                let dataset = self.dataset(&id).ok_or(ApplyError::DatasetNotFound)?;
+                let expected = next_seq(&read_meta(&dataset.db.begin_read()?)?, write.body.seq)?;
+                Ok(Applied {
+                    seq: expected,
+                    state_root: Hash32([0; 32]),
+                })
+            }
+            Action::Batch { .. } | Action::Reindex { .. } => Err(ApplyError::BadWrite(
+                "only a lone Create or Drop is simulated on its own".into(),
+            )),
         }
     }
 
@@ -308,13 +490,7 @@ impl<O: OreOrder> Store<O> {
         write_bytes: &[u8],
     ) -> Result<Applied, ApplyError> {
         let mut meta = read_meta_write(txn)?;
-        let expected = meta
-            .seq
-            .checked_add(1)
-            .ok_or_else(|| ApplyError::BadWrite("sequence numbers are exhausted".into()))?;
-        if write.body.seq != expected {
-            return Err(ApplyError::SeqMismatch { expected });
-        }
+        let expected = next_seq(&meta, write.body.seq)?;
         let (tree_root, doc_count) = {
             let mut tables = DocTables::<O>::open(txn)?;
             let dirty = match &write.body.action {
@@ -387,14 +563,7 @@ impl<O: OreOrder> Store<O> {
         };
         let id = write.body.dataset;
         let _lifecycle = lock(&self.lifecycle);
-        if self.dataset(&id).is_some() {
-            return Err(ApplyError::DatasetExists);
-        }
-        if write.body.seq != 0 {
-            return Err(ApplyError::SeqMismatch { expected: 0 });
-        }
-        apply::validate_descriptor(descriptor)?;
-        apply::validate_decls(indexes)?;
+        self.check_create(&id, write.body.seq, descriptor, indexes)?;
 
         let creating = self.file_path(&id, CREATING_FILE_EXT);
         let path = self.file_path(&id, DATASET_FILE_EXT);
@@ -460,14 +629,7 @@ impl<O: OreOrder> Store<O> {
         if writer.dropped {
             return Err(ApplyError::DatasetNotFound);
         }
-        let meta = read_meta(&dataset.db.begin_read()?)?;
-        let expected = meta
-            .seq
-            .checked_add(1)
-            .ok_or_else(|| ApplyError::BadWrite("sequence numbers are exhausted".into()))?;
-        if seq != expected {
-            return Err(ApplyError::SeqMismatch { expected });
-        }
+        next_seq(&read_meta(&dataset.db.begin_read()?)?, seq)?;
         // Unlink first: if that fails the dataset is still whole and served.
         // Readers holding it keep reading the unlinked file until they
         // finish; no writer can commit to it once `dropped` is set (this

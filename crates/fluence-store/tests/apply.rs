@@ -8,15 +8,7 @@ use fluence_proto::{
     Action, Decode, DocOp, Hash32, IndexDecl, IndexEntry, IndexKind, IndexValues, NodeError, Plan,
     Precondition, SignedWrite,
 };
-use fluence_store::{ApplyError, PlaintextOrder, Store};
-
-type TestStore = Store<PlaintextOrder>;
-
-fn open() -> (tempfile::TempDir, TestStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = TestStore::open(dir.path()).unwrap();
-    (dir, store)
-}
+use fluence_store::ApplyError;
 
 #[test]
 fn create_starts_at_seq_zero_and_only_once() {

@@ -7,15 +7,7 @@ use fluence_proto::{
     Action, Decode, DocId, DocOp, Encode, Hash32, IndexDecl, IndexKind, Plan, Precondition,
 };
 use fluence_store::merkle::{bucket_of, hash_sealed};
-use fluence_store::{verify_proof, MerkleProof, PlaintextOrder, ProofError, Store};
-
-type TestStore = Store<PlaintextOrder>;
-
-fn open() -> (tempfile::TempDir, TestStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = TestStore::open(dir.path()).unwrap();
-    (dir, store)
-}
+use fluence_store::{verify_proof, MerkleProof, ProofError};
 
 fn root(store: &TestStore) -> Hash32 {
     store.info(&dataset(1)).unwrap().state_root

@@ -7,7 +7,7 @@ use fluence_proto::{
     Action, DatasetId, DocId, DocOp, IndexDecl, IndexEntry, IndexId, IndexKind, IndexValues,
     Precondition, PublicKey, SealedDoc, Signature, SignedWrite, Token, WriteBody,
 };
-use fluence_store::{Applied, OreOrder, Store};
+use fluence_store::{Applied, OreOrder, PlaintextOrder, Store};
 
 pub const EQ: IndexId = IndexId([0xe1; 16]);
 pub const TEXT: IndexId = IndexId([0x7e; 16]);
@@ -196,4 +196,13 @@ pub fn sorted_docs(ns: impl IntoIterator<Item = u64>) -> Vec<DocId> {
     out.sort();
     out.dedup();
     out
+}
+
+pub type TestStore = Store<PlaintextOrder>;
+
+/// A store in a fresh temporary directory (kept alive by the guard).
+pub fn open() -> (tempfile::TempDir, TestStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::open(dir.path()).unwrap();
+    (dir, store)
 }

@@ -1,0 +1,127 @@
+//! The finalized-block store on real files: append order, reopen, and
+//! refusal of blocks that do not extend the tip.
+
+mod common;
+
+use common::{child, Owner};
+use fluence_chain::{Block, ChainStore, ChainStoreError, FinalizedBlock};
+use fluence_proto::{DatasetId, Hash32};
+
+fn finalized(block: Block, certificate: &[u8]) -> FinalizedBlock {
+    FinalizedBlock {
+        block,
+        certificate: certificate.to_vec(),
+    }
+}
+
+#[test]
+fn blocks_append_in_order_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Owner::new(1);
+    let genesis = Block::genesis(owner.dataset);
+    let first = child(&genesis, vec![owner.create()], Hash32([1; 32]));
+    let second = child(&first, vec![owner.insert(1, 1)], Hash32([2; 32]));
+    {
+        let store = ChainStore::open(dir.path(), owner.dataset).unwrap();
+        assert_eq!(store.tip().unwrap().hash, genesis.hash());
+        assert_eq!(store.tip().unwrap().height, 0);
+        store.append(&finalized(first.clone(), b"cert-1")).unwrap();
+        let tip = store.append(&finalized(second.clone(), b"")).unwrap();
+        assert_eq!(tip.hash, second.hash());
+        assert_eq!(tip.state_root, Hash32([2; 32]));
+    }
+    let store = ChainStore::open(dir.path(), owner.dataset).unwrap();
+    let tip = store.tip().unwrap();
+    assert_eq!((tip.height, tip.hash), (2, second.hash()));
+    assert_eq!(
+        store.get(1).unwrap().unwrap(),
+        finalized(first.clone(), b"cert-1")
+    );
+    assert_eq!(store.get(3).unwrap(), None);
+    assert_eq!(store.get(0).unwrap(), None);
+    let insert = owner.insert(1, 1);
+    let location = store.find_write(&insert.body.digest()).unwrap().unwrap();
+    assert_eq!((location.height, location.seq), (2, 1));
+    assert_eq!(
+        store.find_write(&owner.insert(2, 2).body.digest()).unwrap(),
+        None
+    );
+    let all = store.range(1, 10).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].block, second);
+}
+
+#[test]
+fn only_the_next_block_of_the_tip_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Owner::new(2);
+    let store = ChainStore::open(dir.path(), owner.dataset).unwrap();
+    let genesis = Block::genesis(owner.dataset);
+    let first = child(&genesis, vec![], Hash32([0; 32]));
+    let second = child(&first, vec![], Hash32([0; 32]));
+    assert!(matches!(
+        store.append(&finalized(second.clone(), b"")),
+        Err(ChainStoreError::NotNext { tip: 0, found: 2 })
+    ));
+    let mut fork = first.clone();
+    fork.parent = Hash32([9; 32]);
+    assert!(matches!(
+        store.append(&finalized(fork, b"")),
+        Err(ChainStoreError::WrongParent { height: 1, .. })
+    ));
+    store.append(&finalized(first.clone(), b"")).unwrap();
+    assert!(matches!(
+        store.append(&finalized(first, b"")),
+        Err(ChainStoreError::NotNext { tip: 1, found: 1 })
+    ));
+    let foreign = child(&Block::genesis(DatasetId([4; 32])), vec![], Hash32([0; 32]));
+    assert!(matches!(
+        store.append(&finalized(foreign, b"")),
+        Err(ChainStoreError::ForeignBlock { .. })
+    ));
+}
+
+#[test]
+fn a_chain_file_of_another_dataset_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = DatasetId([1; 32]);
+    let b = DatasetId([2; 32]);
+    drop(ChainStore::open(dir.path(), a).unwrap());
+    std::fs::rename(
+        ChainStore::path_in(dir.path(), &a),
+        ChainStore::path_in(dir.path(), &b),
+    )
+    .unwrap();
+    assert!(matches!(
+        ChainStore::open(dir.path(), b),
+        Err(ChainStoreError::WrongDataset { .. })
+    ));
+}
+
+#[test]
+fn a_damaged_record_is_a_typed_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Owner::new(3);
+    let genesis = Block::genesis(owner.dataset);
+    let first = child(&genesis, vec![owner.create()], Hash32([1; 32]));
+    drop({
+        let store = ChainStore::open(dir.path(), owner.dataset).unwrap();
+        store.append(&finalized(first, b"c")).unwrap();
+        store
+    });
+    // Overwrite the record with garbage through redb itself.
+    {
+        let db = redb::Database::open(ChainStore::path_in(dir.path(), &owner.dataset)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let definition: redb::TableDefinition<u64, &[u8]> =
+                redb::TableDefinition::new("blocks");
+            let mut table = txn.open_table(definition).unwrap();
+            table.insert(1u64, &[1u8, 2, 3][..]).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = ChainStore::open(dir.path(), owner.dataset).unwrap();
+    assert!(matches!(store.get(1), Err(ChainStoreError::Corrupt(_))));
+    assert!(matches!(store.tip(), Err(ChainStoreError::Corrupt(_))));
+}

@@ -1,0 +1,364 @@
+//! [`ChainApp`]: the application side of consensus. It builds a block from
+//! pending writes and verifies others' blocks by re-executing them; the
+//! marshal `Inline` wrapper turns it into simplex's automaton and relay.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use commonware_consensus::marshal::ancestry::Ancestry;
+use commonware_consensus::simplex::types::Context;
+use commonware_consensus::Application;
+use commonware_cryptography::{ed25519, Digested};
+use commonware_p2p::{Recipients, Sender};
+use commonware_runtime::Clock;
+use fluence_chain::{
+    is_lifecycle_write, verify_block, verify_write_signature, AttestationBody, Block, ChainRules,
+    SignedAttestation, VerifyContext,
+};
+use fluence_proto::{Encode, Hash32, SignedWrite};
+use fluence_store::{Applied, OreOrder};
+use futures::StreamExt;
+use tracing::{debug, warn};
+
+use crate::block::{ChainBlock, Digest};
+use crate::error::{SubmitError, VerifyError};
+use crate::exec::{SpecError, SPECULATION_DEPTH_MAX};
+use crate::member::{Behavior, Member};
+
+/// How long a proposal or verification waits before looking again when it
+/// depends on blocks not yet finalized.
+pub const SPECULATION_RETRY: Duration = Duration::from_millis(10);
+
+/// The scheme simplex signs votes and certificates with.
+pub type Scheme = commonware_consensus::simplex::scheme::ed25519::Scheme;
+/// What consensus tells the application about a proposal.
+pub type ConsensusContext = Context<Digest, ed25519::PublicKey>;
+
+/// The application of one member in one cluster.
+pub struct ChainApp<O: OreOrder, S> {
+    member: Arc<Member<O>>,
+    /// Where this member's attestations go (every cluster member).
+    attestations: S,
+}
+
+impl<O: OreOrder, S: Clone> Clone for ChainApp<O, S> {
+    fn clone(&self) -> Self {
+        ChainApp {
+            member: Arc::clone(&self.member),
+            attestations: self.attestations.clone(),
+        }
+    }
+}
+
+/// Why walking the ancestry stopped.
+enum Walk {
+    /// The ancestry does not pass through the applied tip.
+    Forks,
+    /// More unfinalized ancestors than [`SPECULATION_DEPTH_MAX`].
+    TooDeep,
+}
+
+/// The blocks from the applied tip (inclusive) to the first block of
+/// `ancestry`, oldest first.
+async fn down_to_applied(
+    mut ancestry: impl Ancestry<ChainBlock>,
+    applied_height: u64,
+) -> Result<Vec<Arc<ChainBlock>>, Walk> {
+    let mut out = Vec::new();
+    while let Some(block) = ancestry.next().await {
+        let height = block.inner().block().height;
+        if height < applied_height {
+            return Err(Walk::Forks);
+        }
+        out.push(block.inner_shared());
+        if height == applied_height {
+            out.reverse();
+            return Ok(out);
+        }
+        if out.len() > SPECULATION_DEPTH_MAX {
+            return Err(Walk::TooDeep);
+        }
+    }
+    Err(Walk::Forks)
+}
+
+fn now_ms(context: &impl Clock) -> u64 {
+    context
+        .current()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A root no honest execution produces, for [`Behavior::WrongRoot`].
+fn corrupt(root: Hash32) -> Hash32 {
+    let mut bytes = root.0;
+    bytes[0] ^= 0xff;
+    Hash32(bytes)
+}
+
+impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ChainApp<O, S> {
+    pub(crate) fn new(member: Arc<Member<O>>, attestations: S) -> Self {
+        ChainApp {
+            member,
+            attestations,
+        }
+    }
+
+    /// Signs that executing `block` leaves `root`, keeps it, and sends it
+    /// to every member.
+    fn attest(&self, block: &ChainBlock, root: Hash32) {
+        let member = &self.member;
+        let root = match member.behavior {
+            Behavior::Honest => root,
+            Behavior::WrongRoot => corrupt(root),
+        };
+        let attestation = SignedAttestation::sign(
+            &member.key,
+            AttestationBody {
+                dataset: block.block().dataset,
+                height: block.block().height,
+                block: block.hash(),
+                root,
+            },
+        );
+        member.receive_attestation(&member.public, attestation);
+        let mut sender = self.attestations.clone();
+        sender.send(Recipients::All, attestation.to_bytes(), false);
+    }
+
+    /// Walks the ancestry to the applied tip and runs `f` on the parent's
+    /// state, waiting while it depends on unfinalized lifecycle blocks, a
+    /// store not yet reconciled after a restart, or too deep a backlog.
+    async fn on_parent<E: Clock, R>(
+        &self,
+        runtime: &E,
+        ancestry: impl Ancestry<ChainBlock>,
+        parent: &ChainBlock,
+        mut f: impl FnMut(&crate::exec::ParentView<'_, O>) -> Result<R, SpecError>,
+    ) -> Result<R, SpecError> {
+        loop {
+            let applied = self.member.exec.applied();
+            let ancestors = match down_to_applied(ancestry.clone(), applied.height).await {
+                Ok(ancestors) => ancestors,
+                Err(Walk::Forks) => return Err(SpecError::ForksFinalized),
+                Err(Walk::TooDeep) => {
+                    runtime.sleep(SPECULATION_RETRY).await;
+                    continue;
+                }
+            };
+            match self.member.exec.with_parent(&ancestors, parent, &mut f) {
+                Err(SpecError::Wait) => runtime.sleep(SPECULATION_RETRY).await,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// The writes a proposal takes: the pending run after the parent's state,
+/// cut before any `Create` or `Drop` that cannot go alone here.
+fn eligible(candidates: Vec<SignedWrite>, lifecycle_allowed: bool) -> Vec<SignedWrite> {
+    match candidates.first() {
+        Some(first) if is_lifecycle_write(first) => {
+            if lifecycle_allowed {
+                candidates.into_iter().take(1).collect()
+            } else {
+                Vec::new()
+            }
+        }
+        _ => candidates
+            .into_iter()
+            .take_while(|write| !is_lifecycle_write(write))
+            .collect(),
+    }
+}
+
+impl<E, O, S> Application<E> for ChainApp<O, S>
+where
+    E: Clock + Send + Sync + 'static,
+    O: OreOrder + 'static,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+{
+    type SigningScheme = Scheme;
+    type Context = ConsensusContext;
+    type Block = ChainBlock;
+    type Input = ();
+
+    async fn propose(
+        &mut self,
+        (runtime, _context): (E, Self::Context),
+        ancestry: impl Ancestry<Self::Block>,
+        _input: (),
+    ) -> Option<Digested<Self::Block>> {
+        let parent = ancestry.peek()?.inner_shared();
+        let member = Arc::clone(&self.member);
+        let built = self
+            .on_parent(&runtime, ancestry, &parent, |view| {
+                let owner = view.owner();
+                let candidates = member.pool().run_from(
+                    view.next_seq(),
+                    member.limits.writes_max,
+                    member.limits.write_bytes_max,
+                );
+                let mut writes = eligible(candidates, view.lifecycle_allowed());
+                // A write whose signature fails against the parent's owner
+                // (the dataset was re-created meanwhile) ends the run.
+                if let Some(bad) = writes
+                    .iter()
+                    .position(|w| verify_write_signature(w, owner.as_ref()).is_err())
+                {
+                    let write = &writes[bad];
+                    member.pool().refuse(
+                        write.body.seq,
+                        write.body.digest(),
+                        SubmitError::Refused("not signed by the dataset's owner".into()),
+                    );
+                    writes.truncate(bad);
+                }
+                let applied: Vec<Applied> = loop {
+                    match view.simulate(&writes) {
+                        Ok(applied) => break applied,
+                        Err(SpecError::Refused { index, reason }) => {
+                            let write = &writes[index];
+                            debug!(seq = write.body.seq, %reason, "pending write refused");
+                            member.pool().refuse(
+                                write.body.seq,
+                                write.body.digest(),
+                                SubmitError::Refused(reason),
+                            );
+                            writes.truncate(index);
+                        }
+                        Err(other) => return Err(other),
+                    }
+                };
+                let root = applied.last().map_or(view.parent_root(), |a| a.state_root);
+                Ok((writes, root))
+            })
+            .await;
+        let (writes, root) = match built {
+            Ok(built) => built,
+            Err(error) => {
+                warn!(?error, "cannot build on the proposed parent");
+                return None;
+            }
+        };
+        let parent_block = parent.block();
+        let for_parent = self.member.inbox().for_parent(
+            parent_block.height,
+            &parent.hash(),
+            &parent_block.state_root,
+        );
+        let claimed = match self.member.behavior {
+            Behavior::Honest => root,
+            Behavior::WrongRoot => corrupt(root),
+        };
+        let block = Block {
+            dataset: parent_block.dataset,
+            height: parent_block.height + 1,
+            parent: parent.hash(),
+            timestamp_ms: now_ms(&runtime).max(parent_block.timestamp_ms),
+            writes,
+            state_root: claimed,
+            attestations: for_parent.attestations,
+            evidence: for_parent.evidence,
+        };
+        let block = match ChainBlock::new(block) {
+            Ok(block) => block,
+            Err(error) => {
+                warn!(%error, "proposal does not fit a block");
+                return None;
+            }
+        };
+        self.attest(&block, root);
+        let digest = commonware_cryptography::Digestible::digest(&block);
+        Some(Digested::precomputed(block, digest))
+    }
+
+    async fn verify(
+        &mut self,
+        (runtime, _context): (E, Self::Context),
+        mut ancestry: impl Ancestry<Self::Block>,
+    ) -> bool {
+        let Some(block) = ancestry.next().await else {
+            return false;
+        };
+        let block = block.inner_shared();
+        // After a restart consensus may ask again about a block this member
+        // already finalized.
+        let applied = self.member.exec.applied();
+        if block.block().height <= applied.height {
+            return self
+                .member
+                .exec
+                .chain()
+                .get(block.block().height)
+                .ok()
+                .flatten()
+                .is_some_and(|f| f.block.hash() == block.hash());
+        }
+        let Some(parent) = ancestry.peek().map(|p| p.inner_shared()) else {
+            return false;
+        };
+        let member = Arc::clone(&self.member);
+        let rules: ChainRules = member.rules;
+        let now = now_ms(&runtime);
+        let checked = self
+            .on_parent(&runtime, ancestry, &parent, |view| {
+                let owner = view.owner();
+                let context = VerifyContext {
+                    rules: &rules,
+                    members: &member.members,
+                    now_ms: now,
+                    owner: owner.as_ref(),
+                };
+                if let Err(error) =
+                    verify_block(block.block(), parent.block(), &parent.hash(), &context)
+                {
+                    return Ok(Err(VerifyError::Block(error)));
+                }
+                match view.simulate(&block.block().writes) {
+                    Ok(applied) => Ok(Ok(applied
+                        .last()
+                        .map_or(view.parent_root(), |a| a.state_root))),
+                    Err(SpecError::Refused { index, reason }) => {
+                        Ok(Err(VerifyError::WriteRefused { index, reason }))
+                    }
+                    Err(other) => Err(other),
+                }
+            })
+            .await;
+        let outcome = match checked {
+            Ok(outcome) => outcome,
+            Err(SpecError::ForksFinalized) => Err(VerifyError::ForksFinalized),
+            Err(SpecError::AncestorDiverged { height }) => {
+                Err(VerifyError::AncestorDiverged { height })
+            }
+            Err(SpecError::Storage(reason)) => Err(VerifyError::Storage(reason)),
+            Err(SpecError::Refused { index, reason }) => {
+                Err(VerifyError::WriteRefused { index, reason })
+            }
+            Err(SpecError::Wait) => unreachable!("on_parent retries while it must wait"),
+        };
+        match outcome {
+            Ok(computed) if computed == block.block().state_root => {
+                self.attest(&block, computed);
+                true
+            }
+            Ok(computed) => {
+                // Executed but disagrees: say so, signed (the dissent is
+                // evidence if the block is finalized anyway).
+                self.attest(&block, computed);
+                warn!(
+                    height = block.block().height,
+                    claimed = %block.block().state_root,
+                    %computed,
+                    "proposal claims a state root its writes do not produce"
+                );
+                false
+            }
+            Err(error) => {
+                warn!(height = block.block().height, %error, "proposal refused");
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! Execution of blocks against the member's store: speculative (to propose
+//! or verify a block whose ancestors are not finalized yet) and final (to
+//! apply a finalized block, idempotently, after a crash too).
+//!
+//! One lock serialises every store write and simulation of the dataset with
+//! the applied tip, so a simulation always starts from a committed state
+//! that matches a known chain height. Store calls are synchronous and run
+//! under that lock; nothing awaits while holding it.
+//!
+//! # Speculation
+//!
+//! Consensus asks to build on, or verify, a block whose parent may be
+//! notarized but not finalized. The unfinalized ancestors (at most
+//! [`SPECULATION_DEPTH_MAX`]) are replayed with the new writes in one
+//! store transaction that is aborted ([`Store::simulate_sequence`]). A
+//! `Create` or `Drop` changes the dataset file itself, so a block holding
+//! one is simulated only on top of fully applied ancestors, and no block is
+//! simulated on top of an unapplied one: the caller waits for finalization.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use fluence_chain::{is_lifecycle_write, ChainStore, ChainTip, FinalizedBlock, ABSENT_STATE_ROOT};
+use fluence_proto::{Action, DatasetId, DatasetInfo, Encode, Hash32, PublicKey, SignedWrite};
+use fluence_store::{Applied, OreOrder, SequenceError, Store, StoreError};
+
+use crate::block::ChainBlock;
+use crate::error::ReplicaFault;
+
+/// Unfinalized ancestors a proposal or verification may replay. Deeper
+/// than this, the member waits for finalization to catch up.
+pub const SPECULATION_DEPTH_MAX: usize = 32;
+
+struct ExecState {
+    applied: ChainTip,
+    /// False after a restart until the store and the chain agree again: a
+    /// crash between applying a block's writes and recording the block
+    /// leaves the store one block ahead until that block is redelivered.
+    reconciled: bool,
+}
+
+/// The dataset as of the end of the committed store state, plus the
+/// unapplied ancestors' writes, under the execution lock.
+pub struct ParentView<'a, O: OreOrder> {
+    store: &'a Store<O>,
+    committed: Option<DatasetInfo>,
+    pending: Vec<SignedWrite>,
+    /// `(height, index of its last write in pending, claimed root)` for
+    /// each unapplied ancestor with writes, to check they replay exactly.
+    checkpoints: Vec<(u64, usize, Hash32)>,
+    parent_root: Hash32,
+}
+
+/// Why a speculation cannot run now or at all.
+#[derive(Debug)]
+pub enum SpecError {
+    /// Retry after more blocks are finalized and applied.
+    Wait,
+    /// The ancestry does not extend this member's finalized chain.
+    ForksFinalized,
+    /// An unapplied ancestor does not replay to its claimed root here.
+    AncestorDiverged {
+        height: u64,
+    },
+    /// A write of the new block is refused (index within the new writes).
+    Refused {
+        index: usize,
+        reason: String,
+    },
+    Storage(String),
+}
+
+impl<O: OreOrder> ParentView<'_, O> {
+    /// The dataset owner at the parent (`None` if it does not exist).
+    /// Ancestors never create or drop it (see the module docs), so the
+    /// committed owner is the parent's.
+    pub fn owner(&self) -> Option<PublicKey> {
+        self.committed.as_ref().map(|info| info.owner)
+    }
+
+    /// The sequence number the next write must carry at the parent.
+    pub fn next_seq(&self) -> u64 {
+        match (self.pending.last(), &self.committed) {
+            (Some(write), _) => write.body.seq.saturating_add(1),
+            (None, Some(info)) => info.seq.saturating_add(1),
+            (None, None) => 0,
+        }
+    }
+
+    /// The state root at the parent.
+    pub fn parent_root(&self) -> Hash32 {
+        self.parent_root
+    }
+
+    /// Whether a lone `Create` or `Drop` may be simulated here.
+    pub fn lifecycle_allowed(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The state root after `writes` on the parent's state, with each
+    /// write's outcome. Nothing is changed.
+    pub fn simulate(&self, writes: &[SignedWrite]) -> Result<Vec<Applied>, SpecError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        if writes.iter().any(is_lifecycle_write) && !self.lifecycle_allowed() {
+            return Err(SpecError::Wait);
+        }
+        let mut all = Vec::with_capacity(self.pending.len() + writes.len());
+        all.extend_from_slice(&self.pending);
+        all.extend_from_slice(writes);
+        match self.store.simulate_sequence(&all) {
+            Ok(mut applied) => {
+                for &(height, last, root) in &self.checkpoints {
+                    if applied[last].state_root != root {
+                        return Err(SpecError::AncestorDiverged { height });
+                    }
+                }
+                Ok(applied.split_off(self.pending.len()))
+            }
+            Err(SequenceError { index, error }) => {
+                if index < self.pending.len() {
+                    let height = self
+                        .checkpoints
+                        .iter()
+                        .find(|(_, last, _)| *last >= index)
+                        .map_or(0, |(height, _, _)| *height);
+                    return Err(SpecError::AncestorDiverged { height });
+                }
+                Err(SpecError::Refused {
+                    index: index - self.pending.len(),
+                    reason: error.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// A finalized block's writes as applied: `(body digest, seq)` in order.
+pub type AppliedWrites = Vec<([u8; 32], u64)>;
+
+/// The store and chain of one dataset at one member.
+pub struct Executor<O: OreOrder> {
+    dataset: DatasetId,
+    store: Arc<Store<O>>,
+    chain: ChainStore,
+    state: Mutex<ExecState>,
+}
+
+fn committed_info<O: OreOrder>(
+    store: &Store<O>,
+    dataset: &DatasetId,
+) -> Result<Option<DatasetInfo>, StoreError> {
+    match store.info(dataset) {
+        Ok(info) => Ok(Some(info)),
+        Err(StoreError::DatasetNotFound) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+impl<O: OreOrder> Executor<O> {
+    pub fn new(
+        dataset: DatasetId,
+        store: Arc<Store<O>>,
+        chain: ChainStore,
+    ) -> Result<Self, ReplicaFault> {
+        let applied = chain.tip()?;
+        let committed_root = committed_info(&store, &dataset)
+            .map_err(|e| ReplicaFault::Store(e.to_string()))?
+            .map_or(ABSENT_STATE_ROOT, |info| info.state_root);
+        Ok(Executor {
+            dataset,
+            store,
+            chain,
+            state: Mutex::new(ExecState {
+                applied,
+                reconciled: committed_root == applied.state_root,
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ExecState> {
+        // Every update of the state is a single assignment after the store
+        // call succeeded, so a panic elsewhere never leaves it half-done.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn dataset(&self) -> DatasetId {
+        self.dataset
+    }
+
+    pub fn store(&self) -> &Store<O> {
+        &self.store
+    }
+
+    pub fn chain(&self) -> &ChainStore {
+        &self.chain
+    }
+
+    /// The newest finalized block applied to the store.
+    pub fn applied(&self) -> ChainTip {
+        self.lock().applied
+    }
+
+    /// The committed dataset info (`None` if it does not exist).
+    pub fn committed(&self) -> Result<Option<DatasetInfo>, StoreError> {
+        committed_info(&self.store, &self.dataset)
+    }
+
+    /// Runs `f` on the parent state reached by `ancestors` (unapplied
+    /// blocks, oldest first, ending with the parent; those the applied tip
+    /// has meanwhile passed are skipped), under the execution lock.
+    pub fn with_parent<R>(
+        &self,
+        ancestors: &[Arc<ChainBlock>],
+        parent: &ChainBlock,
+        f: impl FnOnce(&ParentView<'_, O>) -> Result<R, SpecError>,
+    ) -> Result<R, SpecError> {
+        let state = self.lock();
+        if !state.reconciled {
+            return Err(SpecError::Wait);
+        }
+        let applied = state.applied;
+        // The ancestry must pass through the applied tip.
+        if parent.block().height < applied.height {
+            return Err(SpecError::ForksFinalized);
+        }
+        let mut unapplied = Vec::new();
+        for block in ancestors {
+            let height = block.block().height;
+            if height < applied.height {
+                continue;
+            }
+            if height == applied.height {
+                if block.hash() != applied.hash {
+                    return Err(SpecError::ForksFinalized);
+                }
+                continue;
+            }
+            unapplied.push(block);
+        }
+        if parent.block().height == applied.height && parent.hash() != applied.hash {
+            return Err(SpecError::ForksFinalized);
+        }
+        if let Some(first) = unapplied.first() {
+            if first.block().height != applied.height + 1 || first.block().parent != applied.hash {
+                return Err(SpecError::ForksFinalized);
+            }
+        }
+        let mut pending = Vec::new();
+        let mut checkpoints = Vec::new();
+        for block in &unapplied {
+            if block.block().is_lifecycle() {
+                return Err(SpecError::Wait);
+            }
+            if !block.block().writes.is_empty() {
+                pending.extend_from_slice(&block.block().writes);
+                checkpoints.push((
+                    block.block().height,
+                    pending.len() - 1,
+                    block.block().state_root,
+                ));
+            }
+        }
+        let committed = committed_info(&self.store, &self.dataset)
+            .map_err(|e| SpecError::Storage(e.to_string()))?;
+        let view = ParentView {
+            store: &self.store,
+            committed,
+            pending,
+            checkpoints,
+            parent_root: parent.block().state_root,
+        };
+        let result = f(&view);
+        drop(state);
+        result
+    }
+
+    /// Applies a finalized block with its encoded certificate, durably:
+    /// the store first, then the chain. Redelivery of an applied block is
+    /// recognised (`Ok(None)`); after a crash between the two steps the
+    /// writes the store already holds are skipped after checking they are
+    /// the same bytes. Returns the writes applied.
+    pub fn apply_finalized(
+        &self,
+        block: &ChainBlock,
+        certificate: Vec<u8>,
+    ) -> Result<Option<AppliedWrites>, ReplicaFault> {
+        let mut state = self.lock();
+        let height = block.block().height;
+        let applied = state.applied;
+        if height <= applied.height {
+            let stored = if height == applied.height {
+                Some(applied.hash)
+            } else {
+                self.chain.get(height)?.map(|f| f.block.hash())
+            };
+            // Height 0 (genesis) and pruned history have nothing stored.
+            if let Some(stored) = stored {
+                if stored != block.hash() {
+                    return Err(ReplicaFault::ConflictingFinalized {
+                        height,
+                        stored,
+                        found: block.hash(),
+                    });
+                }
+            }
+            return Ok(None);
+        }
+        if height != applied.height + 1 || block.block().parent != applied.hash {
+            return Err(ReplicaFault::OutOfOrder {
+                height,
+                tip: applied.height,
+            });
+        }
+        let writes = &block.block().writes;
+        let skip = self.already_applied(writes, &applied, height)?;
+        let computed = if skip < writes.len() {
+            match self.store.apply_sequence(&writes[skip..]) {
+                Ok(results) => results
+                    .last()
+                    .map(|a| a.state_root)
+                    .unwrap_or(applied.state_root),
+                Err(refused) => {
+                    return Err(ReplicaFault::DoesNotApply {
+                        height,
+                        reason: refused.to_string(),
+                    })
+                }
+            }
+        } else if writes.is_empty() {
+            applied.state_root
+        } else {
+            self.committed()
+                .map_err(|e| ReplicaFault::Store(e.to_string()))?
+                .map_or(ABSENT_STATE_ROOT, |info| info.state_root)
+        };
+        if computed != block.block().state_root {
+            return Err(ReplicaFault::StateDiverged {
+                height,
+                claimed: block.block().state_root,
+                computed,
+            });
+        }
+        let tip = self.chain.append(&FinalizedBlock {
+            block: block.block().clone(),
+            certificate,
+        })?;
+        debug_assert_eq!(tip.hash, block.hash());
+        state.applied = tip;
+        state.reconciled = true;
+        Ok(Some(
+            writes
+                .iter()
+                .map(|w| (w.body.digest(), w.body.seq))
+                .collect(),
+        ))
+    }
+
+    /// How many of a finalized block's leading writes the store already
+    /// holds (a crash after the store commit, before the chain append).
+    fn already_applied(
+        &self,
+        writes: &[SignedWrite],
+        applied: &ChainTip,
+        height: u64,
+    ) -> Result<usize, ReplicaFault> {
+        let Some(first) = writes.first() else {
+            return Ok(0);
+        };
+        let committed = self
+            .committed()
+            .map_err(|e| ReplicaFault::Store(e.to_string()))?;
+        let diverged = |reason: &str| ReplicaFault::DoesNotApply {
+            height,
+            reason: reason.to_string(),
+        };
+        match (&first.body.action, committed) {
+            // A Drop alone: the dataset existed at the parent; if it is
+            // gone, this Drop removed it.
+            (Action::Drop, None) if applied.state_root != ABSENT_STATE_ROOT => Ok(1),
+            (Action::Drop, _) => Ok(0),
+            (Action::Create { .. }, None) => Ok(0),
+            (Action::Create { .. }, Some(_)) => {
+                if applied.state_root != ABSENT_STATE_ROOT {
+                    return Err(diverged("a Create on a dataset that exists at its parent"));
+                }
+                self.journal_matches(0, first)
+                    .then_some(1)
+                    .ok_or_else(|| diverged("the store holds another Create"))
+            }
+            (_, None) => Ok(0),
+            (_, Some(info)) => {
+                let mut skip = 0;
+                for write in writes {
+                    if write.body.seq > info.seq {
+                        break;
+                    }
+                    if !self.journal_matches(write.body.seq, write) {
+                        return Err(diverged("the store holds another write at this seq"));
+                    }
+                    skip += 1;
+                }
+                Ok(skip)
+            }
+        }
+    }
+
+    fn journal_matches(&self, seq: u64, write: &SignedWrite) -> bool {
+        match self.store.journal(&self.dataset, seq, 1) {
+            Ok(entries) => entries
+                .first()
+                .is_some_and(|e| e.seq == seq && e.write == write.to_bytes()),
+            Err(_) => false,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! [`Finalizer`]: receives finalized blocks from marshal, in height order,
+//! and applies them to the member's store and chain before acknowledging
+//! them; then answers the callers waiting for their writes.
+//!
+//! Marshal delivers each finalized block at least once and waits for its
+//! acknowledgement; a block is acknowledged only once it is durably in the
+//! store and the chain, so a crash at any point redelivers it and the
+//! executor recognises what was already applied.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use commonware_actor::Feedback;
+use commonware_codec::Encode;
+use commonware_consensus::marshal::core::Mailbox;
+use commonware_consensus::marshal::standard::Standard;
+use commonware_consensus::marshal::Update;
+use commonware_consensus::{Heightable, Reporter};
+use commonware_utils::Acknowledgement;
+use fluence_store::OreOrder;
+use futures::channel::mpsc;
+use futures::StreamExt;
+use tracing::error;
+
+use crate::app::Scheme;
+use crate::block::ChainBlock;
+use crate::error::ReplicaFault;
+use crate::member::Member;
+
+/// Marshal's reporter: hands updates to the applier task.
+#[derive(Clone)]
+pub struct Finalizer {
+    updates: mpsc::UnboundedSender<Update<ChainBlock>>,
+}
+
+impl Reporter for Finalizer {
+    type Activity = Update<ChainBlock>;
+
+    fn report(&mut self, activity: Self::Activity) -> Feedback {
+        // Unbounded on purpose: marshal itself bounds the blocks in flight
+        // (`max_pending_acks`), and tips are one small value each.
+        match self.updates.unbounded_send(activity) {
+            Ok(()) => Feedback::Ok,
+            Err(_) => Feedback::Closed,
+        }
+    }
+}
+
+/// What the applier reports about its progress.
+#[derive(Default)]
+pub struct Progress {
+    /// Height of the newest finalization marshal has seen (may be above
+    /// the applied tip while blocks are fetched).
+    pub finalized_tip: AtomicU64,
+    /// Why the applier stopped, if it did.
+    pub fault: Mutex<Option<String>>,
+}
+
+impl Progress {
+    pub fn fault(&self) -> Option<String> {
+        self.fault
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The finalizer and the receiving end its applier task runs on.
+pub fn channel() -> (Finalizer, mpsc::UnboundedReceiver<Update<ChainBlock>>) {
+    let (updates, receiver) = mpsc::unbounded();
+    (Finalizer { updates }, receiver)
+}
+
+/// Applies finalized blocks until marshal stops or a fault is found. On a
+/// fault the block stays unacknowledged (its acknowledgement is kept, so
+/// marshal waits rather than stops) and the member stops advancing.
+pub async fn run<O: OreOrder>(
+    member: Arc<Member<O>>,
+    marshal: Mailbox<Scheme, Standard<ChainBlock>>,
+    progress: Arc<Progress>,
+    mut updates: mpsc::UnboundedReceiver<Update<ChainBlock>>,
+) {
+    let mut parked = Vec::new();
+    while let Some(update) = updates.next().await {
+        let (block, ack) = match update {
+            Update::Tip(_, height, _) => {
+                progress
+                    .finalized_tip
+                    .fetch_max(height.get(), Ordering::Relaxed);
+                continue;
+            }
+            Update::Block(block, ack) => (block, ack),
+        };
+        if !parked.is_empty() {
+            parked.push(ack);
+            continue;
+        }
+        let height = block.height();
+        progress
+            .finalized_tip
+            .fetch_max(height.get(), Ordering::Relaxed);
+        // Descendants can finalize a block without a certificate of its own.
+        let certificate = marshal
+            .get_finalization(height)
+            .await
+            .map(|finalization| finalization.encode().to_vec())
+            .unwrap_or_default();
+        match member.exec.apply_finalized(block.inner(), certificate) {
+            Ok(Some(writes)) => {
+                member.pool().finalized(height.get(), &writes);
+                member.inbox().prune(height.get());
+                ack.acknowledge();
+            }
+            Ok(None) => ack.acknowledge(),
+            Err(fault) => {
+                report_fault(&progress, &fault);
+                parked.push(ack);
+            }
+        }
+    }
+}
+
+fn report_fault(progress: &Progress, fault: &ReplicaFault) {
+    error!(%fault, "replica stopped applying finalized blocks");
+    *progress
+        .fault
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(fault.to_string());
+}

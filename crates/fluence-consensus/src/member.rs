@@ -1,0 +1,192 @@
+//! [`Member`]: what one cluster member holds for one dataset (executor,
+//! pending writes, attestations, keys) and the admission of writes and
+//! attestations into it.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use fluence_chain::{verify_write_signature, ChainRules, SignedAttestation};
+use fluence_crypto::sign::SigningKey;
+use fluence_proto::limits::BLOCK_LEN_MAX;
+use fluence_proto::{Action, Encode, PublicKey, SignedWrite};
+use fluence_store::OreOrder;
+use futures::channel::oneshot;
+
+use crate::attestations::Inbox;
+use crate::error::SubmitError;
+use crate::exec::Executor;
+use crate::pool::{Admitted, Committed, Outcome, Pool};
+
+/// How large the blocks this member proposes may grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockLimits {
+    /// Client writes in one proposed block (at most `WRITES_PER_BLOCK_MAX`).
+    pub writes_max: usize,
+    /// Bytes of client writes in one proposed block; well below
+    /// `BLOCK_LEN_MAX` so attestations and framing always fit.
+    pub write_bytes_max: usize,
+}
+
+impl Default for BlockLimits {
+    fn default() -> Self {
+        BlockLimits {
+            writes_max: 1024,
+            write_bytes_max: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Deliberate deviations, for the Byzantine member of the simulation tests.
+/// An honest replica uses [`Behavior::Honest`]; nothing else is reachable
+/// without building a replica with it on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Behavior {
+    #[default]
+    Honest,
+    /// Proposes blocks claiming a state root that is not the result of
+    /// their writes, and attests wrong roots for others' blocks.
+    WrongRoot,
+}
+
+/// One member's state for one dataset's chain.
+pub struct Member<O: OreOrder> {
+    pub(crate) exec: Executor<O>,
+    pub(crate) key: SigningKey,
+    pub(crate) public: PublicKey,
+    /// The cluster, sorted.
+    pub(crate) members: Vec<PublicKey>,
+    pub(crate) rules: ChainRules,
+    pub(crate) limits: BlockLimits,
+    pub(crate) behavior: Behavior,
+    pool: Mutex<Pool>,
+    inbox: Mutex<Inbox>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Pool and inbox updates are single map operations; a panic elsewhere
+    // cannot leave them half-done.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<O: OreOrder> Member<O> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        exec: Executor<O>,
+        key: SigningKey,
+        mut members: Vec<PublicKey>,
+        rules: ChainRules,
+        limits: BlockLimits,
+        behavior: Behavior,
+    ) -> Self {
+        members.sort_unstable();
+        members.dedup();
+        let public = PublicKey(key.public_key());
+        Member {
+            exec,
+            key,
+            public,
+            members,
+            rules,
+            limits,
+            behavior,
+            pool: Mutex::new(Pool::default()),
+            inbox: Mutex::new(Inbox::default()),
+        }
+    }
+
+    pub(crate) fn pool(&self) -> MutexGuard<'_, Pool> {
+        lock(&self.pool)
+    }
+
+    pub(crate) fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        lock(&self.inbox)
+    }
+
+    /// Checks a write against the committed state and adds it to the pool.
+    /// With `wait`, also returns a receiver answered when it is finalized.
+    /// A write already finalized is answered at once.
+    pub(crate) fn admit(
+        &self,
+        write: SignedWrite,
+        wait: bool,
+    ) -> Result<Option<oneshot::Receiver<Outcome>>, SubmitError> {
+        let dataset = self.exec.dataset();
+        if write.body.dataset != dataset {
+            return Err(SubmitError::WrongDataset {
+                expected: dataset,
+                found: write.body.dataset,
+            });
+        }
+        let encoded_len = write.to_bytes().len();
+        if encoded_len > self.limits.write_bytes_max.min(BLOCK_LEN_MAX / 2) {
+            return Err(SubmitError::TooLarge);
+        }
+        let digest = write.body.digest();
+        // A resubmission of a finalized write is acknowledged, not applied.
+        if let Some(location) = self
+            .exec
+            .chain()
+            .find_write(&digest)
+            .map_err(|e| SubmitError::Storage(e.to_string()))?
+        {
+            let (sender, receiver) = oneshot::channel();
+            let _ = sender.send(Ok(Committed {
+                height: location.height,
+                seq: location.seq,
+            }));
+            return Ok(wait.then_some(receiver));
+        }
+        let committed = self
+            .exec
+            .committed()
+            .map_err(|e| SubmitError::Storage(e.to_string()))?;
+        // Only the owner's writes occupy a sequence number in the pool: a
+        // forged write must not be able to block the owner's.
+        let owner = match &committed {
+            Some(info) => Some(info.owner),
+            None => self.pool().pending_owner(),
+        };
+        if owner.is_none() && !matches!(write.body.action, Action::Create { .. }) {
+            return Err(SubmitError::NoDataset);
+        }
+        verify_write_signature(&write, owner.as_ref()).map_err(SubmitError::Unauthorised)?;
+        let next = match (&write.body.action, &committed) {
+            (Action::Create { .. }, None) => 0,
+            (_, Some(info)) => info.seq.saturating_add(1),
+            (_, None) => 0,
+        };
+        if write.body.seq < next {
+            return Err(SubmitError::Stale {
+                seq: write.body.seq,
+                next,
+            });
+        }
+        let mut pool = self.pool();
+        let seq = write.body.seq;
+        let admitted = pool.admit(write, digest, encoded_len)?;
+        if admitted == Admitted::Contender && !wait {
+            return Ok(None);
+        }
+        if wait {
+            return pool.wait(digest, seq).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Keeps an attestation received from `sender` if it is a member's,
+    /// for this dataset, signed by the member that sent it.
+    pub(crate) fn receive_attestation(
+        &self,
+        sender: &PublicKey,
+        attestation: SignedAttestation,
+    ) -> bool {
+        if attestation.member != *sender
+            || attestation.body.dataset != self.exec.dataset()
+            || self.members.binary_search(sender).is_err()
+            || attestation.verify().is_err()
+        {
+            return false;
+        }
+        let applied = self.exec.applied().height;
+        self.inbox().insert(attestation, applied)
+    }
+}

@@ -1,0 +1,487 @@
+//! [`start`]: wires one member of one cluster (simplex, marshal with its
+//! buffered broadcast and backfill resolver, the application, the applier
+//! and the two gossip channels) onto seven network channels, and returns a
+//! [`ReplicaHandle`] to submit writes and observe progress.
+
+use std::num::{NonZeroU16, NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use commonware_broadcast::buffered;
+use commonware_consensus::marshal::core::Actor as MarshalActor;
+use commonware_consensus::marshal::resolver::p2p as marshal_resolver;
+use commonware_consensus::marshal::standard::Inline;
+use commonware_consensus::marshal::{Config as MarshalConfig, Start};
+use commonware_consensus::simplex::config::{
+    Config as SimplexConfig, Floor, ForwardPolicy, SkipBudget, SkipPolicy,
+};
+use commonware_consensus::simplex::elector::RoundRobin;
+use commonware_consensus::simplex::Engine as SimplexEngine;
+use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
+use commonware_cryptography::certificate::{ConstantProvider, Verifier as _};
+use commonware_cryptography::{ed25519, sha256::Sha256, Digested, Digestible};
+use commonware_p2p::{Blocker, Provider, Receiver, Recipients, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::buffer::paged::CacheRef;
+use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage, Supervisor};
+use commonware_storage::archive::immutable;
+use commonware_utils::ordered::Set;
+use commonware_utils::NonZeroDuration;
+use fluence_chain::{ChainRules, ChainStore, ChainTip};
+use fluence_proto::{DatasetId, Encode, PublicKey, SignedWrite};
+use fluence_store::{OreOrder, Store};
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+use crate::app::{ChainApp, Scheme};
+use crate::block::ChainBlock;
+use crate::error::{ReplicaFault, SubmitError};
+use crate::exec::Executor;
+use crate::finalizer::{self, Progress};
+use crate::keys::{to_consensus_key, Identity};
+use crate::member::{Behavior, BlockLimits, Member};
+use crate::pool::{Committed, Outcome};
+
+/// Domain of the namespace simplex signs votes under; the dataset id
+/// follows it, so a vote in one cluster is worthless in another.
+pub const CONSENSUS_NAMESPACE_DOMAIN: &[u8] = b"FLUENCE_CONSENSUS_V1";
+
+/// The channels of one cluster, in a fixed order. A network adapter keys
+/// its demultiplexing by (dataset, [`Channel::id`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// simplex: notarize, nullify and finalize votes.
+    Votes,
+    /// simplex: notarization, nullification and finalization certificates.
+    Certificates,
+    /// simplex: fetching missing certificates.
+    Resolver,
+    /// marshal: backfill of blocks and finalizations.
+    Backfill,
+    /// marshal's buffered broadcast of proposed blocks.
+    Blocks,
+    /// Client writes forwarded between members.
+    Submissions,
+    /// State-root attestations.
+    Attestations,
+}
+
+impl Channel {
+    /// Every channel, in id order.
+    pub const ALL: [Channel; 7] = [
+        Channel::Votes,
+        Channel::Certificates,
+        Channel::Resolver,
+        Channel::Backfill,
+        Channel::Blocks,
+        Channel::Submissions,
+        Channel::Attestations,
+    ];
+
+    /// The channel's number within its cluster (0..7). Stable: part of the
+    /// wire protocol.
+    pub const fn id(self) -> u64 {
+        match self {
+            Channel::Votes => 0,
+            Channel::Certificates => 1,
+            Channel::Resolver => 2,
+            Channel::Backfill => 3,
+            Channel::Blocks => 4,
+            Channel::Submissions => 5,
+            Channel::Attestations => 6,
+        }
+    }
+}
+
+/// One sender and receiver per [`Channel`], plus the peer set and blocker
+/// of the cluster: everything the replica needs from the network.
+pub struct ClusterNetwork<S, R, P, B> {
+    /// Pairs indexed by [`Channel::id`].
+    pub channels: [(S, R); 7],
+    /// The cluster's members as the network tracks them.
+    pub peers: P,
+    /// Disconnects peers that send invalid messages.
+    pub blocker: B,
+}
+
+/// Consensus timing. Defaults suit a cluster on one network (milliseconds
+/// of latency); the simulation tests set their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// How long to wait for the leader's proposal.
+    pub leader: Duration,
+    /// How long to wait for a notarized block to be certified.
+    pub certification: Duration,
+    /// How often to rebroadcast a nullify vote while stuck.
+    pub retry: Duration,
+    /// How long to wait for a missing certificate or block from a peer.
+    pub fetch: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            leader: Duration::from_secs(1),
+            certification: Duration::from_secs(2),
+            retry: Duration::from_secs(5),
+            fetch: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a replica is: which cluster, which member, where it keeps state.
+pub struct ReplicaConfig<O: OreOrder> {
+    pub dataset: DatasetId,
+    /// The member's secret ed25519 seed (node identity).
+    pub identity: Zeroizing<[u8; 32]>,
+    /// Every member of the cluster, this one included.
+    pub members: Vec<PublicKey>,
+    /// The node's dataset store (shared by all clusters of the node).
+    pub store: Arc<Store<O>>,
+    /// Directory of the node's chain files.
+    pub chain_dir: PathBuf,
+    /// Prefix of the runtime storage partitions of consensus and marshal;
+    /// unique per node and dataset.
+    pub partition_prefix: String,
+    pub rules: ChainRules,
+    pub limits: BlockLimits,
+    pub timeouts: Timeouts,
+    /// [`Behavior::Honest`] except in tests of Byzantine members.
+    pub behavior: Behavior,
+}
+
+/// Why a replica could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cluster has {0} members; a cluster has 1 to CLUSTER_MEMBERS_MAX")]
+    BadClusterSize(usize),
+    #[error("this node ({0}) is not a member of the cluster")]
+    NotAMember(PublicKey),
+    #[error("member key {0} is not a valid ed25519 key")]
+    BadMemberKey(PublicKey),
+    #[error(transparent)]
+    Fault(#[from] ReplicaFault),
+}
+
+/// Submits writes to, and observes, a running replica.
+pub struct ReplicaHandle<O: OreOrder, S> {
+    member: Arc<Member<O>>,
+    submissions: S,
+    progress: Arc<Progress>,
+    /// The replica's root task: aborting it stops every part.
+    task: Handle<()>,
+}
+
+impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ReplicaHandle<O, S> {
+    /// Submits a client-signed write. The returned future resolves when
+    /// the write's block is finalized and applied on this member (or when
+    /// it can no longer be); a resubmitted write is recognised and
+    /// acknowledged, never applied twice. The write is forwarded to every
+    /// member so whichever leads next can include it.
+    pub fn submit(
+        &self,
+        write: SignedWrite,
+    ) -> impl std::future::Future<Output = Result<Committed, SubmitError>> + Send + 'static {
+        let bytes = write.to_bytes();
+        let admitted = self.member.admit(write, true);
+        if admitted.is_ok() {
+            let mut sender = self.submissions.clone();
+            sender.send(Recipients::All, bytes, false);
+        }
+        async move {
+            let receiver = admitted?.ok_or(SubmitError::Stopped)?;
+            let outcome: Outcome = receiver.await.map_err(|_| SubmitError::Stopped)?;
+            outcome
+        }
+    }
+
+    /// The newest finalized block applied on this member.
+    pub fn applied(&self) -> ChainTip {
+        self.member.exec.applied()
+    }
+
+    /// The newest finalized height this member has heard of.
+    pub fn finalized_tip(&self) -> u64 {
+        self.progress
+            .finalized_tip
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The member's chain of finalized blocks.
+    pub fn chain(&self) -> &ChainStore {
+        self.member.exec.chain()
+    }
+
+    /// The node's dataset store.
+    pub fn store(&self) -> &Store<O> {
+        self.member.exec.store()
+    }
+
+    /// Why the replica stopped applying blocks, if it did.
+    pub fn fault(&self) -> Option<String> {
+        self.progress.fault()
+    }
+
+    /// Stops every task of the replica at once, as a crash would (nothing
+    /// is flushed or handed over), and waits until they are gone so its
+    /// files can be opened again.
+    pub async fn crash(self) {
+        self.task.abort();
+        let ReplicaHandle { task, member, .. } = self;
+        let _ = task.await;
+        drop(member);
+    }
+
+    /// Writes waiting in this member's pool.
+    pub fn pending(&self) -> usize {
+        self.member.pool().len()
+    }
+}
+
+const PAGE_SIZE: NonZeroU16 = NonZeroU16::new(4096).expect("non-zero");
+const PAGE_CACHE_PAGES: NonZeroUsize = NonZeroUsize::new(64).expect("non-zero");
+const MAILBOX_SIZE: NonZeroUsize = NonZeroUsize::new(1024).expect("non-zero");
+const BUFFER_ITEMS: NonZeroUsize = NonZeroUsize::new(1024).expect("non-zero");
+/// Finalized blocks marshal hands over before waiting for acknowledgements.
+const PENDING_ACKS_MAX: NonZeroUsize = NonZeroUsize::new(8).expect("non-zero");
+/// Missing finalized heights fetched from peers at once.
+const REPAIR_MAX: NonZeroUsize = NonZeroUsize::new(16).expect("non-zero");
+/// Views of votes and blocks kept behind the finalized view.
+const VIEW_RETENTION: u64 = 64;
+/// Blocks per archive section.
+const ITEMS_PER_SECTION: NonZeroU64 = NonZeroU64::new(64).expect("non-zero");
+/// One epoch for the whole chain: membership is fixed in this issue.
+const EPOCH_LENGTH: NonZeroU64 = NonZeroU64::new(u64::MAX).expect("non-zero");
+
+fn fetch_timeout(duration: Duration) -> NonZeroDuration {
+    NonZeroDuration::new(duration.max(Duration::from_millis(1))).expect("at least a millisecond")
+}
+
+fn immutable_config<C>(
+    prefix: &str,
+    name: &str,
+    page_cache: &CacheRef,
+    codec_config: C,
+) -> immutable::Config<C> {
+    immutable::Config {
+        metadata_partition: format!("{prefix}-{name}-metadata"),
+        freezer_table_partition: format!("{prefix}-{name}-freezer-table"),
+        freezer_table_initial_size: 64,
+        freezer_table_resize_frequency: 10,
+        freezer_table_resize_chunk_size: 10,
+        freezer_key_partition: format!("{prefix}-{name}-freezer-key"),
+        freezer_key_page_cache: page_cache.clone(),
+        freezer_value_partition: format!("{prefix}-{name}-freezer-value"),
+        freezer_value_target_size: 1024 * 1024,
+        freezer_value_compression: None,
+        ordinal_partition: format!("{prefix}-{name}-ordinal"),
+        items_per_section: ITEMS_PER_SECTION,
+        codec_config,
+        replay_buffer: BUFFER_ITEMS,
+        freezer_key_write_buffer: BUFFER_ITEMS,
+        freezer_value_write_buffer: BUFFER_ITEMS,
+        ordinal_write_buffer: BUFFER_ITEMS,
+    }
+}
+
+/// Starts one replica in `context` (every task it spawns is a descendant:
+/// aborting [`ReplicaHandle::task`] stops them all, as a crash would).
+pub async fn start<E, O, S, R, P, B>(
+    context: E,
+    config: ReplicaConfig<O>,
+    network: ClusterNetwork<S, R, P, B>,
+) -> Result<ReplicaHandle<O, S>, StartError>
+where
+    E: Clock + CryptoRng + Spawner + Storage + Metrics + Supervisor,
+    O: OreOrder + 'static,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+    P: Provider<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+{
+    let members = &config.members;
+    if members.is_empty() || members.len() > fluence_proto::limits::CLUSTER_MEMBERS_MAX {
+        return Err(StartError::BadClusterSize(members.len()));
+    }
+    let identity = Identity::from_seed(&config.identity);
+    let me = identity.public_key();
+    if !members.contains(&me) {
+        return Err(StartError::NotAMember(me));
+    }
+    let mut participants = Vec::with_capacity(members.len());
+    for member in members {
+        participants.push(to_consensus_key(member).ok_or(StartError::BadMemberKey(*member))?);
+    }
+    let participants = Set::from_iter_dedup(participants);
+    let mut namespace = CONSENSUS_NAMESPACE_DOMAIN.to_vec();
+    namespace.extend_from_slice(config.dataset.as_bytes());
+    let scheme = Scheme::signer(&namespace, participants, identity.consensus.clone())
+        .ok_or(StartError::NotAMember(me))?;
+    let consensus_key = to_consensus_key(&me).ok_or(StartError::BadMemberKey(me))?;
+
+    let chain = ChainStore::open(&config.chain_dir, config.dataset).map_err(ReplicaFault::from)?;
+    let exec = Executor::new(config.dataset, Arc::clone(&config.store), chain)?;
+    let member = Arc::new(Member::new(
+        exec,
+        identity.chain,
+        config.members.clone(),
+        config.rules,
+        config.limits,
+        config.behavior,
+    ));
+
+    let ClusterNetwork {
+        channels,
+        peers,
+        blocker,
+    } = network;
+    let [votes, certificates, resolver, backfill, blocks, submissions, attestations] = channels;
+    let submissions_sender = submissions.0.clone();
+    let prefix = config.partition_prefix.clone();
+    let timeouts = config.timeouts;
+    let dataset = config.dataset;
+    let progress = Arc::new(Progress::default());
+    let task_member = Arc::clone(&member);
+    let task_progress = Arc::clone(&progress);
+
+    let task = context.child("replica").spawn(move |context| async move {
+        let member = task_member;
+        let page_cache = CacheRef::new(PAGE_SIZE, PAGE_CACHE_PAGES);
+        let resolver_engine = marshal_resolver::init(
+            context.child("marshal_resolver"),
+            marshal_resolver::Config {
+                public_key: consensus_key.clone(),
+                peer_provider: peers.clone(),
+                blocker: blocker.clone(),
+                mailbox_size: MAILBOX_SIZE,
+                fetch_timeout: fetch_timeout(timeouts.fetch.saturating_mul(2)),
+                fetch_retry_delay: Duration::from_millis(100),
+                priority_requests: false,
+                priority_responses: false,
+            },
+            backfill,
+        );
+        let (broadcast_engine, buffer) = buffered::Engine::new(
+            context.child("broadcast"),
+            buffered::Config {
+                public_key: consensus_key.clone(),
+                mailbox_size: MAILBOX_SIZE,
+                deque_size: 16,
+                priority: false,
+                codec_config: (),
+                peer_provider: peers.clone(),
+                strategy: Sequential,
+            },
+        );
+        broadcast_engine.start(blocks);
+
+        let finalizations = immutable::Archive::init(
+            context.child("finalizations_by_height"),
+            immutable_config(
+                &prefix,
+                "finalizations",
+                &page_cache,
+                Scheme::certificate_codec_config_unbounded(),
+            ),
+        )
+        .await;
+        let finalized_blocks = immutable::Archive::init(
+            context.child("finalized_blocks"),
+            immutable_config(&prefix, "blocks", &page_cache, ()),
+        )
+        .await;
+        let (Ok(finalizations), Ok(finalized_blocks)) = (finalizations, finalized_blocks) else {
+            *task_progress
+                .fault
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some("consensus archives could not be opened".into());
+            return;
+        };
+        let epocher = FixedEpocher::new(EPOCH_LENGTH);
+        let genesis = ChainBlock::genesis(dataset);
+        let genesis_digest = genesis.digest();
+        let (actor, marshal, _floor) = MarshalActor::init(
+            context.child("marshal"),
+            finalizations,
+            finalized_blocks,
+            MarshalConfig {
+                provider: ConstantProvider::new(scheme.clone()),
+                epocher: epocher.clone(),
+                start: Start::Genesis(Digested::precomputed(genesis, genesis_digest)),
+                partition_prefix: format!("{prefix}-marshal"),
+                mailbox_size: MAILBOX_SIZE,
+                view_retention: ViewDelta::new(VIEW_RETENTION),
+                prunable_items_per_section: ITEMS_PER_SECTION,
+                page_cache: page_cache.clone(),
+                replay_buffer: BUFFER_ITEMS,
+                key_write_buffer: BUFFER_ITEMS,
+                value_write_buffer: BUFFER_ITEMS,
+                block_codec_config: (),
+                max_repair: REPAIR_MAX,
+                max_pending_acks: PENDING_ACKS_MAX,
+                strategy: Sequential,
+            },
+        )
+        .await;
+        let (finalizer, updates) = finalizer::channel();
+        actor.start(finalizer, buffer, resolver_engine);
+        context.child("applier").spawn({
+            let member = Arc::clone(&member);
+            let marshal = marshal.clone();
+            let progress = Arc::clone(&task_progress);
+            move |_| finalizer::run(member, marshal, progress, updates)
+        });
+        context.child("submissions").spawn({
+            let member = Arc::clone(&member);
+            move |_| crate::gossip::receive_submissions(member, submissions.1)
+        });
+        let (attestation_sender, attestation_receiver) = attestations;
+        context.child("attestations").spawn({
+            let member = Arc::clone(&member);
+            move |_| crate::gossip::receive_attestations(member, attestation_receiver)
+        });
+
+        let application = ChainApp::new(Arc::clone(&member), attestation_sender);
+        let inline = Inline::new(context.child("inline"), application, marshal, epocher);
+        let engine = SimplexEngine::new(
+            context.child("simplex"),
+            SimplexConfig {
+                scheme,
+                elector: RoundRobin::<Sha256>::default(),
+                blocker,
+                automaton: inline.clone(),
+                relay: inline.clone(),
+                reporter: inline,
+                strategy: Sequential,
+                partition: format!("{prefix}-simplex"),
+                mailbox_size: MAILBOX_SIZE,
+                epoch: Epoch::zero(),
+                floor: Floor::Genesis(genesis_digest),
+                replay_buffer: BUFFER_ITEMS,
+                write_buffer: BUFFER_ITEMS,
+                page_cache,
+                leader_timeout: timeouts.leader,
+                certification_timeout: timeouts.certification,
+                timeout_retry: timeouts.retry,
+                view_retention: ViewDelta::new(VIEW_RETENTION),
+                skip: SkipPolicy::Enabled {
+                    timeout: timeouts.certification + timeouts.retry + timeouts.leader,
+                    budget: SkipBudget::Participants,
+                },
+                fetch_timeout: fetch_timeout(timeouts.fetch),
+                fetch_retry_delay: Duration::from_millis(100),
+                forward: ForwardPolicy::SilentVoters,
+                track_historical_votes: false,
+            },
+        );
+        engine.start(votes, certificates, resolver).await.ok();
+    });
+    Ok(ReplicaHandle {
+        member,
+        submissions: submissions_sender,
+        progress,
+        task,
+    })
+}

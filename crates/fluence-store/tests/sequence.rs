@@ -1,0 +1,128 @@
+//! Sequences of writes in one transaction: how a cluster member applies a
+//! finalized block (one commit) and tries a proposed one (no commit).
+
+mod common;
+
+use common::*;
+use fluence_proto::{Action, DocOp, Hash32};
+use fluence_store::{ApplyError, SequenceError};
+
+#[test]
+fn simulating_a_create_predicts_its_root_without_creating_the_file() {
+    let (_dir, store) = open();
+    let write = create_write(dataset(1), owner(1));
+    let predicted = store
+        .simulate_sequence(std::slice::from_ref(&write))
+        .unwrap();
+    assert!(
+        store.datasets().is_empty(),
+        "simulation created the dataset"
+    );
+    let applied = store.apply_sequence(std::slice::from_ref(&write)).unwrap();
+    assert_eq!(predicted, applied);
+    let refused = store.simulate_sequence(&[write]).unwrap_err();
+    assert!(
+        matches!(refused.error, ApplyError::DatasetExists),
+        "{refused}"
+    );
+}
+
+#[test]
+fn simulation_predicts_every_root_and_changes_nothing() {
+    let (_dir, store) = open();
+    let id = dataset(2);
+    let created = create(&store, id);
+    let writes = vec![
+        batch(id, 1, vec![insert(1, 1, &[1], 10), insert(2, 2, &[2], 20)]),
+        batch(id, 2, vec![update(1, 1, 3, &[3], 30)]),
+        batch(id, 3, vec![delete(2, 1)]),
+    ];
+    let predicted = store.simulate_sequence(&writes).unwrap();
+    let info = store.info(&id).unwrap();
+    assert_eq!((info.seq, info.state_root), (0, created.state_root));
+    assert_eq!(store.journal(&id, 1, 10).unwrap(), vec![]);
+
+    let applied = store.apply_sequence(&writes).unwrap();
+    assert_eq!(predicted, applied);
+    assert_eq!(
+        applied.iter().map(|a| a.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    let info = store.info(&id).unwrap();
+    assert_eq!((info.seq, info.state_root), (3, applied[2].state_root));
+    assert_eq!(store.journal(&id, 1, 10).unwrap().len(), 3);
+    // One by one gives the same roots as one transaction.
+    let (_other_dir, other) = open();
+    create(&other, id);
+    for (write, expected) in writes.iter().zip(&applied) {
+        assert_eq!(other.apply(write).unwrap(), *expected);
+    }
+}
+
+#[test]
+fn a_refused_write_names_its_index_and_the_sequence_applies_nothing() {
+    let (_dir, store) = open();
+    let id = dataset(3);
+    let created = create(&store, id);
+    let writes = vec![
+        batch(id, 1, vec![insert(1, 1, &[1], 10)]),
+        // Inserting the same document again fails its precondition.
+        batch(id, 2, vec![insert(1, 1, &[1], 10)]),
+    ];
+    for result in [
+        store.simulate_sequence(&writes),
+        store.apply_sequence(&writes),
+    ] {
+        let SequenceError { index, error } = result.unwrap_err();
+        assert_eq!(index, 1);
+        assert!(
+            matches!(error, ApplyError::Precondition { op_index: 0, .. }),
+            "{error}"
+        );
+    }
+    let info = store.info(&id).unwrap();
+    assert_eq!((info.seq, info.state_root), (0, created.state_root));
+    let gap = store
+        .apply_sequence(&[batch(id, 1, vec![]), batch(id, 3, vec![])])
+        .unwrap_err();
+    assert_eq!(gap.index, 1);
+    assert!(matches!(gap.error, ApplyError::SeqMismatch { expected: 2 }));
+}
+
+#[test]
+fn lifecycle_writes_stand_alone_and_sequences_stay_in_one_dataset() {
+    let (_dir, store) = open();
+    let id = dataset(4);
+    create(&store, id);
+    let drop = signed(id, 2, Action::Drop);
+    let mixed = store
+        .apply_sequence(&[batch(id, 1, vec![]), drop.clone()])
+        .unwrap_err();
+    assert_eq!(mixed.index, 1);
+    assert!(matches!(mixed.error, ApplyError::BadWrite(_)));
+    let foreign = store
+        .simulate_sequence(&[
+            batch(id, 1, vec![]),
+            batch(dataset(5), 2, Vec::<DocOp>::new()),
+        ])
+        .unwrap_err();
+    assert_eq!(foreign.index, 1);
+
+    // A lone Drop is checked against the sequence, then applied.
+    let early = store
+        .simulate_sequence(std::slice::from_ref(&drop))
+        .unwrap_err();
+    assert!(matches!(
+        early.error,
+        ApplyError::SeqMismatch { expected: 1 }
+    ));
+    store.apply_sequence(&[batch(id, 1, vec![])]).unwrap();
+    let predicted = store
+        .simulate_sequence(std::slice::from_ref(&drop))
+        .unwrap();
+    assert_eq!(predicted[0].state_root, Hash32([0; 32]));
+    assert_eq!(store.info(&id).unwrap().seq, 1, "simulating a drop dropped");
+    assert_eq!(store.apply_sequence(&[drop]).unwrap(), predicted);
+    assert!(store.datasets().is_empty());
+    assert_eq!(store.apply_sequence(&[]).unwrap(), vec![]);
+}
