@@ -182,6 +182,28 @@ async fn pipeline_errors_are_mongodbs() {
         )
         .await;
     assert_eq!(code(&reply), 72);
+    // Variables are not supported, and say so.
+    let reply = conn
+        .command(doc! {"update": "test", "$db": "crud", "let": {"x": 1},
+        "updates": [{"q": {"_id": 1}, "u": [{"$set": {"x": "$$x"}}]}]})
+        .await;
+    assert_eq!(code(&reply), 238);
+    assert!(
+        reply.get_str("errmsg").unwrap().contains("'let'"),
+        "{reply}"
+    );
+    let reply = conn
+        .command(doc! {"update": "test", "$db": "crud",
+        "updates": [{"q": {"_id": 1}, "u": [{"$set": {"x": "$$x"}}], "c": {"x": 1}}]})
+        .await;
+    assert_eq!(write_code(&reply), 238);
+    let reply = conn
+        .command(
+            doc! {"findAndModify": "test", "$db": "crud", "query": {"_id": 1}, "let": {"x": 1},
+            "update": [{"$set": {"x": "$$x"}}]},
+        )
+        .await;
+    assert_eq!(code(&reply), 238);
     // Nothing was written by the refused updates.
     assert_eq!(
         all(&mut conn).await[0],

@@ -83,6 +83,7 @@ impl<T: Transport> Gateway<T> {
         let ns = namespace(db, collection)?;
         let ordered = get_bool_or(cmd, "ordered", true)?;
         let statements = write_batch(cmd, "update", "updates")?;
+        refuse_variables(cmd, "let", "update")?;
         // `sort` in an update statement is MongoDB 8.0; the 7.0 this
         // gateway announces fails the whole command (its parser knows no
         // such field) rather than update an arbitrary first match.
@@ -142,6 +143,7 @@ impl<T: Transport> Gateway<T> {
         {
             return Err(CommandError::not_implemented("arrayFilters"));
         }
+        refuse_variables(statement, "c", "an update statement")?;
         let q = required_doc(statement, "update.updates", "q")?;
         let u = match statement.get("u") {
             Some(u @ (Bson::Document(_) | Bson::Array(_))) => UpdateSpec::parse(u)?,
@@ -245,6 +247,7 @@ impl<T: Transport> Gateway<T> {
         let collection = collection_of(cmd)?;
         let ns = namespace(db, collection)?;
         check_collation(cmd)?;
+        refuse_variables(cmd, "let", "findAndModify")?;
         if cmd
             .get("arrayFilters")
             .is_some_and(|a| !matches!(a, Bson::Array(v) if v.is_empty()))
