@@ -194,7 +194,7 @@ fn devnet_with_a_mongo_user_requires_scram() {
     assert!(ok(&reply), "{reply}");
     let reply =
         conn.command(doc! {"insert": "c", "$db": "shop", "documents": [{"_id": 1, "v": "x"}]});
-    assert_eq!(reply.get_i64("n").unwrap(), 1, "{reply}");
+    assert_eq!(reply.get_i32("n").unwrap(), 1, "{reply}");
     let reply = conn.command(doc! {"find": "c", "$db": "shop", "filter": {"_id": 1}});
     let batch = reply
         .get_document("cursor")

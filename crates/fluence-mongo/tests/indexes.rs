@@ -346,7 +346,7 @@ async fn unique_indexes_refuse_duplicates_with_11000() {
         ]})
         .await;
     assert_ok(&reply);
-    assert_eq!(reply.get_i64("n").unwrap(), 2);
+    assert_eq!(reply.get_i32("n").unwrap(), 2);
     let errors = reply.get_array("writeErrors").unwrap();
     assert_eq!(errors.len(), 1);
     let error = errors[0].as_document().unwrap();
@@ -400,11 +400,11 @@ async fn unique_indexes_refuse_duplicates_with_11000() {
     let reply = conn
         .command(doc! {"insert": "people", "$db": "shop", "documents": [{"_id": 30}, {"_id": 31}]})
         .await;
-    assert_eq!(reply.get_i64("n").unwrap(), 2, "{reply}");
+    assert_eq!(reply.get_i32("n").unwrap(), 2, "{reply}");
     let reply = conn
         .command(doc! {"count": "people", "$db": "shop", "query": {}})
         .await;
-    assert_eq!(reply.get_i64("n").unwrap(), 7);
+    assert_eq!(reply.get_i32("n").unwrap(), 7);
 }
 
 #[tokio::test]

@@ -42,8 +42,8 @@ async fn update_many_and_one_with_pipelines() {
     assert_ok(&reply);
     assert_eq!(
         (
-            reply.get_i64("n").unwrap(),
-            reply.get_i64("nModified").unwrap()
+            reply.get_i32("n").unwrap(),
+            reply.get_i32("nModified").unwrap()
         ),
         (2, 2)
     );
@@ -62,7 +62,7 @@ async fn update_many_and_one_with_pipelines() {
             {"q": {"_id": 1}, "u": [{"$replaceRoot": {"newRoot": "$t"}}, {"$addFields": {"foo": 1}}]},
         ]})
         .await;
-    assert_eq!(reply.get_i64("nModified").unwrap(), 1, "{reply}");
+    assert_eq!(reply.get_i32("nModified").unwrap(), 1, "{reply}");
     assert_eq!(
         all(&mut conn).await,
         [
@@ -86,8 +86,8 @@ async fn update_many_and_one_with_pipelines() {
         .await;
     assert_eq!(
         (
-            reply.get_i64("n").unwrap(),
-            reply.get_i64("nModified").unwrap()
+            reply.get_i32("n").unwrap(),
+            reply.get_i32("nModified").unwrap()
         ),
         (1, 0)
     );
@@ -117,7 +117,7 @@ async fn pipelines_upsert_and_write_dotted_and_dollar_fields() {
                 "field": {"$literal": "a.b"}, "value": 2, "input": {}}}}}]},
         ]})
         .await;
-    assert_eq!(reply.get_i64("nModified").unwrap(), 2, "{reply}");
+    assert_eq!(reply.get_i32("nModified").unwrap(), 2, "{reply}");
     assert_eq!(
         all(&mut conn).await[2],
         doc! {"_id": 3, "k": "a", "k2": "ab", "$a": 1, "foo": {"a.b": 2}}

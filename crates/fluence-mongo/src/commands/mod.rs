@@ -251,6 +251,16 @@ fn namespace(db: &str, collection: &str) -> Result<String, CommandError> {
     Ok(ns)
 }
 
+/// A count in a reply as mongod appends it: int32 when it fits (drivers
+/// and `mongosh` scripts compare `n`/`nModified` with plain numbers),
+/// int64 beyond.
+fn count_value(n: u64) -> Bson {
+    i32::try_from(n).map_or_else(
+        |_| Bson::Int64(i64::try_from(n).unwrap_or(i64::MAX)),
+        Bson::Int32,
+    )
+}
+
 /// The collection named by the command's first field.
 fn collection_of(cmd: &Document) -> Result<&str, CommandError> {
     match cmd.iter().next() {

@@ -6,7 +6,7 @@ use fluence_client::{ClientError, FindAndModify, ModifyAction, Transport};
 
 use super::args::*;
 use super::duplicates::is_duplicate;
-use super::{collection_of, namespace, Gateway, Reply};
+use super::{collection_of, count_value, namespace, Gateway, Reply};
 use crate::error::*;
 
 impl<T: Transport> Gateway<T> {
@@ -71,7 +71,7 @@ impl<T: Transport> Gateway<T> {
                 }
             }
         }
-        let mut reply = doc! {"n": n as i64};
+        let mut reply = doc! {"n": count_value(n as u64)};
         if !write_errors.is_empty() {
             reply.insert("writeErrors", write_errors);
         }
@@ -116,7 +116,7 @@ impl<T: Transport> Gateway<T> {
                 }
             }
         }
-        let mut reply = doc! {"n": n as i64, "nModified": modified as i64};
+        let mut reply = doc! {"n": count_value(n), "nModified": count_value(modified)};
         if !upserted.is_empty() {
             reply.insert("upserted", upserted);
         }
@@ -208,7 +208,7 @@ impl<T: Transport> Gateway<T> {
                 }
             }
         }
-        let mut reply = doc! {"n": n as i64};
+        let mut reply = doc! {"n": count_value(n)};
         if !write_errors.is_empty() {
             reply.insert("writeErrors", write_errors);
         }
