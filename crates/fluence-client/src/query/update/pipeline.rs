@@ -88,7 +88,8 @@ impl UpdatePipeline {
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpdateSpec {
     Document(super::Update),
-    Pipeline(UpdatePipeline),
+    /// Boxed: a parsed pipeline is many times the size of an update.
+    Pipeline(Box<UpdatePipeline>),
 }
 
 impl UpdateSpec {
@@ -96,7 +97,9 @@ impl UpdateSpec {
     pub fn parse(update: &Bson) -> Result<UpdateSpec, QueryError> {
         match update {
             Bson::Document(d) => Ok(UpdateSpec::Document(super::Update::parse(d)?)),
-            Bson::Array(stages) => Ok(UpdateSpec::Pipeline(UpdatePipeline::parse(stages)?)),
+            Bson::Array(stages) => Ok(UpdateSpec::Pipeline(Box::new(UpdatePipeline::parse(
+                stages,
+            )?))),
             _ => Err(QueryError::FailedToParse {
                 message: "Update argument must be either an object or an array".into(),
             }),
