@@ -8,7 +8,7 @@ use fluence_client::query::{self, EvalContext};
 use fluence_client::{ClientError, Transport};
 
 use super::args::{get_bool, get_doc, truthy};
-use super::index_catalog::{catalog_ns, CATALOG_COLLECTION};
+use super::index_catalog::{catalog_ns, declared, resolve, CATALOG_COLLECTION};
 use super::{check_db, collection_of, namespace, Gateway, Reply};
 use crate::error::*;
 
@@ -117,12 +117,22 @@ impl<T: Transport> Gateway<T> {
         let collection = collection_of(cmd)?;
         let ns = namespace(db, collection)?;
         let _changing = self.index_changes.lock().await;
-        let indexes = match self.mongo_indexes(db, collection, &ns).await {
-            Ok(indexes) => indexes.len(),
+        let view = match self.client.describe(&ns).await {
+            Ok(view) => view,
             // MongoDB 7.0 answers ok for a collection that does not exist.
-            Err(e) if e.code == NAMESPACE_NOT_FOUND => return Ok(Document::new()),
-            Err(e) => return Err(e),
+            Err(ClientError::DatasetNotFound(_)) => return Ok(Document::new()),
+            Err(e) => return Err(e.into()),
         };
+        // The names only count the indexes here: a catalog that cannot be
+        // read must not keep a collection from being dropped.
+        let stored = match self.stored_indexes(db, collection).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, ns, "dropping a collection whose index names are unreadable");
+                Vec::new()
+            }
+        };
+        let indexes = resolve(&declared(&view), &stored).len();
         match self.client.drop_dataset(&ns).await {
             Ok(()) => {}
             Err(ClientError::DatasetNotFound(_)) => return Ok(Document::new()),
