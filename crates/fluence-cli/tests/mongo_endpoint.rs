@@ -1,8 +1,9 @@
-//! End to end: `fluence devnet --mongo-user` as a real process requires
-//! SCRAM-SHA-256 on its MongoDB endpoint. A raw wire-protocol client
-//! (SCRAM's client side written here from RFC 5802/7677) authenticates and
-//! writes; a wrong password gets AuthenticationFailed (18). Loopback is
-//! used: the point is the authentication path.
+//! End to end: the MongoDB endpoint of the real `fluence` binary.
+//! `fluence devnet --mongo-user` requires SCRAM-SHA-256: a raw wire-protocol
+//! client (SCRAM's client side written here from RFC 5802/7677)
+//! authenticates and writes; a wrong password gets AuthenticationFailed
+//! (18). Loopback is used: the point is the authentication path. Index
+//! names created through the endpoint survive a restart.
 
 mod support;
 
@@ -249,4 +250,49 @@ fn a_mongo_user_needs_its_password_from_the_environment() {
     let (status, stderr) = Process::spawn(command).exit();
     assert!(!status.success());
     assert!(stderr.contains("--mongo-user"), "stderr: {stderr}");
+}
+
+#[test]
+fn index_names_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (process, uri) = devnet(dir.path(), PASSWORD);
+    let mut conn = Conn::open(host_of(&uri));
+    assert!(ok(&authenticate(&mut conn, PASSWORD)));
+    let reply = conn.command(doc! {"insert": "c", "$db": "shop", "documents": [
+        {"_id": 1, "v": 3, "email": "a@x"}, {"_id": 2, "v": 1, "email": "b@x"},
+    ]});
+    assert_eq!(reply.get_i32("n").unwrap(), 2, "{reply}");
+    let reply = conn.command(doc! {"createIndexes": "c", "$db": "shop", "indexes": [
+        {"key": {"v": -1}, "name": "newest_first"},
+        {"key": {"email": 1}, "name": "email_1", "unique": true},
+    ]});
+    assert!(ok(&reply), "{reply}");
+    let (status, _) = process.stop();
+    assert!(status.success());
+
+    let (process, uri) = devnet(dir.path(), PASSWORD);
+    let mut conn = Conn::open(host_of(&uri));
+    assert!(ok(&authenticate(&mut conn, PASSWORD)));
+    let reply = conn.command(doc! {"listIndexes": "c", "$db": "shop"});
+    let indexes = reply
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap();
+    assert_eq!(
+        indexes[1..],
+        [
+            Bson::Document(doc! {"v": 2, "key": {"v": -1}, "name": "newest_first"}),
+            Bson::Document(doc! {"v": 2, "key": {"email": 1}, "name": "email_1", "unique": true}),
+        ]
+    );
+    // Still enforced.
+    let reply = conn.command(doc! {"insert": "c", "$db": "shop", "documents": [{"email": "a@x"}]});
+    let error = reply.get_array("writeErrors").unwrap()[0]
+        .as_document()
+        .unwrap()
+        .clone();
+    assert_eq!(error.get_i32("code").unwrap(), 11000, "{reply}");
+    let (status, _) = process.stop();
+    assert!(status.success());
 }
