@@ -2,6 +2,7 @@
 
 mod data;
 mod keys;
+mod mongo_auth;
 mod passphrase;
 mod serve;
 
@@ -36,9 +37,11 @@ enum Command {
         /// HTTP API address.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
-        /// MongoDB wire protocol address (loopback only).
+        /// MongoDB wire protocol address (loopback only without --mongo-user).
         #[arg(long, default_value = "127.0.0.1:27017")]
         mongo: SocketAddr,
+        #[command(flatten)]
+        mongo_user: MongoUserArg,
         /// First node's TCP port (0: pick free ports).
         #[arg(long, default_value_t = 4001)]
         p2p_port: u16,
@@ -63,9 +66,11 @@ enum Command {
         key: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
-        /// MongoDB wire protocol address (loopback only).
+        /// MongoDB wire protocol address (loopback only without --mongo-user).
         #[arg(long, default_value = "127.0.0.1:27017")]
         mongo: SocketAddr,
+        #[command(flatten)]
+        mongo_user: MongoUserArg,
     },
     /// Manage owner keys.
     Keys {
@@ -144,6 +149,15 @@ enum Command {
 }
 
 #[derive(clap::Args)]
+struct MongoUserArg {
+    /// Require SCRAM-SHA-256 authentication as this user on the MongoDB
+    /// endpoint (password in FLUENCE_MONGO_PASSWORD); needed to bind a
+    /// non-loopback address.
+    #[arg(long = "mongo-user", value_name = "NAME")]
+    name: Option<String>,
+}
+
+#[derive(clap::Args)]
 struct GatewayArg {
     /// The gateway's HTTP address.
     #[arg(
@@ -197,8 +211,12 @@ fn main() -> Result<()> {
             dir,
             http,
             mongo,
+            mongo_user,
             p2p_port,
-        } => runtime()?.block_on(serve::devnet(nodes, dir, http, mongo, p2p_port)),
+        } => {
+            let mongo = serve::MongoEndpoint::new(mongo, mongo_user.name)?;
+            runtime()?.block_on(serve::devnet(nodes, dir, http, mongo, p2p_port))
+        }
         Command::Node {
             data_dir,
             listen,
@@ -209,7 +227,11 @@ fn main() -> Result<()> {
             key,
             http,
             mongo,
-        } => runtime()?.block_on(serve::gateway(key, node, http, mongo)),
+            mongo_user,
+        } => {
+            let mongo = serve::MongoEndpoint::new(mongo, mongo_user.name)?;
+            runtime()?.block_on(serve::gateway(key, node, http, mongo))
+        }
         Command::Keys { dir, command } => {
             let dir = dir.unwrap_or_else(keys::default_dir);
             match command {

@@ -11,7 +11,7 @@ use fluence_crypto::keys::MasterKey;
 use fluence_net::{Multiaddr, NodeClient};
 use fluence_node::{NodeConfig, RunningNode};
 
-use crate::keys;
+use crate::{keys, mongo_auth};
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -36,28 +36,52 @@ pub async fn node(
     Ok(())
 }
 
+/// Where and for whom the MongoDB wire protocol is served.
+pub struct MongoEndpoint {
+    addr: SocketAddr,
+    user: Option<String>,
+    credentials: Option<fluence_mongo::Credentials>,
+}
+
+impl MongoEndpoint {
+    /// Checks the address against the credentials (from the environment)
+    /// before anything starts.
+    pub fn new(addr: SocketAddr, user: Option<String>) -> Result<MongoEndpoint> {
+        let credentials = mongo_auth::credentials(user.as_deref())?;
+        mongo_auth::check_bind(addr, credentials.as_ref())?;
+        Ok(MongoEndpoint {
+            addr,
+            user,
+            credentials,
+        })
+    }
+}
+
 /// The gateway's listeners, running over one client connection to a node.
 struct Gateway {
     http: SocketAddr,
     mongo: SocketAddr,
+    mongo_user: Option<String>,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Gateway {
     /// Connects to `node_addr` and binds the HTTP API and the MongoDB wire
-    /// protocol listener. The wire protocol has no authentication yet
-    /// (SCRAM-SHA-256 comes with it), so it only binds to loopback.
+    /// protocol listener (authenticated when `mongo` has credentials;
+    /// `MongoEndpoint::new` refused a non-loopback address without).
     async fn start(
         master: MasterKey,
         node_addr: Multiaddr,
         http: SocketAddr,
-        mongo: SocketAddr,
+        mongo: MongoEndpoint,
     ) -> Result<Gateway> {
-        anyhow::ensure!(
-            mongo.ip().is_loopback(),
-            "the MongoDB endpoint may only bind to a loopback address ({mongo} is not) until it supports SCRAM-SHA-256"
-        );
+        let MongoEndpoint {
+            addr: mongo,
+            user: mongo_user,
+            credentials,
+        } = mongo;
+        mongo_auth::check_bind(mongo, credentials.as_ref())?;
         let connection = NodeClient::connect(node_addr.clone(), DIAL_TIMEOUT)
             .await
             .with_context(|| format!("connecting to node {node_addr}"))?;
@@ -75,15 +99,17 @@ impl Gateway {
         let gateway = Gateway {
             http: http_listener.local_addr()?,
             mongo: mongo_listener.local_addr()?,
+            mongo_user,
             tasks: vec![
                 tokio::spawn(fluence_gateway::serve(
                     http_listener,
                     Arc::clone(&client),
                     until_stopped(stopped.clone()),
                 )),
-                tokio::spawn(fluence_mongo::serve(
+                tokio::spawn(fluence_mongo::serve_with(
                     mongo_listener,
                     client,
+                    fluence_mongo::ServeOptions { credentials },
                     until_stopped(stopped),
                 )),
             ],
@@ -95,7 +121,10 @@ impl Gateway {
     fn print_endpoints(&self) {
         println!("  HTTP API: http://{}/v1", self.http);
         println!("  OpenAPI:  http://{}/v1/openapi.json", self.http);
-        println!("  MongoDB:  mongodb://{}/", self.mongo);
+        println!(
+            "  MongoDB:  {}",
+            mongo_auth::connection_string(self.mongo, self.mongo_user.as_deref())
+        );
     }
 
     async fn stop(self) -> Result<()> {
@@ -113,7 +142,7 @@ pub async fn gateway(
     key: PathBuf,
     node_addr: Multiaddr,
     http: SocketAddr,
-    mongo: SocketAddr,
+    mongo: MongoEndpoint,
 ) -> Result<()> {
     let master = keys::unlock(&key)?;
     let gateway = Gateway::start(master, node_addr.clone(), http, mongo).await?;
@@ -141,7 +170,7 @@ pub async fn devnet(
     nodes: usize,
     dir: PathBuf,
     http: SocketAddr,
-    mongo: SocketAddr,
+    mongo: MongoEndpoint,
     p2p_port: u16,
 ) -> Result<()> {
     anyhow::ensure!(nodes >= 1, "a devnet needs at least one node");

@@ -17,12 +17,13 @@ use tokio::sync::Mutex;
 use crate::dataset::Dataset;
 use crate::descriptor::{Descriptor, IndexSpec};
 use crate::error::ClientError;
-use crate::query::{self, Filter, Projection, SortSpec, Update};
+use crate::query::{self, Filter, Projection, SortSpec, Update, UpdateSpec};
 use crate::transport::Transport;
 
 pub mod cursor;
 pub mod find_and_modify;
 mod indexes;
+mod update_spec;
 
 /// Bytes of encoded operations per signed batch: well under the protocol's
 /// message limit, and small enough that one batch commits in milliseconds.
@@ -562,27 +563,15 @@ impl<T: Transport> Client<T> {
         multi: bool,
         upsert: bool,
     ) -> Result<UpdateResult, ClientError> {
-        let update = Update::parse(update)?;
-        if multi && update.is_replacement() {
-            return Err(ClientError::InvalidRequest(
-                "multi update is not allowed with a replacement document".into(),
-            ));
-        }
-        let update = &update;
-        self.with_fresh_schema(name, |state| {
-            Box::pin(async move {
-                self.update_once(&state, filter, update, multi, upsert)
-                    .await
-            })
-        })
-        .await
+        let update = UpdateSpec::from(Update::parse(update)?);
+        self.update_spec(name, filter, &update, multi, upsert).await
     }
 
     async fn update_once(
         &self,
         state: &Arc<DatasetState>,
         filter: &Document,
-        update: &Update,
+        update: &UpdateSpec,
         multi: bool,
         upsert: bool,
     ) -> Result<UpdateResult, ClientError> {

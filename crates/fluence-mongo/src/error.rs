@@ -29,6 +29,9 @@ pub const INVALID_OPTIONS: i32 = 72;
 pub const INVALID_NAMESPACE: i32 = 73;
 pub const INDEX_NOT_FOUND: i32 = 27;
 pub const INDEX_OPTIONS_CONFLICT: i32 = 85;
+pub const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
+pub const CANNOT_CREATE_INDEX: i32 = 67;
+pub const INVALID_INDEX_SPECIFICATION_OPTION: i32 = 197;
 pub const OPERATION_FAILED: i32 = 96;
 pub const WRITE_CONFLICT: i32 = 112;
 pub const NOT_IMPLEMENTED: i32 = 238;
@@ -69,11 +72,14 @@ pub fn code_name(code: i32) -> String {
         52 => "DollarPrefixedFieldName",
         59 => "CommandNotFound",
         66 => "ImmutableField",
+        67 => "CannotCreateIndex",
         72 => "InvalidOptions",
         73 => "InvalidNamespace",
         85 => "IndexOptionsConflict",
+        86 => "IndexKeySpecsConflict",
         96 => "OperationFailed",
         168 => "InvalidPipelineOperator",
+        197 => "InvalidIndexSpecificationOption",
         241 => "ConversionFailure",
         292 => "QueryExceededMemoryLimitNoDiskUseAllowed",
         334 => "MechanismUnavailable",
@@ -93,6 +99,9 @@ pub fn code_name(code: i32) -> String {
 pub struct CommandError {
     pub code: i32,
     pub message: String,
+    /// Fields the error carries beside its code and message, as MongoDB
+    /// adds `keyPattern` and `keyValue` to a duplicate key error.
+    pub info: Document,
 }
 
 impl CommandError {
@@ -100,7 +109,14 @@ impl CommandError {
         CommandError {
             code,
             message: message.into(),
+            info: Document::new(),
         }
+    }
+
+    /// The error with `info`'s fields added to its reply.
+    pub fn with_info(mut self, info: Document) -> CommandError {
+        self.info.extend(info);
+        self
     }
 
     pub fn bad_value(message: impl Into<String>) -> CommandError {
@@ -120,22 +136,26 @@ impl CommandError {
 
     /// The command reply: `{ok: 0, errmsg, code, codeName}`.
     pub fn to_reply(&self) -> Document {
-        doc! {
+        let mut reply = doc! {
             "ok": 0.0,
             "errmsg": &self.message,
             "code": self.code,
             "codeName": code_name(self.code),
-        }
+        };
+        reply.extend(self.info.clone());
+        reply
     }
 
     /// An entry of a write command's `writeErrors`.
     pub fn to_write_error(&self, index: usize) -> Document {
-        doc! {
+        let mut entry = doc! {
             "index": index as i64,
             "code": self.code,
             "codeName": code_name(self.code),
             "errmsg": &self.message,
-        }
+        };
+        entry.extend(self.info.clone());
+        entry
     }
 }
 

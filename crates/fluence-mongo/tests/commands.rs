@@ -366,7 +366,7 @@ async fn update_operators_through_the_wire() {
         ]})
         .await;
     assert_ok(&reply);
-    assert_eq!(reply.get_i64("nModified").unwrap(), 3);
+    assert_eq!(reply.get_i32("nModified").unwrap(), 3);
     let reply = conn
         .command(
             doc! {"find": "items", "$db": "shop", "filter": {"_id": {"$in": [1, 2, 3]}},
@@ -416,7 +416,7 @@ async fn type_filters_and_refused_write_shapes() {
     let reply = conn
         .command(doc! {"count": "items", "$db": "shop", "query": {"tags": {"$type": "array"}}})
         .await;
-    assert_eq!(reply.get_i64("n").unwrap(), 4);
+    assert_eq!(reply.get_i32("n").unwrap(), 4);
     // MongoDB 7.0 has no sort in update statements.
     let reply = conn
         .command(doc! {"update": "items", "$db": "shop", "updates": [

@@ -20,7 +20,7 @@ async fn seeded(server: &Server) -> Conn {
         .command_with_sequence(doc! {"insert": "big", "$db": "s"}, "documents", &docs)
         .await;
     assert_ok(&reply);
-    assert_eq!(reply.get_i64("n").unwrap(), i64::from(DOCS));
+    assert_eq!(reply.get_i32("n").unwrap(), DOCS);
     conn
 }
 
@@ -83,7 +83,7 @@ async fn skip_limit_filter_and_projection_while_streaming() {
     let reply = conn
         .command(doc! {"count": "big", "$db": "s", "query": {"n": 3}})
         .await;
-    assert_eq!(reply.get_i64("n").unwrap(), 357);
+    assert_eq!(reply.get_i32("n").unwrap(), 357);
 }
 
 #[tokio::test]

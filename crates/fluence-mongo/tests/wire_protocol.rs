@@ -161,7 +161,7 @@ async fn crud_with_document_sequences() {
         )
         .await;
     assert_ok(&inserted);
-    assert_eq!(inserted.get_i64("n").ok(), Some(3));
+    assert_eq!(inserted.get_i32("n").ok(), Some(3));
 
     let found = conn
         .command(doc! {"find": "items", "$db": "shop", "filter": {"qty": {"$gte": 20}}, "sort": {"qty": -1}, "projection": {"qty": 1}})
@@ -190,8 +190,8 @@ async fn crud_with_document_sequences() {
         )
         .await;
     assert_ok(&updated);
-    assert_eq!(updated.get_i64("n").ok(), Some(5));
-    assert_eq!(updated.get_i64("nModified").ok(), Some(4));
+    assert_eq!(updated.get_i32("n").ok(), Some(5));
+    assert_eq!(updated.get_i32("nModified").ok(), Some(4));
     assert_eq!(
         updated.get_array("upserted").unwrap(),
         &vec![Bson::Document(doc! {"index": 2i64, "_id": 9})]
@@ -218,19 +218,19 @@ async fn crud_with_document_sequences() {
     let count = conn
         .command(doc! {"count": "items", "$db": "shop", "query": {"seen": true}})
         .await;
-    assert_eq!(count.get_i64("n").ok(), Some(3));
+    assert_eq!(count.get_i32("n").ok(), Some(3));
     let count = conn
         .command(doc! {"count": "items", "$db": "shop", "skip": 1, "limit": 2})
         .await;
-    assert_eq!(count.get_i64("n").ok(), Some(2));
+    assert_eq!(count.get_i32("n").ok(), Some(2));
 
     let deleted = conn
         .command(doc! {"delete": "items", "$db": "shop", "deletes": [{"q": {"_id": 2, "kind": "a"}, "limit": 1}, {"q": {"qty": {"$gt": 25}}, "limit": 0}]})
         .await;
     assert_ok(&deleted);
-    assert_eq!(deleted.get_i64("n").ok(), Some(3));
+    assert_eq!(deleted.get_i32("n").ok(), Some(3));
     let rest = conn.command(doc! {"count": "items", "$db": "shop"}).await;
-    assert_eq!(rest.get_i64("n").ok(), Some(1));
+    assert_eq!(rest.get_i32("n").ok(), Some(1));
     let bad_limit = conn
         .command(doc! {"delete": "items", "$db": "shop", "deletes": [{"q": {}, "limit": 5}]})
         .await;
@@ -256,7 +256,7 @@ async fn crud_with_document_sequences() {
     assert_eq!(
         conn.command(doc! {"count": "nothing", "$db": "shop"})
             .await
-            .get_i64("n")
+            .get_i32("n")
             .ok(),
         Some(0)
     );
@@ -374,7 +374,7 @@ async fn duplicate_keys_report_11000() {
         )
         .await;
     assert_ok(&ordered);
-    assert_eq!(ordered.get_i64("n").ok(), Some(1));
+    assert_eq!(ordered.get_i32("n").ok(), Some(1));
     let errors = ordered.get_array("writeErrors").unwrap();
     assert_eq!(errors.len(), 1);
     let error = errors[0].as_document().unwrap();
@@ -389,7 +389,7 @@ async fn duplicate_keys_report_11000() {
     let unordered = conn
         .command(doc! {"insert": "c", "$db": "d", "ordered": false, "documents": [{"_id": 1}, {"_id": 3}, {"_id": 3}, {"_id": 4}]})
         .await;
-    assert_eq!(unordered.get_i64("n").ok(), Some(2));
+    assert_eq!(unordered.get_i32("n").ok(), Some(2));
     let indexes: Vec<i64> = unordered
         .get_array("writeErrors")
         .unwrap()
@@ -398,12 +398,12 @@ async fn duplicate_keys_report_11000() {
         .collect();
     assert_eq!(indexes, vec![0, 2]);
     let count = conn.command(doc! {"count": "c", "$db": "d"}).await;
-    assert_eq!(count.get_i64("n").ok(), Some(3));
+    assert_eq!(count.get_i32("n").ok(), Some(3));
     // Documents without _id get one, and stay distinct.
     let fresh = conn
         .command(doc! {"insert": "c", "$db": "d", "documents": [{"a": 1}, {"a": 1}]})
         .await;
-    assert_eq!(fresh.get_i64("n").ok(), Some(2));
+    assert_eq!(fresh.get_i32("n").ok(), Some(2));
     let found = conn
         .command(doc! {"find": "c", "$db": "d", "filter": {"a": 1}})
         .await;
@@ -538,7 +538,7 @@ async fn more_to_come_gets_no_reply() {
     conn.stream.write_all(&silent).await.unwrap();
     // The next reply is the count's: nothing answered the insert.
     let count = conn.command(doc! {"count": "c", "$db": "d"}).await;
-    assert_eq!(count.get_i64("n").ok(), Some(1));
+    assert_eq!(count.get_i32("n").ok(), Some(1));
 }
 
 #[tokio::test]

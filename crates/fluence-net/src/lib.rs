@@ -1,15 +1,25 @@
 //! Fluence networking: the libp2p swarm (TCP, noise, yamux) and the
-//! `/fluence/rpc/1` request-response protocol between gateways and nodes.
+//! `/fluence/rpc/2` protocol between gateways and nodes.
 //!
 //! Owns transport, framing, dialing and serving. Must not depend on storage
 //! internals or on the client's keys: a node plugs in a [`RequestHandler`],
 //! a gateway uses a [`NodeClient`]; both exchange `fluence-proto` bytes.
+//!
+//! A gateway opens one long-lived stream per node connection and pipelines
+//! every request over it, each frame tagged with a request id (see
+//! [`frame`]); the node answers in whatever order answers are ready. This
+//! replaces a stream (with its protocol negotiation) per request, which
+//! cost more than the node's work for a point read.
 
 pub mod client;
 pub mod frame;
 pub mod identity;
+mod serve_stream;
 pub mod server;
+mod session;
+pub mod streams;
 pub mod swarm;
+mod writer;
 
 pub use client::NodeClient;
 pub use libp2p::{Multiaddr, PeerId};
@@ -26,6 +36,8 @@ pub enum NetError {
     Dial(String, String),
     #[error("request to node failed: {0}")]
     Request(String),
+    #[error("message of {0} bytes exceeds the maximum {max}", max = fluence_proto::limits::MESSAGE_LEN_MAX)]
+    Oversized(usize),
     #[error("node sent an undecodable response: {0}")]
     BadResponse(String),
     #[error("the connection to the node was shut down")]

@@ -1,25 +1,27 @@
-//! The node side: accept `/fluence/rpc/1` requests and answer each with
-//! whatever the node's [`RequestHandler`] returns.
+//! The node side: accept `/fluence/rpc/2` streams and answer every request
+//! on them with whatever the node's [`RequestHandler`] returns.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
-use libp2p::request_response::{self, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identity::Keypair, Multiaddr, PeerId};
+use libp2p::{identity::Keypair, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
+use crate::serve_stream::serve_stream;
+use crate::streams::{InboundStream, RpcStreams};
 use crate::{swarm, NetError};
 
-/// Answers one request. Runs on a blocking thread: handlers do disk I/O.
+/// Answers requests.
 pub trait RequestHandler: Send + Sync + 'static {
+    /// Answers one request. Runs on a blocking thread: handlers do disk I/O.
     fn handle(&self, peer: PeerId, request: Vec<u8>) -> Vec<u8>;
 }
 
-/// Responses computed but not yet handed back to the swarm; bounded so a
-/// stalled swarm task applies back-pressure to handlers.
-const PENDING_RESPONSES_MAX: usize = 1024;
+/// Negotiated streams waiting for the server task to start serving them.
+const ACCEPTED_STREAMS_QUEUED_MAX: usize = 64;
 
 /// A running server; dropping it (or calling [`Server::shutdown`]) stops it.
 pub struct Server {
@@ -38,7 +40,8 @@ impl Server {
         handler: Arc<dyn RequestHandler>,
     ) -> Result<Server, NetError> {
         let peer_id = keypair.public().to_peer_id();
-        let mut swarm = swarm::build(keypair, ProtocolSupport::Inbound)?;
+        let (accepted, streams) = mpsc::channel(ACCEPTED_STREAMS_QUEUED_MAX);
+        let mut swarm = swarm::build(keypair, RpcStreams::inbound(accepted))?;
         swarm
             .listen_on(listen.clone())
             .map_err(|e| NetError::Listen(listen.to_string(), e.to_string()))?;
@@ -54,7 +57,7 @@ impl Server {
             }
         }
         let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(serve(swarm, handler, stop_rx));
+        let task = tokio::spawn(serve(swarm, streams, handler, stop_rx));
         Ok(Server {
             peer_id,
             listen_addrs,
@@ -71,6 +74,9 @@ impl Server {
         addr
     }
 
+    /// Stops listening, drops every connection and waits until the server
+    /// task has ended. Requests in progress on blocking threads finish, but
+    /// their answers are not sent.
     pub async fn shutdown(mut self) {
         self.stop_and_join().await;
     }
@@ -94,48 +100,61 @@ impl Drop for Server {
 }
 
 async fn serve(
-    mut swarm: libp2p::Swarm<swarm::RpcBehaviour>,
+    mut swarm: Swarm<RpcStreams>,
+    mut streams: mpsc::Receiver<InboundStream>,
     handler: Arc<dyn RequestHandler>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let (done_tx, mut done_rx) =
-        mpsc::channel::<(ResponseChannel<Vec<u8>>, Vec<u8>)>(PENDING_RESPONSES_MAX);
+    // Owning the stream tasks here means stopping the server ends them too.
+    let mut serving = JoinSet::new();
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            Some((channel, response)) = done_rx.recv() => {
-                if swarm.behaviour_mut().send_response(channel, response).is_err() {
-                    tracing::debug!("peer went away before its response was sent");
-                }
+            Some(accepted) = streams.recv() => {
+                let handler = Arc::clone(&handler);
+                serving.spawn(async move {
+                    let InboundStream { peer, stream, token } = accepted;
+                    serve_stream(peer, stream, handler).await;
+                    drop(token);
+                });
             }
+            // Reap finished stream tasks so the set does not grow.
+            Some(_) = serving.join_next(), if !serving.is_empty() => {}
             event = swarm.select_next_some() => match event {
-                SwarmEvent::Behaviour(request_response::Event::Message {
-                    peer,
-                    message: request_response::Message::Request { request, channel, .. },
-                    ..
-                }) => {
-                    let handler = Arc::clone(&handler);
-                    let done = done_tx.clone();
-                    tokio::spawn(async move {
-                        let answered = tokio::task::spawn_blocking(move || handler.handle(peer, request)).await;
-                        match answered {
-                            Ok(response) => {
-                                let _ = done.send((channel, response)).await;
-                            }
-                            // The handler panicked: an invariant broke. Log it;
-                            // the peer sees its request fail, the node goes on.
-                            Err(error) => tracing::error!(%peer, %error, "request handler failed"),
-                        }
-                    });
-                }
-                SwarmEvent::Behaviour(request_response::Event::InboundFailure { peer, error, .. }) => {
-                    tracing::debug!(%peer, %error, "inbound request failed");
-                }
                 SwarmEvent::IncomingConnectionError { error, .. } => {
                     tracing::debug!(%error, "incoming connection failed");
+                }
+                SwarmEvent::ConnectionClosed { peer_id, cause: Some(error), .. } => {
+                    tracing::debug!(%peer_id, %error, "connection closed");
                 }
                 _ => {}
             }
         }
+    }
+    serving.shutdown().await;
+    close_connections(&mut swarm).await;
+}
+
+/// How long a stopping server waits for its connections to close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Closes every connection and waits (bounded) until they are gone, so
+/// that when [`Server::shutdown`] returns no peer can still reach this
+/// server. Dropping the swarm alone closes them too, but later, from their
+/// own tasks: a client could meanwhile open a stream on a connection whose
+/// server is gone.
+async fn close_connections(swarm: &mut Swarm<RpcStreams>) {
+    let peers: Vec<PeerId> = swarm.connected_peers().copied().collect();
+    for peer in peers {
+        let _ = swarm.disconnect_peer_id(peer);
+    }
+    let closed = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while swarm.connected_peers().next().is_some() {
+            swarm.select_next_some().await;
+        }
+    })
+    .await;
+    if closed.is_err() {
+        tracing::debug!("connections still open after {CLOSE_TIMEOUT:?}; dropping them");
     }
 }

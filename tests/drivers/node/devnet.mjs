@@ -1,6 +1,7 @@
 // Starts the real `fluence devnet` on free loopback ports in a temporary
 // directory, resolves once it prints its MongoDB endpoint, and stops it
-// with SIGTERM. Each scenario file starts its own.
+// with SIGTERM. Each scenario file starts its own; it dies with the test
+// process that started it, as in devnet.py.
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const START_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 30_000;
+const SETPRIV_PATHS = ['/usr/bin/setpriv', '/bin/setpriv'];
 
 /** `$FLUENCE_BIN`, else the debug build `.ci/run` makes. */
 export function fluenceBinary() {
@@ -21,13 +23,29 @@ export function fluenceBinary() {
   return bin;
 }
 
+/**
+ * `[command, args]` that runs `bin args` so that Linux sends it SIGTERM when
+ * this process dies, even by SIGKILL: util-linux `setpriv --pdeathsig` sets
+ * PR_SET_PDEATHSIG, then execs `bin` (Node has no pre-exec hook for it, and
+ * devnet.py does the same with prctl). Without setpriv (not Linux), `stop()`
+ * still ends the devnet on a normal exit.
+ */
+function dyingWithThisProcess(bin, args) {
+  const setpriv = SETPRIV_PATHS.find((candidate) => existsSync(candidate));
+  return setpriv === undefined ? [bin, args] : [setpriv, ['--pdeathsig', 'SIGTERM', '--', bin, ...args]];
+}
+
 export class Devnet {
   static async start() {
     const dir = mkdtempSync(path.join(tmpdir(), 'fluence-node-drivers-'));
-    const child = spawn(
+    const [command, args] = dyingWithThisProcess(
       fluenceBinary(),
       ['devnet', '--nodes', '1', '--dir', dir, '--http', '127.0.0.1:0',
         '--mongo', '127.0.0.1:0', '--p2p-port', '0'],
+    );
+    const child = spawn(
+      command,
+      args,
       {
         env: { ...process.env, FLUENCE_PASSPHRASE: 'driver suites passphrase', FLUENCE_LOG: process.env.FLUENCE_LOG ?? 'warn' },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,17 +10,17 @@
 use bson::{Bson, Document};
 use fluence_proto::{DocOp, Precondition};
 
-use super::{conflict_to_duplicate, with_id, Client, UpdateResult};
+use super::{conflict_to_duplicate, unique_violation, with_id, Client, UpdateResult};
 use crate::error::ClientError;
-use crate::query::{SortSpec, Update};
+use crate::query::{SortSpec, UpdateSpec};
 use crate::transport::Transport;
 
 /// What to do with the document found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModifyAction {
     Remove,
-    /// An operator update or a replacement document.
-    Update(Document),
+    /// An operator update, a replacement document or a pipeline.
+    Update(UpdateSpec),
 }
 
 /// A findAndModify request.
@@ -55,7 +55,7 @@ impl<T: Transport> Client<T> {
         let state = self.dataset(name).await?;
         let sort = request.sort.as_ref().map(SortSpec::parse).transpose()?;
         let update = match &request.action {
-            ModifyAction::Update(u) => Some(Update::parse(u)?),
+            ModifyAction::Update(u) => Some(u),
             ModifyAction::Remove if request.upsert => {
                 return Err(ClientError::InvalidRequest(
                     "Cannot specify both an upsert and a remove".into(),
@@ -79,7 +79,9 @@ impl<T: Transport> Client<T> {
             let op = state.dataset.put_op(&doc, 1, Precondition::Absent)?;
             self.submit_ops(&state, &mut last_seq, vec![op])
                 .await
-                .map_err(|(_, e)| conflict_to_duplicate(e, &id))?;
+                .map_err(|(_, e)| {
+                    unique_violation(&state.dataset, conflict_to_duplicate(e, &id), 0)
+                })?;
             return Ok(FindAndModifyResult {
                 before: None,
                 after: Some(doc),
@@ -118,7 +120,7 @@ impl<T: Transport> Client<T> {
             )?;
             self.submit_ops(&state, &mut last_seq, vec![op])
                 .await
-                .map_err(|(_, e)| e)?;
+                .map_err(|(_, e)| unique_violation(&state.dataset, e, 0))?;
         }
         Ok(FindAndModifyResult {
             before: Some(found.doc),

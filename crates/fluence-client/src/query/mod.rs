@@ -14,7 +14,8 @@
 //!    return.
 //!
 //! Writes use [`Update`] (operator updates and replacements, upserts via
-//! [`Update::apply_upsert`] / [`upsert_seed`]).
+//! [`Update::apply_upsert`] / [`upsert_seed`]) and [`UpdatePipeline`]
+//! (pipeline-style updates); [`UpdateSpec`] is either.
 //!
 //! ```
 //! use bson::doc;
@@ -42,7 +43,7 @@
 //! `$elemMatch`, `$size`, `$all`, `$mod`, bitwise and geo
 //! operators, `$where`, `$expr`, `$jsonSchema`; projection operators
 //! (`a.$`, `$slice`, `$elemMatch`, `$meta`) and computed projection fields;
-//! positional update paths (`$`, `$[]`, `$[id]`) and pipeline updates; `$meta` sorts;
+//! positional update paths (`$`, `$[]`, `$[id]`); `$meta` sorts;
 //! `$text` with `$caseSensitive: true` or `$diacriticSensitive: true`;
 //! `$inc`/`$mul` where the stored value or the operand is a Decimal128 (the
 //! bson crate has no decimal arithmetic; creating a missing field works).
@@ -105,4 +106,4 @@ pub use path::{index_values, FieldPath};
 pub use plan::{plan, IndexKindSpec, IndexPlan};
 pub use project::Projection;
 pub use sort::{SortKey, SortSpec};
-pub use update::{upsert_seed, Update};
+pub use update::{upsert_seed, Update, UpdatePipeline, UpdateSpec};

@@ -22,11 +22,16 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     ("count", "count documents"),
     ("create", "create a collection"),
+    (
+        "createIndexes",
+        "create indexes (encrypted eq, range and text indexes)",
+    ),
     ("dbStats", "database statistics"),
     ("delete", "delete documents"),
     ("distinct", "distinct values of a field"),
     ("drop", "drop a collection"),
     ("dropDatabase", "drop every collection of a database"),
+    ("dropIndexes", "drop indexes"),
     ("endSessions", "end logical sessions"),
     ("find", "query documents"),
     (

@@ -61,6 +61,18 @@ pub(super) fn check_collation(cmd: &Document) -> Result<(), CommandError> {
     }
 }
 
+/// Refuses pipeline variables (`let` of a command, `c` of an update
+/// statement): the expression engine has no user variables, and an
+/// ignored `let` would turn `$$name` into a confusing undefined variable.
+pub(super) fn refuse_variables(cmd: &Document, key: &str, what: &str) -> Result<(), CommandError> {
+    match cmd.get(key) {
+        None | Some(Bson::Null) => Ok(()),
+        Some(_) => Err(CommandError::not_implemented(&format!(
+            "{what} with '{key}' variables"
+        ))),
+    }
+}
+
 pub(super) fn truthy(value: &Bson) -> bool {
     match value {
         Bson::Boolean(b) => *b,

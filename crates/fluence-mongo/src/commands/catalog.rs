@@ -8,6 +8,7 @@ use fluence_client::query::{self, EvalContext};
 use fluence_client::{ClientError, Transport};
 
 use super::args::{get_bool, get_doc, truthy};
+use super::index_catalog::{catalog_ns, declared, resolve, CATALOG_COLLECTION};
 use super::{check_db, collection_of, namespace, Gateway, Reply};
 use crate::error::*;
 
@@ -19,8 +20,10 @@ impl<T: Transport> Gateway<T> {
         // (database, collection) reading; they are not listed.
         let mut dbs: BTreeMap<String, u64> = BTreeMap::new();
         for view in self.client.list_datasets().await? {
-            if let Some((db, _)) = view.name.split_once('.') {
-                *dbs.entry(db.to_string()).or_default() += view.doc_count;
+            match view.name.split_once('.') {
+                // The index catalog alone does not make a database.
+                Some((_, CATALOG_COLLECTION)) | None => {}
+                Some((db, _)) => *dbs.entry(db.to_string()).or_default() += view.doc_count,
             }
         }
         let mut databases = Vec::new();
@@ -53,6 +56,7 @@ impl<T: Transport> Gateway<T> {
             .await?
             .into_iter()
             .filter_map(|v| v.name.strip_prefix(&prefix).map(str::to_string))
+            .filter(|name| name != CATALOG_COLLECTION)
             .collect())
     }
 
@@ -110,18 +114,46 @@ impl<T: Transport> Gateway<T> {
     }
 
     pub(super) async fn drop(&self, db: &str, cmd: &Document) -> Reply {
-        let ns = namespace(db, collection_of(cmd)?)?;
-        match self.client.drop_dataset(&ns).await {
-            Ok(()) => Ok(doc! {"ns": ns, "nIndexesWas": 1}),
+        let collection = collection_of(cmd)?;
+        let ns = namespace(db, collection)?;
+        let _changing = self.index_changes.lock().await;
+        let view = match self.client.describe(&ns).await {
+            Ok(view) => view,
             // MongoDB 7.0 answers ok for a collection that does not exist.
-            Err(ClientError::DatasetNotFound(_)) => Ok(Document::new()),
-            Err(e) => Err(e.into()),
+            Err(ClientError::DatasetNotFound(_)) => return Ok(Document::new()),
+            Err(e) => return Err(e.into()),
+        };
+        // The names only count the indexes here: a catalog that cannot be
+        // read must not keep a collection from being dropped.
+        let stored = match self.stored_indexes(db, collection).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, ns, "dropping a collection whose index names are unreadable");
+                Vec::new()
+            }
+        };
+        let indexes = resolve(&declared(&view), &stored).len();
+        match self.client.drop_dataset(&ns).await {
+            Ok(()) => {}
+            Err(ClientError::DatasetNotFound(_)) => return Ok(Document::new()),
+            Err(e) => return Err(e.into()),
         }
+        // The collection is gone whatever happens to its index names; a
+        // name left behind is not listed (its indexes do not exist).
+        if let Err(error) = self.forget_indexes(db, collection).await {
+            tracing::warn!(%error, ns, "could not remove the index names of a dropped collection");
+        }
+        Ok(doc! {"ns": ns, "nIndexesWas": indexes as i32})
     }
 
     pub(super) async fn drop_database(&self, db: &str) -> Reply {
-        for name in self.collection_names(db).await? {
-            match self.client.drop_dataset(&format!("{db}.{name}")).await {
+        let names = self.collection_names(db).await?;
+        let datasets = names
+            .iter()
+            .map(|name| format!("{db}.{name}"))
+            .chain([catalog_ns(db)]);
+        for dataset in datasets {
+            match self.client.drop_dataset(&dataset).await {
                 Ok(()) | Err(ClientError::DatasetNotFound(_)) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -157,7 +189,7 @@ impl<T: Transport> Gateway<T> {
         let prefix = format!("{db}.");
         let (mut collections, mut objects, mut indexes) = (0i64, 0i64, 0i64);
         for view in self.client.list_datasets().await? {
-            if view.name.starts_with(&prefix) {
+            if view.name.starts_with(&prefix) && view.name[prefix.len()..] != *CATALOG_COLLECTION {
                 collections += 1;
                 objects += i64::try_from(view.doc_count).unwrap_or(i64::MAX);
                 // The _id index and each encrypted index.
@@ -198,11 +230,13 @@ impl<T: Transport> Gateway<T> {
 
     /// `collStats` (deprecated in MongoDB, still sent by older tools).
     pub(super) async fn coll_stats(&self, db: &str, cmd: &Document) -> Reply {
-        let ns = namespace(db, collection_of(cmd)?)?;
+        let collection = collection_of(cmd)?;
+        let ns = namespace(db, collection)?;
         let view = self.describe_collection(&ns).await?;
-        let mut index_sizes = doc! {"_id_": 0};
-        for index in &view.indexes {
-            index_sizes.insert(format!("{}_1", index.path), 0);
+        let indexes = self.mongo_indexes(db, collection, &ns).await?;
+        let mut index_sizes = Document::new();
+        for index in &indexes {
+            index_sizes.insert(index.name.clone(), 0);
         }
         Ok(doc! {
             "ns": ns,
@@ -210,7 +244,7 @@ impl<T: Transport> Gateway<T> {
             "size": 0,
             "avgObjSize": 0,
             "storageSize": 0,
-            "nindexes": 1 + view.indexes.len() as i32,
+            "nindexes": indexes.len() as i32,
             "totalIndexSize": 0,
             "indexSizes": index_sizes,
             "scaleFactor": 1,

@@ -8,6 +8,9 @@
 mod admin;
 mod args;
 mod catalog;
+mod duplicates;
+mod index_catalog;
+mod index_spec;
 mod indexes;
 mod read;
 mod sasl;
@@ -40,6 +43,9 @@ pub struct Gateway<T: Transport> {
     cursors: Mutex<Cursors<T>>,
     /// The one user; `None` serves without authentication (loopback only).
     credentials: Option<Credentials>,
+    /// Held by `createIndexes` and `dropIndexes` from reading a
+    /// collection's indexes to writing its index catalog.
+    index_changes: tokio::sync::Mutex<()>,
     started: Instant,
     connections_open: AtomicU64,
     connections_total: AtomicU64,
@@ -64,6 +70,7 @@ impl<T: Transport> Gateway<T> {
             client,
             cursors: Mutex::new(Cursors::default()),
             credentials,
+            index_changes: tokio::sync::Mutex::new(()),
             started: Instant::now(),
             connections_open: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
@@ -177,6 +184,8 @@ impl<T: Transport> Gateway<T> {
             "aggregate" => self.aggregate(connection, db, cmd).await,
             "distinct" => self.distinct(db, cmd).await,
             "listIndexes" => self.list_indexes(db, cmd).await,
+            "createIndexes" => self.create_indexes(db, cmd).await,
+            "dropIndexes" | "deleteIndexes" => self.drop_indexes(db, cmd).await,
             "findAndModify" | "findandmodify" => self.find_and_modify(db, cmd).await,
             "commitTransaction" | "abortTransaction" => Err(transactions_refused()),
             other => Err(command_not_found(other)),
@@ -216,13 +225,20 @@ fn check_db(db: &str) -> Result<(), CommandError> {
 }
 
 /// The dataset name of `db.collection`, checked against MongoDB's and
-/// Fluence's naming rules.
+/// Fluence's naming rules. The index catalog's collection is the
+/// gateway's own.
 fn namespace(db: &str, collection: &str) -> Result<String, CommandError> {
     check_db(db)?;
     if collection.is_empty() || collection.contains('$') || collection.contains('\0') {
         return Err(CommandError::new(
             INVALID_NAMESPACE,
             format!("Invalid collection name: '{collection}'"),
+        ));
+    }
+    if collection == index_catalog::CATALOG_COLLECTION {
+        return Err(CommandError::new(
+            INVALID_NAMESPACE,
+            format!("Invalid collection name: '{collection}' holds the gateway's index names"),
         ));
     }
     let ns = format!("{db}.{collection}");
@@ -233,6 +249,16 @@ fn namespace(db: &str, collection: &str) -> Result<String, CommandError> {
         ));
     }
     Ok(ns)
+}
+
+/// A count in a reply as mongod appends it: int32 when it fits (drivers
+/// and `mongosh` scripts compare `n`/`nModified` with plain numbers),
+/// int64 beyond.
+fn count_value(n: u64) -> Bson {
+    i32::try_from(n).map_or_else(
+        |_| Bson::Int64(i64::try_from(n).unwrap_or(i64::MAX)),
+        Bson::Int32,
+    )
 }
 
 /// The collection named by the command's first field.
@@ -267,7 +293,7 @@ mod tests {
                 "{db:?}"
             );
         }
-        for c in ["", "a$b", "a\0"] {
+        for c in ["", "a$b", "a\0", "system.indexes"] {
             assert_eq!(
                 namespace("d", c).unwrap_err().code,
                 INVALID_NAMESPACE,

@@ -321,6 +321,6 @@ impl<T: Transport> Gateway<T> {
         if limit > 0 {
             n = n.min(limit);
         }
-        Ok(doc! {"n": n as i64})
+        Ok(doc! {"n": super::count_value(n)})
     }
 }

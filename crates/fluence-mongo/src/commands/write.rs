@@ -1,11 +1,12 @@
 //! Writing commands: insert, update, delete, findAndModify.
 
 use bson::{doc, Bson, Document};
-use fluence_client::query::Projection;
+use fluence_client::query::{Projection, UpdateSpec};
 use fluence_client::{ClientError, FindAndModify, ModifyAction, Transport};
 
 use super::args::*;
-use super::{collection_of, namespace, Gateway, Reply};
+use super::duplicates::is_duplicate;
+use super::{collection_of, count_value, namespace, Gateway, Reply};
 use crate::error::*;
 
 impl<T: Transport> Gateway<T> {
@@ -19,7 +20,8 @@ impl<T: Transport> Gateway<T> {
     }
 
     pub(super) async fn insert(&self, db: &str, cmd: &Document) -> Reply {
-        let ns = namespace(db, collection_of(cmd)?)?;
+        let collection = collection_of(cmd)?;
+        let ns = namespace(db, collection)?;
         let ordered = get_bool_or(cmd, "ordered", true)?;
         let docs = write_batch(cmd, "insert", "documents")?
             .iter()
@@ -44,26 +46,17 @@ impl<T: Transport> Gateway<T> {
                     n += result.inserted_ids.len();
                     break;
                 }
-                Err(ClientError::DuplicateKey { inserted, .. }) => {
+                Err(
+                    error @ (ClientError::DuplicateKey { inserted, .. }
+                    | ClientError::UniqueViolation { inserted, .. }),
+                ) => {
                     let inserted = usize::try_from(inserted).unwrap_or(usize::MAX);
                     let index = start.saturating_add(inserted);
                     n += inserted;
-                    let id = docs
-                        .get(index)
-                        .and_then(|d| d.get("_id"))
-                        .cloned()
-                        .unwrap_or(Bson::Null);
-                    let error = CommandError::new(
-                        DUPLICATE_KEY,
-                        format!(
-                            "E11000 duplicate key error collection: {ns} index: _id_ dup key: \
-                             {{ _id: {id} }}"
-                        ),
-                    );
-                    let mut entry = error.to_write_error(index);
-                    entry.insert("keyPattern", doc! {"_id": 1});
-                    entry.insert("keyValue", doc! {"_id": id});
-                    write_errors.push(Bson::Document(entry));
+                    let error = self
+                        .duplicate(db, collection, &ns, error, docs.get(index))
+                        .await;
+                    write_errors.push(Bson::Document(error.to_write_error(index)));
                     if ordered {
                         break;
                     }
@@ -78,7 +71,7 @@ impl<T: Transport> Gateway<T> {
                 }
             }
         }
-        let mut reply = doc! {"n": n as i64};
+        let mut reply = doc! {"n": count_value(n as u64)};
         if !write_errors.is_empty() {
             reply.insert("writeErrors", write_errors);
         }
@@ -86,9 +79,11 @@ impl<T: Transport> Gateway<T> {
     }
 
     pub(super) async fn update(&self, db: &str, cmd: &Document) -> Reply {
-        let ns = namespace(db, collection_of(cmd)?)?;
+        let collection = collection_of(cmd)?;
+        let ns = namespace(db, collection)?;
         let ordered = get_bool_or(cmd, "ordered", true)?;
         let statements = write_batch(cmd, "update", "updates")?;
+        refuse_variables(cmd, "let", "update")?;
         // `sort` in an update statement is MongoDB 8.0; the 7.0 this
         // gateway announces fails the whole command (its parser knows no
         // such field) rather than update an arbitrary first match.
@@ -104,7 +99,7 @@ impl<T: Transport> Gateway<T> {
         let (mut n, mut modified) = (0u64, 0u64);
         let (mut upserted, mut write_errors) = (Vec::new(), Vec::new());
         for (index, statement) in statements.iter().enumerate() {
-            match self.update_one(&ns, statement).await {
+            match self.update_one(db, collection, &ns, statement).await {
                 Ok(result) => {
                     n += result.matched;
                     modified += result.modified;
@@ -121,7 +116,7 @@ impl<T: Transport> Gateway<T> {
                 }
             }
         }
-        let mut reply = doc! {"n": n as i64, "nModified": modified as i64};
+        let mut reply = doc! {"n": count_value(n), "nModified": count_value(modified)};
         if !upserted.is_empty() {
             reply.insert("upserted", upserted);
         }
@@ -133,6 +128,8 @@ impl<T: Transport> Gateway<T> {
 
     pub(super) async fn update_one(
         &self,
+        db: &str,
+        collection: &str,
         ns: &str,
         statement: &Bson,
     ) -> Result<fluence_client::UpdateResult, CommandError> {
@@ -146,13 +143,15 @@ impl<T: Transport> Gateway<T> {
         {
             return Err(CommandError::not_implemented("arrayFilters"));
         }
+        refuse_variables(statement, "c", "an update statement")?;
         let q = required_doc(statement, "update.updates", "q")?;
         let u = match statement.get("u") {
-            Some(Bson::Document(u)) => u,
-            Some(Bson::Array(_)) => {
-                return Err(CommandError::not_implemented("a pipeline-style update"))
+            Some(u @ (Bson::Document(_) | Bson::Array(_))) => UpdateSpec::parse(u)?,
+            Some(_) => {
+                return Err(CommandError::type_mismatch(
+                    "update 'u' must be an object or an array of pipeline stages",
+                ))
             }
-            Some(_) => return Err(CommandError::type_mismatch("update 'u' must be an object")),
             None => {
                 return Err(CommandError::new(
                     MISSING_FIELD,
@@ -162,23 +161,33 @@ impl<T: Transport> Gateway<T> {
         };
         let multi = get_bool(statement, "multi")?;
         let upsert = get_bool(statement, "upsert")?;
-        if multi && u.keys().next().is_some_and(|k| !k.starts_with('$')) {
+        if multi && u.is_replacement() {
             return Err(CommandError::new(
                 FAILED_TO_PARSE,
                 "multi update is not supported for replacement-style update",
             ));
         }
-        match self.client.update(ns, q, u, multi, upsert).await {
+        let result = match self.client.update_spec(ns, q, &u, multi, upsert).await {
             Err(ClientError::DatasetNotFound(_)) if upsert => {
                 self.ensure_dataset(ns).await?;
-                Ok(self.client.update(ns, q, u, multi, upsert).await?)
+                self.client.update_spec(ns, q, &u, multi, upsert).await
             }
             Err(ClientError::DatasetNotFound(_)) => Ok(fluence_client::UpdateResult::default()),
-            Err(ClientError::DuplicateKey { id, .. }) => Err(CommandError::new(
-                DUPLICATE_KEY,
-                format!("E11000 duplicate key error collection: {ns} index: _id_ dup key: {{ _id: {id} }}"),
-            )),
-            other => Ok(other?),
+            other => other,
+        };
+        match result {
+            Ok(result) => Ok(result),
+            Err(error) if is_duplicate(&error) => {
+                // Which of several documents collided is not known.
+                let written = match multi {
+                    false => self.preview_update(ns, q, None, &u, upsert).await,
+                    true => None,
+                };
+                Err(self
+                    .duplicate(db, collection, ns, error, written.as_ref())
+                    .await)
+            }
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -199,7 +208,7 @@ impl<T: Transport> Gateway<T> {
                 }
             }
         }
-        let mut reply = doc! {"n": n as i64};
+        let mut reply = doc! {"n": count_value(n)};
         if !write_errors.is_empty() {
             reply.insert("writeErrors", write_errors);
         }
@@ -235,8 +244,10 @@ impl<T: Transport> Gateway<T> {
     }
 
     pub(super) async fn find_and_modify(&self, db: &str, cmd: &Document) -> Reply {
-        let ns = namespace(db, collection_of(cmd)?)?;
+        let collection = collection_of(cmd)?;
+        let ns = namespace(db, collection)?;
         check_collation(cmd)?;
+        refuse_variables(cmd, "let", "findAndModify")?;
         if cmd
             .get("arrayFilters")
             .is_some_and(|a| !matches!(a, Bson::Array(v) if v.is_empty()))
@@ -255,10 +266,7 @@ impl<T: Transport> Gateway<T> {
         let upsert = get_bool(cmd, "upsert")?;
         let update = match cmd.get("update") {
             None | Some(Bson::Null) => None,
-            Some(Bson::Document(u)) => Some(u.clone()),
-            Some(Bson::Array(_)) => {
-                return Err(CommandError::not_implemented("a pipeline-style update"))
-            }
+            Some(u @ (Bson::Document(_) | Bson::Array(_))) => Some(UpdateSpec::parse(u)?),
             Some(_) => {
                 return Err(CommandError::new(
                     FAILED_TO_PARSE,
@@ -310,14 +318,18 @@ impl<T: Transport> Gateway<T> {
         };
         let result = match result {
             Ok(result) => result,
-            Err(ClientError::DuplicateKey { id, .. }) => {
-                return Err(CommandError::new(
-                    DUPLICATE_KEY,
-                    format!(
-                        "E11000 duplicate key error collection: {ns} index: _id_ dup key: {{ _id: \
-                         {id} }}"
-                    ),
-                ))
+            Err(error) if is_duplicate(&error) => {
+                let written = match &request.action {
+                    ModifyAction::Update(u) => {
+                        let sort = request.sort.as_ref();
+                        self.preview_update(&ns, &request.filter, sort, u, upsert)
+                            .await
+                    }
+                    ModifyAction::Remove => None,
+                };
+                return Err(self
+                    .duplicate(db, collection, &ns, error, written.as_ref())
+                    .await);
             }
             Err(e) => return Err(e.into()),
         };

@@ -13,6 +13,7 @@ use super::super::compare::values_equal;
 use super::super::error::QueryError;
 use super::super::limits::check_depth;
 use super::super::path::validate_field_path;
+use super::fields::NamedField;
 use super::operators::{self, Func};
 
 /// The result of an expression: `None` is *missing*.
@@ -38,6 +39,8 @@ pub enum Expr {
         branches: Vec<(Expr, Expr)>,
         default: Option<Box<Expr>>,
     },
+    /// `$getField`, `$setField`, `$unsetField`.
+    NamedField(Box<NamedField>),
 }
 
 /// Nesting of expressions allowed, well above what a person writes and
@@ -80,6 +83,7 @@ impl Expr {
                 Some(Bson::Array(out))
             }
             Expr::Call(func, args) => operators::call(*func, args, doc)?,
+            Expr::NamedField(field) => field.eval(doc)?,
             Expr::Switch { branches, default } => {
                 for (case, then) in branches {
                     if truthy(&case.eval(doc)?) {
@@ -143,7 +147,7 @@ fn too_deep() -> QueryError {
     ))
 }
 
-fn parse_at(value: &Bson, depth: usize) -> Result<Expr, QueryError> {
+pub(super) fn parse_at(value: &Bson, depth: usize) -> Result<Expr, QueryError> {
     if depth > EXPR_DEPTH_MAX {
         return Err(too_deep());
     }
@@ -262,6 +266,11 @@ fn parse_operator(name: &str, argument: &Bson, depth: usize) -> Result<Expr, Que
         "$literal" => return Ok(Expr::Literal(argument.clone())),
         "$cond" => return parse_cond(argument, depth),
         "$switch" => return parse_switch(argument, depth),
+        "$getField" | "$setField" | "$unsetField" => {
+            return Ok(Expr::NamedField(Box::new(NamedField::parse(
+                name, argument, depth,
+            )?)))
+        }
         _ => {}
     }
     let func = Func::named(name)?;

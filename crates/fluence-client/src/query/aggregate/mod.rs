@@ -30,6 +30,7 @@
 //! ```
 
 mod expr;
+mod fields;
 mod group;
 mod operators;
 mod shape;

@@ -6,8 +6,9 @@
 //! `$setOnInsert`, `$rename`, `$currentDate`, `$bit`, `$push` (with
 //! `$each`, `$position`, `$slice`, `$sort`), `$addToSet` (with `$each`),
 //! `$pop`, `$pull` (value equality or a condition) and `$pullAll`.
-//! Positional paths (`a.$`, `a.$[]`, `a.$[id]`) and pipeline updates are
-//! rejected as unsupported.
+//! Positional paths (`a.$`, `a.$[]`, `a.$[id]`) are rejected as
+//! unsupported. Pipeline updates are [`UpdatePipeline`]; [`UpdateSpec`]
+//! holds either kind.
 //!
 //! As in MongoDB 5.0+:
 //!
@@ -28,8 +29,10 @@
 mod apply;
 mod arith;
 mod parse;
+mod pipeline;
 mod upsert;
 
+pub use pipeline::{UpdatePipeline, UpdateSpec};
 pub use upsert::upsert_seed;
 
 use bson::{Bson, Document};
