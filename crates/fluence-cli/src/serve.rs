@@ -20,6 +20,7 @@ pub async fn node(
     listen: Multiaddr,
     record_requests: Option<PathBuf>,
 ) -> Result<()> {
+    let shutdown = ShutdownSignal::install()?;
     let node = RunningNode::start(NodeConfig {
         data_dir: data_dir.clone(),
         listen,
@@ -30,7 +31,7 @@ pub async fn node(
     println!("node {} listening", node.peer_id());
     println!("  dial address: {}", node.dial_addr());
     println!("  data:         {}", data_dir.display());
-    shutdown_signal().await;
+    shutdown.wait().await;
     println!("shutting down");
     node.shutdown().await;
     Ok(())
@@ -144,11 +145,12 @@ pub async fn gateway(
     http: SocketAddr,
     mongo: MongoEndpoint,
 ) -> Result<()> {
+    let shutdown = ShutdownSignal::install()?;
     let master = keys::unlock(&key)?;
     let gateway = Gateway::start(master, node_addr.clone(), http, mongo).await?;
     println!("gateway for node {node_addr}");
     gateway.print_endpoints();
-    shutdown_signal().await;
+    shutdown.wait().await;
     println!("shutting down");
     gateway.stop().await
 }
@@ -173,6 +175,7 @@ pub async fn devnet(
     mongo: MongoEndpoint,
     p2p_port: u16,
 ) -> Result<()> {
+    let shutdown = ShutdownSignal::install()?;
     anyhow::ensure!(nodes >= 1, "a devnet needs at least one node");
     anyhow::ensure!(
         nodes == 1,
@@ -213,7 +216,7 @@ pub async fn devnet(
         "press Ctrl-C to stop; running it again on {} resumes the same data",
         dir.display()
     );
-    shutdown_signal().await;
+    shutdown.wait().await;
     println!("shutting down");
     gateway.stop().await?;
     for node in running {
@@ -223,25 +226,44 @@ pub async fn devnet(
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM, listened for from the moment it is installed: each
+/// command installs it before it starts anything, so a signal that arrives
+/// while services start (or just after their addresses were printed)
+/// stops them cleanly instead of killing the process.
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    signals: [tokio::signal::unix::Signal; 2],
+}
+
+impl ShutdownSignal {
+    fn install() -> Result<ShutdownSignal> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let listen = |kind| signal(kind).context("installing the signal handler");
+            Ok(ShutdownSignal {
+                signals: [
+                    listen(SignalKind::interrupt())?,
+                    listen(SignalKind::terminate())?,
+                ],
+            })
         }
+        #[cfg(not(unix))]
+        Ok(ShutdownSignal {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let [mut interrupt, mut terminate] = self.signals;
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
