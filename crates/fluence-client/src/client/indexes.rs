@@ -32,13 +32,9 @@ impl<T: Transport> Client<T> {
         name: &str,
         specs: Vec<IndexSpec>,
     ) -> Result<DatasetView, ClientError> {
-        // Start from the node's declarations, not a cached copy.
-        self.forget(name).await;
-        let state = self.dataset(name).await?;
-        let current = &state.dataset.descriptor;
-        let (indexes, mut pending) = (current.indexes.clone(), current.pending.clone());
+        let (state, mut goal) = self.declared_indexes(name).await?;
         for spec in specs {
-            match indexes.iter().chain(&pending).find(|i| i.same_key(&spec)) {
+            match goal.iter().find(|i| i.same_key(&spec)) {
                 Some(existing) if *existing == spec => {}
                 Some(existing) => {
                     return Err(ClientError::IndexConflict(format!(
@@ -48,10 +44,9 @@ impl<T: Transport> Client<T> {
                         existing.unique
                     )))
                 }
-                None => pending.push(spec),
+                None => goal.push(spec),
             }
         }
-        let goal: Vec<IndexSpec> = indexes.into_iter().chain(pending).collect();
         self.change_indexes(state, goal).await?;
         self.describe(name).await
     }
@@ -62,15 +57,7 @@ impl<T: Transport> Client<T> {
         name: &str,
         specs: Vec<IndexSpec>,
     ) -> Result<DatasetView, ClientError> {
-        self.forget(name).await;
-        let state = self.dataset(name).await?;
-        let current = &state.dataset.descriptor;
-        let mut goal: Vec<IndexSpec> = current
-            .indexes
-            .iter()
-            .chain(&current.pending)
-            .cloned()
-            .collect();
+        let (state, mut goal) = self.declared_indexes(name).await?;
         for spec in &specs {
             let before = goal.len();
             goal.retain(|i| !i.same_key(spec));
@@ -84,6 +71,24 @@ impl<T: Transport> Client<T> {
         }
         self.change_indexes(state, goal).await?;
         self.describe(name).await
+    }
+
+    /// The dataset as the node has it now (not a cached copy) and every
+    /// index it declares, built ones first, then those still building.
+    async fn declared_indexes(
+        &self,
+        name: &str,
+    ) -> Result<(Arc<DatasetState>, Vec<IndexSpec>), ClientError> {
+        self.forget(name).await;
+        let state = self.dataset(name).await?;
+        let current = &state.dataset.descriptor;
+        let specs = current
+            .indexes
+            .iter()
+            .chain(&current.pending)
+            .cloned()
+            .collect();
+        Ok((state, specs))
     }
 
     /// Moves the dataset to the index set `goal`, building what the node
