@@ -35,6 +35,9 @@ test('connect: the handshake and ping answer', async () => {
 test('insert: insertOne and insertMany', async () => {
   const one = await people.insertOne({ name: 'ada', age: 36, tags: ['math'] });
   assert.ok(one.insertedId instanceof ObjectId);
+  // The driver appends the `_id` it generates; mongod stores it first.
+  const stored = await people.findOne({ _id: one.insertedId });
+  assert.deepEqual(Object.keys(stored), ['_id', 'name', 'age', 'tags']);
   const many = await people.insertMany([
     { _id: 'alan', name: 'alan', age: 41, address: { city: 'Wilmslow' } },
     { _id: 'grace', name: 'grace', age: 85 },
