@@ -13,7 +13,7 @@ use fluence_proto::{
     IndexValues, OreBound, Plan, Precondition, SealedDoc, Token,
 };
 
-use crate::descriptor::Descriptor;
+use crate::descriptor::{Descriptor, IndexSpec};
 use crate::error::ClientError;
 use crate::query::{equality_key, index_values, IndexKindSpec, IndexPlan};
 
@@ -32,6 +32,16 @@ struct Index {
     ready: bool,
     id: IndexId,
     key: IndexKey,
+}
+
+impl Index {
+    fn decl(&self) -> IndexDecl {
+        IndexDecl {
+            id: self.id,
+            kind: proto_kind(self.kind),
+            unique: self.unique,
+        }
+    }
 }
 
 /// Keys and index layout of one dataset.
@@ -70,15 +80,20 @@ fn physical_indexes(descriptor: &Descriptor) -> Vec<(String, IndexKindSpec, bool
         .map(|spec| (spec, true))
         .chain(descriptor.pending.iter().map(|spec| (spec, false)));
     for (spec, ready) in specs {
-        add(
-            &spec.path,
-            spec.kind,
-            spec.unique && spec.kind == IndexKindSpec::Eq,
-            ready,
-        );
-        if spec.unique && spec.kind == IndexKindSpec::Range {
-            add(&spec.path, IndexKindSpec::Eq, true, ready);
+        for (kind, unique) in node_indexes_of(spec) {
+            add(&spec.path, kind, unique, ready);
         }
+    }
+    out
+}
+
+/// The `(kind, unique)` indexes one spec declares on its path: itself
+/// (unique only if it is an `eq` index), and for a unique `range` index
+/// the unique `eq` index that enforces it.
+pub(crate) fn node_indexes_of(spec: &IndexSpec) -> Vec<(IndexKindSpec, bool)> {
+    let mut out = vec![(spec.kind, spec.unique && spec.kind == IndexKindSpec::Eq)];
+    if spec.unique && spec.kind == IndexKindSpec::Range {
+        out.push((IndexKindSpec::Eq, true));
     }
     out
 }
@@ -133,14 +148,7 @@ impl Dataset {
 
     /// What the node is told about the indexes: opaque ids and kinds only.
     pub fn index_decls(&self) -> Vec<IndexDecl> {
-        self.indexes
-            .iter()
-            .map(|i| IndexDecl {
-                id: i.id,
-                kind: proto_kind(i.kind),
-                unique: i.unique,
-            })
-            .collect()
+        self.indexes.iter().map(Index::decl).collect()
     }
 
     /// The digest a batch computed with these indexes names.
@@ -153,11 +161,7 @@ impl Dataset {
         self.indexes
             .iter()
             .find(|i| i.path == path && i.kind == kind)
-            .map(|i| IndexDecl {
-                id: i.id,
-                kind: proto_kind(i.kind),
-                unique: i.unique,
-            })
+            .map(Index::decl)
     }
 
     /// The field path of index `id`, for errors.

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use fluence_proto::{
-    Action, DatasetId, DocId, DocOp, IndexDecl, IndexEntry, IndexId, IndexKind, IndexValues,
-    OreBound, Plan, Precondition, PublicKey, SealedDoc, Token,
+    Action, DatasetId, DocId, DocOp, IndexEntry, IndexId, IndexKind, IndexValues, OreBound, Plan,
+    Precondition, SealedDoc, Token,
 };
 use fluence_store::{PlaintextOrder, Store};
 
@@ -130,31 +130,15 @@ impl Bench {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::<PlaintextOrder>::open(dir.path()).expect("open");
         let dataset = DatasetId([1; 32]);
-        let indexes = [
-            (EQ, IndexKind::Eq),
-            (TEXT, IndexKind::Text),
-            (RANGE, IndexKind::Range),
-        ]
-        .into_iter()
-        .map(|(id, kind)| IndexDecl {
-            id,
-            kind,
-            unique: false,
-        })
-        .collect::<Vec<_>>();
-        let schema = fluence_proto::schema_digest(&indexes);
-        store
-            .apply(&signed(
-                dataset,
-                0,
-                Action::Create {
-                    owner: PublicKey([1; 32]),
-                    name_tag: [9; 32],
-                    descriptor: Vec::new(),
-                    indexes,
-                },
-            ))
-            .expect("create");
+        let schema = support::create(
+            &store,
+            dataset,
+            &[
+                (EQ, IndexKind::Eq),
+                (TEXT, IndexKind::Text),
+                (RANGE, IndexKind::Range),
+            ],
+        );
         Bench {
             store,
             dataset,

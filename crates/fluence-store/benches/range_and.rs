@@ -12,8 +12,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use fluence_proto::{
-    Action, DatasetId, DocId, DocOp, IndexDecl, IndexEntry, IndexId, IndexKind, IndexValues,
-    OreBound, Plan, Precondition, PublicKey, SealedDoc,
+    Action, DatasetId, DocId, DocOp, IndexEntry, IndexId, IndexKind, IndexValues, OreBound, Plan,
+    Precondition, SealedDoc,
 };
 use fluence_store::{PlaintextOrder, Store};
 
@@ -55,24 +55,7 @@ fn bound(value: u64) -> Option<OreBound> {
 /// Creates a dataset of `DOCS` documents, doc `n` holding value `n` (and,
 /// when `multi`, every `MULTI_EVERY`-th also `n + 1`).
 fn populate(store: &Store<PlaintextOrder>, dataset: DatasetId, multi: bool) {
-    let indexes = vec![IndexDecl {
-        id: RANGE,
-        kind: IndexKind::Range,
-        unique: false,
-    }];
-    let schema = fluence_proto::schema_digest(&indexes);
-    store
-        .apply(&signed(
-            dataset,
-            0,
-            Action::Create {
-                owner: PublicKey([1; 32]),
-                name_tag: [9; 32],
-                descriptor: Vec::new(),
-                indexes,
-            },
-        ))
-        .expect("create");
+    let schema = support::create(store, dataset, &[(RANGE, IndexKind::Range)]);
     for (seq, start) in (0..DOCS).step_by(BATCH_DOCS as usize).enumerate() {
         let ops = (start..start + BATCH_DOCS)
             .map(|n| {

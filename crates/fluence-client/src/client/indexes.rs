@@ -15,10 +15,9 @@ use fluence_proto::{Action, IndexDecl, NodeError, Precondition};
 
 use super::cursor::PageReader;
 use super::{parallel_map, Client, DatasetState, DatasetView, Matched};
-use crate::dataset::Dataset;
+use crate::dataset::{node_indexes_of, Dataset};
 use crate::descriptor::{kind_name, Descriptor, IndexSpec};
 use crate::error::ClientError;
-use crate::query::IndexKindSpec;
 use crate::transport::Transport;
 
 impl<T: Transport> Client<T> {
@@ -223,13 +222,9 @@ fn unbuilt_specs(current: &Dataset, target: &Dataset, goal: &[IndexSpec]) -> Vec
     let held: Vec<IndexDecl> = current.index_decls();
     goal.iter()
         .filter(|spec| {
-            let mut kinds = vec![spec.kind];
-            if spec.unique && spec.kind == IndexKindSpec::Range {
-                kinds.push(IndexKindSpec::Eq);
-            }
-            let new_to_node = kinds.iter().any(|kind| {
+            let new_to_node = node_indexes_of(spec).into_iter().any(|(kind, _)| {
                 target
-                    .decl_of(&spec.path, *kind)
+                    .decl_of(&spec.path, kind)
                     .is_some_and(|decl| !held.contains(&decl))
             });
             new_to_node || current.descriptor.pending.iter().any(|p| p.same_key(spec))
