@@ -1049,3 +1049,31 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod pinned {
+    use super::*;
+
+    /// Ciphertexts are stored on nodes: a change of the AES implementation
+    /// or of any optimisation must leave them bit for bit the same.
+    #[test]
+    fn ciphertexts_are_pinned() {
+        let key = OreKey::from_bytes(*b"0123456789abcdef0123456789ABCDEF");
+        let nonce = *b"fedcba9876543210";
+        let mut digests = Vec::new();
+        for plaintext in [
+            &b"\x20\xc0\x59\x00\x00\x00\x00\x00\x00"[..],
+            b"\x30hello world!!!",
+        ] {
+            let ct = key.encrypt_with_nonce(plaintext, &nonce).unwrap();
+            digests.push(blake3::hash(&ct).to_hex().to_string());
+        }
+        assert_eq!(
+            digests,
+            [
+                "3f35781e24316619624ff077450f34ac09a656eeffd4ce978f76c9e51481f85b",
+                "51ab2e9f5640fcb2cad340ef9a33fb2f6b1918fd4f6fe763fe0735bfc022ea39"
+            ]
+        );
+    }
+}
