@@ -23,6 +23,7 @@ use crate::transport::Transport;
 pub mod cursor;
 pub mod find_and_modify;
 mod indexes;
+mod point_reads;
 mod update_spec;
 
 /// Bytes of encoded operations per signed batch: well under the protocol's
@@ -95,6 +96,7 @@ pub struct Client<T: Transport> {
     owner: PublicKey,
     transport: T,
     datasets: Mutex<HashMap<String, Arc<DatasetState>>>,
+    point_reads: point_reads::PointReads,
 }
 
 impl<T: Transport> Client<T> {
@@ -107,6 +109,7 @@ impl<T: Transport> Client<T> {
             owner,
             transport,
             datasets: Mutex::new(HashMap::new()),
+            point_reads: point_reads::PointReads::default(),
         }
     }
 
@@ -115,7 +118,17 @@ impl<T: Transport> Client<T> {
     }
 
     async fn call(&self, request: &Request) -> Result<Response, ClientError> {
-        match self.transport.call(request).await? {
+        let response = match point_reads::PointRead::of(request) {
+            Some(read) => {
+                self.point_reads
+                    .read(read, |request| async move {
+                        self.transport.call(&request).await
+                    })
+                    .await?
+            }
+            None => self.transport.call(request).await?,
+        };
+        match response {
             Response::Error(error) => Err(ClientError::Node(error)),
             response => Ok(response),
         }
