@@ -16,6 +16,7 @@ pub mod ids;
 pub mod limits;
 pub mod message;
 pub mod plan;
+pub mod snapshot;
 pub mod write;
 
 pub use codec::{Decode, DecodeError, Encode, Reader, Writer};
@@ -24,6 +25,7 @@ pub use message::{
     DatasetInfo, DatasetSummary, DocEntry, NodeError, Request, Response, PROTOCOL_VERSION,
 };
 pub use plan::{OreBound, Plan};
+pub use snapshot::{SnapshotDoc, SnapshotHeader};
 pub use write::{
     schema_digest, Action, DocOp, IndexDecl, IndexEntry, IndexKind, IndexValues, Precondition,
     SealedDoc, SignedWrite, WriteBody, WRITE_SIGNING_DOMAIN,

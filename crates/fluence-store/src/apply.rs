@@ -26,7 +26,7 @@ use fluence_proto::limits::{
 };
 use fluence_proto::{
     DocId, DocOp, Encode, IndexDecl, IndexEntry, IndexId, IndexKind, IndexValues, Precondition,
-    SealedDoc, Token,
+    SealedDoc, SnapshotDoc, Token,
 };
 use redb::{
     MultimapTable, ReadableMultimapTable, ReadableTable, ReadableTableMetadata, Table,
@@ -267,6 +267,40 @@ impl<'t, O: OreOrder> DocTables<'t, O> {
         Ok(())
     }
 
+    /// Writes a document at `row`: its sealed record, entries, `ids`
+    /// record and postings. The caller has removed an updated document's
+    /// old postings.
+    fn store_doc(
+        &mut self,
+        row: u64,
+        doc: &DocId,
+        sealed: &SealedDoc,
+        entries: &[IndexEntry],
+        new: bool,
+    ) -> Result<(), StoreError> {
+        let sealed_bytes = sealed.to_bytes();
+        let previous = self.docs.insert(
+            &layout::row_key(row)[..],
+            layout::doc_record(doc, &sealed_bytes).as_slice(),
+        )?;
+        // A new document's row was never given before; finding a record
+        // there means the counter went backwards, and overwriting would
+        // lose a document.
+        if new && previous.is_some() {
+            return Err(StoreError::Corrupt(format!(
+                "row {row} is taken although above every row given"
+            )));
+        }
+        drop(previous);
+        self.write_entries(
+            row,
+            doc,
+            entries,
+            fluence_proto::Hash32(merkle::hash_sealed(&sealed_bytes)),
+        )?;
+        self.insert_postings(row, doc, entries)
+    }
+
     /// Writes a document's entries and its `ids` record (row and digest;
     /// the sealed part's hash is given so a reindex need not re-read
     /// ciphertext).
@@ -358,44 +392,14 @@ pub(crate) fn apply_batch<O: OreOrder>(
                         tables.remove_postings(row, &doc, &old)?;
                         row
                     }
-                    None => {
-                        meta.doc_count = meta.doc_count.checked_add(1).ok_or_else(|| {
-                            StoreError::Corrupt("document count overflows".into())
-                        })?;
-                        let row = meta.next_row;
-                        meta.next_row = row
-                            .checked_add(1)
-                            .ok_or_else(|| bad("row ids are exhausted"))?;
-                        row
-                    }
+                    None => take_new_row(meta)?,
                 };
                 // Checked after this document's old postings are gone, so an
                 // update that keeps its own value is not a conflict.
                 if let Some(index) = tables.unique_conflict(row, entries, &unique)? {
                     return Err(ApplyError::UniqueViolation { op_index, index });
                 }
-                let sealed_bytes = sealed.to_bytes();
-                let previous = tables.docs.insert(
-                    &layout::row_key(row)[..],
-                    layout::doc_record(&doc, &sealed_bytes).as_slice(),
-                )?;
-                // A new document's row was never given before; finding a
-                // record there means the counter went backwards, and
-                // overwriting would lose a document.
-                if found_row.is_none() && previous.is_some() {
-                    return Err(StoreError::Corrupt(format!(
-                        "row {row} is taken although above every row given"
-                    ))
-                    .into());
-                }
-                drop(previous);
-                tables.write_entries(
-                    row,
-                    &doc,
-                    entries,
-                    fluence_proto::Hash32(merkle::hash_sealed(&sealed_bytes)),
-                )?;
-                tables.insert_postings(row, &doc, entries)?;
+                tables.store_doc(row, &doc, sealed, entries, found_row.is_none())?;
             }
             DocOp::Delete { expect_version, .. } => {
                 let row = match found_row {
@@ -418,6 +422,68 @@ pub(crate) fn apply_batch<O: OreOrder>(
                 })?;
             }
         }
+        dirty.insert(bucket_of(&doc));
+    }
+    Ok(dirty)
+}
+
+/// The row of a new document: the next row id, counted in the meta
+/// record with the document itself.
+fn take_new_row(meta: &mut Meta) -> Result<u64, ApplyError> {
+    meta.doc_count = meta
+        .doc_count
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Corrupt("document count overflows".into()))?;
+    let row = meta.next_row;
+    meta.next_row = row
+        .checked_add(1)
+        .ok_or_else(|| bad("row ids are exhausted"))?;
+    Ok(row)
+}
+
+/// Stores one page of a snapshot's documents, which must come in strictly
+/// increasing `DocId` order after `after` (so none is given twice) and pass
+/// the checks a `Put` passes. Returns the buckets it changed.
+pub(crate) fn import_docs<O: OreOrder>(
+    tables: &mut DocTables<'_, O>,
+    meta: &mut Meta,
+    docs: &[SnapshotDoc],
+    mut after: Option<DocId>,
+) -> Result<BTreeSet<u16>, ApplyError> {
+    if docs.len() > OPS_PER_BATCH_MAX {
+        return Err(bad("more snapshot documents than OPS_PER_BATCH_MAX"));
+    }
+    let kinds: HashMap<IndexId, IndexKind> = meta.indexes.iter().map(|d| (d.id, d.kind)).collect();
+    let unique: HashSet<IndexId> = meta
+        .indexes
+        .iter()
+        .filter(|d| d.unique)
+        .map(|d| d.id)
+        .collect();
+    let mut dirty = BTreeSet::new();
+    for snapshot_doc in docs {
+        let doc = snapshot_doc.doc;
+        if after.is_some_and(|previous| doc <= previous) {
+            return Err(bad(format!(
+                "snapshot document {doc} is out of DocId order"
+            )));
+        }
+        after = Some(doc);
+        if snapshot_doc.sealed.version == 0 {
+            return Err(bad(format!("snapshot document {doc} has version 0")));
+        }
+        validate_sealed(&snapshot_doc.sealed)?;
+        validate_entries::<O>(&snapshot_doc.entries, &kinds)?;
+        let row = take_new_row(meta)?;
+        if tables
+            .unique_conflict(row, &snapshot_doc.entries, &unique)?
+            .is_some()
+        {
+            return Err(bad(format!(
+                "snapshot document {doc} breaks a unique index"
+            )));
+        }
+        tables.store_doc(row, &doc, &snapshot_doc.sealed, &snapshot_doc.entries, true)?;
         dirty.insert(bucket_of(&doc));
     }
     Ok(dirty)

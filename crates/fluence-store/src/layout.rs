@@ -36,6 +36,9 @@ pub const FORMAT_VERSION: u16 = 4;
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The one key of [`META`].
 pub const META_KEY: &str = "dataset";
+/// Key of the journal floor record in `meta` (u64 LE): the first seq the
+/// journal holds, written only by a snapshot import.
+pub const JOURNAL_FLOOR_KEY: &str = "journal_floor";
 
 /// Length of a row id inside keys and values: a `u64`, big-endian so that
 /// bytewise order is numeric order.

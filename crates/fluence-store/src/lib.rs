@@ -10,7 +10,10 @@
 //!   [`Store::journal`], [`Store::prove`] and [`Store::check`];
 //!   [`Store::apply_sequence`] applies a cluster block's writes in one
 //!   commit and [`Store::simulate_sequence`] tries them without one;
-//!   [`Store::open_with`] sets the per-dataset page cache ([`StoreOptions`]).
+//!   [`Store::open_with`] sets the per-dataset page cache ([`StoreOptions`]);
+//!   [`Store::snapshot`] exports a dataset's state page by page and
+//!   [`Store::import`] rebuilds it on another node, checked against its
+//!   state root.
 //! - Range indexes are ordered by an [`OreOrder`] type parameter: the
 //!   crypto crate's Lewi–Wu comparison in production, [`PlaintextOrder`]
 //!   in tests.
@@ -38,9 +41,9 @@ pub use query::{
     Page, CANDIDATES_PER_PAGE_MAX, ESTIMATE_SCAN_MAX, PAGE_BYTES_MAX, RANGE_CHUNK_DOCS_MAX,
 };
 pub use store::{
-    Applied, CheckReport, JournalEntry, SequenceError, Store, StoreOptions, CREATING_FILE_EXT,
-    DATASETS_DIR, DATASET_CACHE_BYTES, DATASET_FILES_MAX, DATASET_FILE_EXT, JOURNAL_BYTES_MAX,
-    JOURNAL_READ_MAX,
+    Applied, CheckReport, Import, JournalEntry, SequenceError, Snapshot, SnapshotPage, Store,
+    StoreOptions, CREATING_FILE_EXT, DATASETS_DIR, DATASET_CACHE_BYTES, DATASET_FILES_MAX,
+    DATASET_FILE_EXT, IMPORTING_FILE_EXT, JOURNAL_BYTES_MAX, JOURNAL_READ_MAX,
 };
 
 #[cfg(test)]
@@ -52,5 +55,10 @@ mod send_sync {
     #[test]
     fn store_is_shareable_across_request_handlers() {
         assert_send_sync::<Store<PlaintextOrder>>();
+    }
+
+    #[test]
+    fn a_snapshot_can_be_served_from_any_thread() {
+        assert_send_sync::<Snapshot>();
     }
 }

@@ -18,6 +18,10 @@ use redb::{
 };
 
 use crate::apply::{self, DocTables};
+
+mod snapshot;
+pub use snapshot::{Import, Snapshot, SnapshotPage};
+
 use crate::error::{ApplyError, FindError, StoreError};
 use crate::layout::{self, Meta};
 use crate::merkle::{self, DocDigest, MerkleProof};
@@ -32,6 +36,10 @@ pub const DATASET_FILE_EXT: &str = "redb";
 /// first commit is durable, removed at start-up if a crash interrupted it
 /// (the create was never acknowledged).
 pub const CREATING_FILE_EXT: &str = "creating";
+/// Extension of a dataset file being imported from a snapshot (see
+/// [`Store::import`]); like a `.creating` file it was never acknowledged and
+/// is deleted at open.
+pub const IMPORTING_FILE_EXT: &str = "importing";
 /// Directory entries examined at start-up. Every dataset stays open (one
 /// file descriptor each), so a node serves at most this many.
 pub const DATASET_FILES_MAX: usize = 1_000_000;
@@ -187,6 +195,21 @@ fn read_meta_write(txn: &WriteTransaction) -> Result<Meta, StoreError> {
     Meta::decode(guard.value())
 }
 
+/// The first seq the journal holds: 0, or for a dataset imported from a
+/// snapshot at seq `s`, `s + 1`. Absent means 0, so files written before
+/// imports existed read unchanged.
+fn read_journal_floor(txn: &ReadTransaction) -> Result<u64, StoreError> {
+    let table = txn.open_table(layout::META)?;
+    let Some(guard) = table.get(layout::JOURNAL_FLOOR_KEY)? else {
+        return Ok(0);
+    };
+    let bytes: [u8; 8] = guard
+        .value()
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("journal floor record is not 8 bytes".into()))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
 fn write_meta(txn: &WriteTransaction, meta: &Meta) -> Result<(), StoreError> {
     let mut table = txn.open_table(layout::META)?;
     table.insert(layout::META_KEY, meta.encode().as_slice())?;
@@ -241,7 +264,7 @@ impl<O: OreOrder> Store<O> {
             let (Some(extension), Some(stem)) = (extension, stem) else {
                 continue;
             };
-            if extension == CREATING_FILE_EXT {
+            if extension == CREATING_FILE_EXT || extension == IMPORTING_FILE_EXT {
                 fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
                 continue;
             }
@@ -566,7 +589,6 @@ impl<O: OreOrder> Store<O> {
         self.check_create(&id, write.body.seq, descriptor, indexes)?;
 
         let creating = self.file_path(&id, CREATING_FILE_EXT);
-        let path = self.file_path(&id, DATASET_FILE_EXT);
         // A leftover from a crashed create was never acknowledged.
         if creating.exists() {
             fs::remove_file(&creating).map_err(|e| StoreError::io(&creating, e))?;
@@ -602,13 +624,25 @@ impl<O: OreOrder> Store<O> {
             txn.commit()?;
             meta
         };
+        self.install(id, *owner, &creating)?;
+        Ok(Applied {
+            seq: 0,
+            state_root: meta.state_root,
+        })
+    }
+
+    /// Makes the complete, durable dataset file `from` the dataset `id`:
+    /// renames it into place, makes the rename durable and serves it. The
+    /// caller holds the lifecycle lock and has checked `id` is absent.
+    fn install(&self, id: DatasetId, owner: PublicKey, from: &Path) -> Result<(), StoreError> {
+        let path = self.file_path(&id, DATASET_FILE_EXT);
         // The file becomes a dataset only once complete and durable.
-        fs::rename(&creating, &path).map_err(|e| StoreError::io(&path, e))?;
+        fs::rename(from, &path).map_err(|e| StoreError::io(&path, e))?;
         sync_dir(&self.datasets_dir)?;
         let db = open_database(&path, false, &self.options)?;
         let dataset = Arc::new(Dataset {
             path,
-            owner: *owner,
+            owner,
             db,
             writer: Mutex::new(WriterState::default()),
         });
@@ -616,10 +650,7 @@ impl<O: OreOrder> Store<O> {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, dataset);
-        Ok(Applied {
-            seq: 0,
-            state_root: meta.state_root,
-        })
+        Ok(())
     }
 
     fn drop_dataset(&self, id: &DatasetId, seq: u64) -> Result<Applied, ApplyError> {
@@ -980,7 +1011,10 @@ fn check_dataset<O: OreOrder>(txn: &ReadTransaction) -> Result<CheckReport, Stor
         return Err(corrupt("stored state root does not match the state".into()));
     }
 
-    let mut next_seq = 0u64;
+    // A dataset imported from a snapshot holds the writes after the
+    // snapshot's seq only.
+    let floor = read_journal_floor(txn)?;
+    let mut next_seq = floor;
     for item in journal.iter()? {
         let (seq, bytes) = item?;
         let seq = seq.value();
@@ -1005,7 +1039,7 @@ fn check_dataset<O: OreOrder>(txn: &ReadTransaction) -> Result<CheckReport, Stor
         postings: postings_count,
         range_postings: range_count,
         multi_valued: multi_count,
-        journal_entries: next_seq,
+        journal_entries: next_seq - floor,
     })
 }
 

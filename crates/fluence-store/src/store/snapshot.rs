@@ -1,0 +1,287 @@
+//! Snapshots: exporting a dataset's state and importing it on another node.
+//!
+//! A cluster member with an empty disk does not replay the dataset's whole
+//! chain: it fetches a snapshot from a peer ([`Store::snapshot`], served in
+//! pages by [`Snapshot::docs`]) and rebuilds the dataset from it
+//! ([`Store::import`], [`Import::add`], [`Import::finish`]). The importer
+//! trusts nothing it receives: every document passes the checks a `Put`
+//! passes, postings and the Merkle tree are recomputed locally, and the
+//! dataset appears only if the state root it computes is the one the
+//! snapshot claims (which the caller accepts only from a finalized block).
+//! Until then it lives in a `.importing` file that open deletes, so a crash
+//! mid-import leaves nothing behind.
+//!
+//! An imported dataset's journal starts after the snapshot's seq (the
+//! writes before it are not known); its floor is recorded in `meta` and
+//! `Store::check` accepts exactly that.
+
+use std::fs;
+use std::path::PathBuf;
+
+use fluence_proto::limits::OPS_PER_BATCH_MAX;
+use fluence_proto::{DatasetId, DocId, Hash32, SealedDoc, SnapshotDoc, SnapshotHeader};
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase};
+
+use super::{lock, open_database, read_meta, write_meta, Applied, Store, IMPORTING_FILE_EXT};
+use crate::apply::{self, DocTables};
+use crate::error::{ApplyError, StoreError};
+use crate::layout::{self, Meta};
+use crate::merkle;
+use crate::order::OreOrder;
+use fluence_proto::Decode;
+
+/// A consistent view of one dataset to export: a read transaction, so
+/// writes applied meanwhile do not show in it.
+pub struct Snapshot {
+    txn: ReadTransaction,
+    meta: Meta,
+}
+
+/// One page of a snapshot's documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotPage {
+    /// Documents in `DocId` order.
+    pub docs: Vec<SnapshotDoc>,
+    /// No document follows the last one of this page.
+    pub done: bool,
+}
+
+impl<O: OreOrder> Store<O> {
+    /// A snapshot of `dataset` as it is now.
+    pub fn snapshot(&self, dataset: &DatasetId) -> Result<Snapshot, StoreError> {
+        let (_, txn) = self.read_txn(dataset)?;
+        let meta = read_meta(&txn)?;
+        Ok(Snapshot { txn, meta })
+    }
+
+    /// Starts importing the dataset `header` describes, which this store
+    /// must not hold. Add its documents with [`Import::add`], then
+    /// [`Import::finish`]; dropping the import unfinished removes it.
+    pub fn import(&self, header: SnapshotHeader) -> Result<Import<'_, O>, ApplyError> {
+        apply::validate_descriptor(&header.descriptor)?;
+        apply::validate_decls(&header.indexes)?;
+        let id = header.dataset;
+        if self.dataset(&id).is_some() {
+            return Err(ApplyError::DatasetExists);
+        }
+        let path = self.file_path(&id, IMPORTING_FILE_EXT);
+        // A leftover of an import that never finished.
+        if path.exists() {
+            fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+        }
+        let meta = Meta {
+            dataset: id,
+            owner: header.owner,
+            name_tag: header.name_tag,
+            descriptor: header.descriptor.clone(),
+            indexes: header.indexes.clone(),
+            seq: header.seq,
+            // Set by `finish`, once the documents hash to the claimed root.
+            state_root: Hash32([0; 32]),
+            doc_count: 0,
+            next_row: 0,
+        };
+        let db = open_database(&path, true, &self.options)?;
+        let import = Import {
+            store: self,
+            header,
+            path,
+            db: Some(db),
+            meta,
+            last: None,
+        };
+        import.commit(&[], Durability::None)?;
+        Ok(import)
+    }
+}
+
+impl Snapshot {
+    /// Everything but the documents, with the state root they hash to.
+    pub fn header(&self) -> SnapshotHeader {
+        SnapshotHeader {
+            dataset: self.meta.dataset,
+            owner: self.meta.owner,
+            name_tag: self.meta.name_tag,
+            descriptor: self.meta.descriptor.clone(),
+            indexes: self.meta.indexes.clone(),
+            seq: self.meta.seq,
+            state_root: self.meta.state_root,
+            doc_count: self.meta.doc_count,
+        }
+    }
+
+    /// The documents after `after`, in `DocId` order: at least one (if any
+    /// is left), then more while their sealed and entries bytes stay within
+    /// `bytes_max`, and at most `OPS_PER_BATCH_MAX` (what one
+    /// [`Import::add`] takes).
+    pub fn docs(&self, after: Option<DocId>, bytes_max: usize) -> Result<SnapshotPage, StoreError> {
+        let ids = self.txn.open_table(layout::IDS)?;
+        let docs_table = self.txn.open_table(layout::DOCS)?;
+        let entries_table = self.txn.open_table(layout::ENTRIES)?;
+        let mut items = match after {
+            Some(after) => ids.range::<&[u8]>((
+                std::ops::Bound::Excluded(&after.0[..]),
+                std::ops::Bound::Unbounded,
+            ))?,
+            None => ids.range::<&[u8]>(..)?,
+        };
+        let mut docs = Vec::new();
+        let mut bytes = 0usize;
+        let done = loop {
+            if docs.len() == OPS_PER_BATCH_MAX {
+                break false;
+            }
+            let Some(item) = items.next() else {
+                break true;
+            };
+            let (key, value) = item?;
+            let doc = layout::doc_id(key.value())?;
+            let (row, _) = layout::decode_id_record(value.value())?;
+            let row_key = layout::row_key(row);
+            let record = docs_table
+                .get(&row_key[..])?
+                .ok_or_else(|| corrupt(format!("document {doc} has no record at row {row}")))?;
+            let (stored, sealed_bytes) = layout::split_doc_record(record.value())?;
+            if stored != doc {
+                return Err(corrupt(format!(
+                    "row {row} holds document {stored}, ids say {doc}"
+                )));
+            }
+            let entries_record = entries_table
+                .get(&row_key[..])?
+                .ok_or_else(|| corrupt(format!("document {doc} has no entries record")))?;
+            let size = sealed_bytes.len() + entries_record.value().len();
+            if !docs.is_empty() && bytes + size > bytes_max {
+                break false;
+            }
+            bytes += size;
+            docs.push(SnapshotDoc {
+                doc,
+                sealed: SealedDoc::from_bytes(sealed_bytes)
+                    .map_err(|e| corrupt(format!("document {doc} record: {e}")))?,
+                entries: layout::decode_entries(entries_record.value())?,
+            });
+        };
+        // The page may have stopped exactly at the end.
+        let done = done || items.next().is_none();
+        Ok(SnapshotPage { docs, done })
+    }
+}
+
+/// A dataset being imported (see [`Store::import`]).
+pub struct Import<'s, O: OreOrder> {
+    store: &'s Store<O>,
+    header: SnapshotHeader,
+    path: PathBuf,
+    /// `None` once installed (or closed for the rename).
+    db: Option<Database>,
+    meta: Meta,
+    /// The last document added: the next must follow it.
+    last: Option<DocId>,
+}
+
+impl<O: OreOrder> Import<'_, O> {
+    /// Adds the next documents of the snapshot (in `DocId` order, after
+    /// every document added before). A refused page changes nothing.
+    pub fn add(&mut self, docs: &[SnapshotDoc]) -> Result<(), ApplyError> {
+        self.meta = self.commit(docs, Durability::None)?;
+        self.last = docs.last().map(|d| d.doc).or(self.last);
+        Ok(())
+    }
+
+    /// Checks the whole state against the snapshot's header and makes the
+    /// dataset appear, durably. A state that does not hash to the header's
+    /// root is refused and the import removed.
+    pub fn finish(mut self) -> Result<Applied, ApplyError> {
+        if self.meta.doc_count != self.header.doc_count {
+            return Err(ApplyError::BadWrite(format!(
+                "snapshot holds {} documents, its header says {}",
+                self.meta.doc_count, self.header.doc_count
+            )));
+        }
+        let tree_root = {
+            let db = self.database()?;
+            let txn = db.begin_read().map_err(StoreError::from)?;
+            let merkle_table = txn.open_table(layout::MERKLE).map_err(StoreError::from)?;
+            merkle::tree_root(&merkle_table)?
+        };
+        let state_root = merkle::state_root(
+            &self.meta.dataset,
+            &tree_root,
+            &merkle::descriptor_hash(&self.meta.descriptor, &self.meta.indexes),
+            self.meta.seq,
+        );
+        if state_root != self.header.state_root {
+            return Err(ApplyError::BadWrite(format!(
+                "snapshot documents hash to state root {state_root}, not to the {} it claims",
+                self.header.state_root
+            )));
+        }
+        self.meta.state_root = state_root;
+        self.commit(&[], Durability::Immediate)?;
+        // Closed before the rename; the store reopens it in place.
+        self.db = None;
+        let store = self.store;
+        let _lifecycle = lock(&store.lifecycle);
+        if store.dataset(&self.meta.dataset).is_some() {
+            return Err(ApplyError::DatasetExists);
+        }
+        store.install(self.meta.dataset, self.meta.owner, &self.path)?;
+        // Installed: nothing left for Drop to remove.
+        self.path = PathBuf::new();
+        Ok(Applied {
+            seq: self.meta.seq,
+            state_root,
+        })
+    }
+
+    fn database(&self) -> Result<&Database, StoreError> {
+        self.db
+            .as_ref()
+            .ok_or_else(|| StoreError::Corrupt("import already closed".into()))
+    }
+
+    /// One transaction: stores `docs`, updates the Merkle tree and writes
+    /// the meta and journal floor records. Returns the meta record it
+    /// wrote; on an error nothing is written.
+    fn commit(&self, docs: &[SnapshotDoc], durability: Durability) -> Result<Meta, ApplyError> {
+        let db = self.database()?;
+        let mut txn = db.begin_write().map_err(StoreError::from)?;
+        txn.set_durability(durability).map_err(StoreError::from)?;
+        let mut meta = self.meta.clone();
+        {
+            // Also creates every table on the first call.
+            let mut tables = DocTables::<O>::open(&txn)?;
+            let dirty = apply::import_docs(&mut tables, &mut meta, docs, self.last)?;
+            merkle::update_tree(&mut tables.merkle, &tables.ids, &dirty)?;
+        }
+        write_meta(&txn, &meta)?;
+        // Created empty: the journal holds the writes after the snapshot.
+        txn.open_table(layout::JOURNAL).map_err(StoreError::from)?;
+        {
+            let mut table = txn.open_table(layout::META).map_err(StoreError::from)?;
+            let floor = meta.seq.checked_add(1).ok_or_else(|| {
+                ApplyError::BadWrite("snapshot seq leaves no room for later writes".into())
+            })?;
+            table
+                .insert(layout::JOURNAL_FLOOR_KEY, &floor.to_le_bytes()[..])
+                .map_err(StoreError::from)?;
+        }
+        txn.commit().map_err(StoreError::from)?;
+        Ok(meta)
+    }
+}
+
+impl<O: OreOrder> Drop for Import<'_, O> {
+    fn drop(&mut self) {
+        self.db = None;
+        if !self.path.as_os_str().is_empty() {
+            // Best effort: a leftover is removed by the next open anyway.
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn corrupt(text: String) -> StoreError {
+    StoreError::Corrupt(text)
+}
