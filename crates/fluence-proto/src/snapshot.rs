@@ -9,24 +9,18 @@
 //! only if a finalized block of the dataset's chain carries it.
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
-use crate::ids::{DatasetId, DocId, Hash32, PublicKey};
-use crate::limits::{DESCRIPTOR_LEN_MAX, INDEXES_PER_DATASET_MAX};
-use crate::write::{IndexDecl, IndexEntry, SealedDoc};
+use crate::ids::DocId;
+use crate::limits::INDEXES_PER_DATASET_MAX;
+use crate::message::DatasetInfo;
+use crate::write::{IndexEntry, SealedDoc};
 
-/// Everything about a dataset's state but its documents.
+/// Everything about a dataset's state but its documents: what a node
+/// reports as [`DatasetInfo`] (the state root and the seq it is at
+/// included), and the name tag the dataset was created with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotHeader {
-    pub dataset: DatasetId,
-    pub owner: PublicKey,
+    pub info: DatasetInfo,
     pub name_tag: [u8; 32],
-    /// The sealed descriptor, as the last `Create` or `Reindex` wrote it.
-    pub descriptor: Vec<u8>,
-    pub indexes: Vec<IndexDecl>,
-    /// Sequence number of the last write the state includes.
-    pub seq: u64,
-    /// State root at `seq`.
-    pub state_root: Hash32,
-    pub doc_count: u64,
 }
 
 /// One document of a snapshot: its sealed form and its index entries, as
@@ -40,28 +34,16 @@ pub struct SnapshotDoc {
 
 impl Encode for SnapshotHeader {
     fn encode(&self, writer: &mut Writer) {
-        self.dataset.encode(writer);
-        self.owner.encode(writer);
+        self.info.encode(writer);
         writer.fixed(&self.name_tag);
-        writer.bytes(&self.descriptor);
-        writer.vec(&self.indexes);
-        writer.u64(self.seq);
-        self.state_root.encode(writer);
-        writer.u64(self.doc_count);
     }
 }
 
 impl Decode for SnapshotHeader {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
-            dataset: DatasetId::decode(reader)?,
-            owner: PublicKey::decode(reader)?,
+            info: DatasetInfo::decode(reader)?,
             name_tag: reader.array("name tag")?,
-            descriptor: reader.bytes(DESCRIPTOR_LEN_MAX, "descriptor")?,
-            indexes: reader.vec(INDEXES_PER_DATASET_MAX, "index declarations")?,
-            seq: reader.u64("seq")?,
-            state_root: Hash32::decode(reader)?,
-            doc_count: reader.u64("document count")?,
         })
     }
 }
@@ -87,24 +69,26 @@ impl Decode for SnapshotDoc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::write::{IndexKind, IndexValues};
-    use crate::IndexId;
+    use crate::write::{IndexDecl, IndexKind, IndexValues};
+    use crate::{DatasetId, Hash32, IndexId, PublicKey};
 
     #[test]
     fn round_trips_and_refuses_truncation() {
         let header = SnapshotHeader {
-            dataset: DatasetId([1; 32]),
-            owner: PublicKey([2; 32]),
+            info: DatasetInfo {
+                dataset: DatasetId([1; 32]),
+                owner: PublicKey([2; 32]),
+                descriptor: vec![4; 40],
+                indexes: vec![IndexDecl {
+                    id: IndexId([5; 16]),
+                    kind: IndexKind::Range,
+                    unique: false,
+                }],
+                seq: 17,
+                state_root: Hash32([6; 32]),
+                doc_count: 2,
+            },
             name_tag: [3; 32],
-            descriptor: vec![4; 40],
-            indexes: vec![IndexDecl {
-                id: IndexId([5; 16]),
-                kind: IndexKind::Range,
-                unique: false,
-            }],
-            seq: 17,
-            state_root: Hash32([6; 32]),
-            doc_count: 2,
         };
         let doc = SnapshotDoc {
             doc: DocId([7; 16]),

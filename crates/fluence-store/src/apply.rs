@@ -335,13 +335,7 @@ pub(crate) fn apply_batch<O: OreOrder>(
     if ops.len() > OPS_PER_BATCH_MAX {
         return Err(bad("more operations than OPS_PER_BATCH_MAX"));
     }
-    let kinds: HashMap<IndexId, IndexKind> = meta.indexes.iter().map(|d| (d.id, d.kind)).collect();
-    let unique: HashSet<IndexId> = meta
-        .indexes
-        .iter()
-        .filter(|d| d.unique)
-        .map(|d| d.id)
-        .collect();
+    let (kinds, unique) = declared(meta);
     let mut dirty = BTreeSet::new();
     for (i, op) in ops.iter().enumerate() {
         let op_index = u32::try_from(i).expect("OPS_PER_BATCH_MAX fits in u32");
@@ -427,6 +421,18 @@ pub(crate) fn apply_batch<O: OreOrder>(
     Ok(dirty)
 }
 
+/// The kind of every declared index, and the unique ones.
+fn declared(meta: &Meta) -> (HashMap<IndexId, IndexKind>, HashSet<IndexId>) {
+    let kinds = meta.indexes.iter().map(|d| (d.id, d.kind)).collect();
+    let unique = meta
+        .indexes
+        .iter()
+        .filter(|d| d.unique)
+        .map(|d| d.id)
+        .collect();
+    (kinds, unique)
+}
+
 /// The row of a new document: the next row id, counted in the meta
 /// record with the document itself.
 fn take_new_row(meta: &mut Meta) -> Result<u64, ApplyError> {
@@ -453,13 +459,7 @@ pub(crate) fn import_docs<O: OreOrder>(
     if docs.len() > OPS_PER_BATCH_MAX {
         return Err(bad("more snapshot documents than OPS_PER_BATCH_MAX"));
     }
-    let kinds: HashMap<IndexId, IndexKind> = meta.indexes.iter().map(|d| (d.id, d.kind)).collect();
-    let unique: HashSet<IndexId> = meta
-        .indexes
-        .iter()
-        .filter(|d| d.unique)
-        .map(|d| d.id)
-        .collect();
+    let (kinds, unique) = declared(meta);
     let mut dirty = BTreeSet::new();
     for snapshot_doc in docs {
         let doc = snapshot_doc.doc;

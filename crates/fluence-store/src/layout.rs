@@ -320,6 +320,19 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// What a node reports about the dataset.
+    pub fn info(&self) -> fluence_proto::DatasetInfo {
+        fluence_proto::DatasetInfo {
+            dataset: self.dataset,
+            owner: self.owner,
+            descriptor: self.descriptor.clone(),
+            indexes: self.indexes.clone(),
+            seq: self.seq,
+            state_root: self.state_root,
+            doc_count: self.doc_count,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut writer = Writer::new();
         writer.u16(FORMAT_VERSION);

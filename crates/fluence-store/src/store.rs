@@ -710,16 +710,7 @@ impl<O: OreOrder> Store<O> {
     /// The dataset's description and current state root.
     pub fn info(&self, dataset: &DatasetId) -> Result<DatasetInfo, StoreError> {
         let (_, txn) = self.read_txn(dataset)?;
-        let meta = read_meta(&txn)?;
-        Ok(DatasetInfo {
-            dataset: meta.dataset,
-            owner: meta.owner,
-            descriptor: meta.descriptor,
-            indexes: meta.indexes,
-            seq: meta.seq,
-            state_root: meta.state_root,
-            doc_count: meta.doc_count,
-        })
+        Ok(read_meta(&txn)?.info())
     }
 
     /// One page of the documents `plan` selects, in `DocId` order strictly

@@ -43,7 +43,7 @@ fn an_imported_snapshot_is_the_same_dataset() {
     let (_dir, source, d) = populated();
     let snapshot = source.snapshot(&d).unwrap();
     let header = snapshot.header();
-    assert_eq!((header.seq, header.doc_count), (2, 250));
+    assert_eq!((header.info.seq, header.info.doc_count), (2, 250));
     let pages = pages(&snapshot, 10 * 1024);
     assert!(pages.len() > 3, "small pages: {} of them", pages.len());
     assert_eq!(pages.iter().map(Vec::len).sum::<usize>(), 250);
@@ -54,7 +54,10 @@ fn an_imported_snapshot_is_the_same_dataset() {
         import.add(page).unwrap();
     }
     let applied = import.finish().unwrap();
-    assert_eq!((applied.seq, applied.state_root), (2, header.state_root));
+    assert_eq!(
+        (applied.seq, applied.state_root),
+        (2, header.info.state_root)
+    );
 
     let info = target.info(&d).unwrap();
     let original = source.info(&d).unwrap();
@@ -143,7 +146,7 @@ fn a_tampered_snapshot_is_refused_and_leaves_nothing() {
         let mut docs = docs.clone();
         tamper(&mut docs);
         let mut header = header.clone();
-        header.doc_count = docs.len() as u64;
+        header.info.doc_count = docs.len() as u64;
         let mut import = target.import(header).unwrap();
         import.add(&docs).unwrap();
         match import.finish() {
@@ -156,13 +159,13 @@ fn a_tampered_snapshot_is_refused_and_leaves_nothing() {
     }
     // A wrong count is refused before any hashing.
     let mut header_wrong_count = header.clone();
-    header_wrong_count.doc_count += 1;
+    header_wrong_count.info.doc_count += 1;
     let mut import = target.import(header_wrong_count).unwrap();
     import.add(&docs).unwrap();
     assert!(matches!(import.finish(), Err(ApplyError::BadWrite(_))));
     // A header claiming another root.
     let mut header_wrong_root = header.clone();
-    header_wrong_root.state_root = Hash32([7; 32]);
+    header_wrong_root.info.state_root = Hash32([7; 32]);
     let mut import = target.import(header_wrong_root).unwrap();
     import.add(&docs).unwrap();
     assert!(import.finish().is_err());
@@ -175,7 +178,7 @@ fn a_tampered_snapshot_is_refused_and_leaves_nothing() {
     // The untampered snapshot still imports.
     let mut import = target.import(header.clone()).unwrap();
     import.add(&docs).unwrap();
-    assert_eq!(import.finish().unwrap().state_root, header.state_root);
+    assert_eq!(import.finish().unwrap().state_root, header.info.state_root);
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use fluence_proto::limits::OPS_PER_BATCH_MAX;
-use fluence_proto::{DatasetId, DocId, Hash32, SealedDoc, SnapshotDoc, SnapshotHeader};
+use fluence_proto::{DatasetId, DocId, Hash32, SnapshotDoc, SnapshotHeader};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase};
 
 use super::{lock, open_database, read_meta, write_meta, Applied, Store, IMPORTING_FILE_EXT};
@@ -28,7 +28,7 @@ use crate::error::{ApplyError, StoreError};
 use crate::layout::{self, Meta};
 use crate::merkle;
 use crate::order::OreOrder;
-use fluence_proto::Decode;
+use crate::query;
 
 /// A consistent view of one dataset to export: a read transaction, so
 /// writes applied meanwhile do not show in it.
@@ -58,9 +58,10 @@ impl<O: OreOrder> Store<O> {
     /// must not hold. Add its documents with [`Import::add`], then
     /// [`Import::finish`]; dropping the import unfinished removes it.
     pub fn import(&self, header: SnapshotHeader) -> Result<Import<'_, O>, ApplyError> {
-        apply::validate_descriptor(&header.descriptor)?;
-        apply::validate_decls(&header.indexes)?;
-        let id = header.dataset;
+        let info = &header.info;
+        apply::validate_descriptor(&info.descriptor)?;
+        apply::validate_decls(&info.indexes)?;
+        let id = info.dataset;
         if self.dataset(&id).is_some() {
             return Err(ApplyError::DatasetExists);
         }
@@ -71,11 +72,11 @@ impl<O: OreOrder> Store<O> {
         }
         let meta = Meta {
             dataset: id,
-            owner: header.owner,
+            owner: info.owner,
             name_tag: header.name_tag,
-            descriptor: header.descriptor.clone(),
-            indexes: header.indexes.clone(),
-            seq: header.seq,
+            descriptor: info.descriptor.clone(),
+            indexes: info.indexes.clone(),
+            seq: info.seq,
             // Set by `finish`, once the documents hash to the claimed root.
             state_root: Hash32([0; 32]),
             doc_count: 0,
@@ -99,14 +100,8 @@ impl Snapshot {
     /// Everything but the documents, with the state root they hash to.
     pub fn header(&self) -> SnapshotHeader {
         SnapshotHeader {
-            dataset: self.meta.dataset,
-            owner: self.meta.owner,
+            info: self.meta.info(),
             name_tag: self.meta.name_tag,
-            descriptor: self.meta.descriptor.clone(),
-            indexes: self.meta.indexes.clone(),
-            seq: self.meta.seq,
-            state_root: self.meta.state_root,
-            doc_count: self.meta.doc_count,
         }
     }
 
@@ -137,28 +132,19 @@ impl Snapshot {
             let (key, value) = item?;
             let doc = layout::doc_id(key.value())?;
             let (row, _) = layout::decode_id_record(value.value())?;
-            let row_key = layout::row_key(row);
-            let record = docs_table
-                .get(&row_key[..])?
-                .ok_or_else(|| corrupt(format!("document {doc} has no record at row {row}")))?;
-            let (stored, sealed_bytes) = layout::split_doc_record(record.value())?;
-            if stored != doc {
-                return Err(corrupt(format!(
-                    "row {row} holds document {stored}, ids say {doc}"
-                )));
-            }
+            let sealed = query::read_sealed(&docs_table, row, &doc)?;
             let entries_record = entries_table
-                .get(&row_key[..])?
+                .get(&layout::row_key(row)[..])?
                 .ok_or_else(|| corrupt(format!("document {doc} has no entries record")))?;
-            let size = sealed_bytes.len() + entries_record.value().len();
+            let size =
+                sealed.wrapped_key.len() + sealed.ciphertext.len() + entries_record.value().len();
             if !docs.is_empty() && bytes + size > bytes_max {
                 break false;
             }
             bytes += size;
             docs.push(SnapshotDoc {
                 doc,
-                sealed: SealedDoc::from_bytes(sealed_bytes)
-                    .map_err(|e| corrupt(format!("document {doc} record: {e}")))?,
+                sealed,
                 entries: layout::decode_entries(entries_record.value())?,
             });
         };
@@ -193,10 +179,10 @@ impl<O: OreOrder> Import<'_, O> {
     /// dataset appear, durably. A state that does not hash to the header's
     /// root is refused and the import removed.
     pub fn finish(mut self) -> Result<Applied, ApplyError> {
-        if self.meta.doc_count != self.header.doc_count {
+        if self.meta.doc_count != self.header.info.doc_count {
             return Err(ApplyError::BadWrite(format!(
                 "snapshot holds {} documents, its header says {}",
-                self.meta.doc_count, self.header.doc_count
+                self.meta.doc_count, self.header.info.doc_count
             )));
         }
         let tree_root = {
@@ -211,10 +197,10 @@ impl<O: OreOrder> Import<'_, O> {
             &merkle::descriptor_hash(&self.meta.descriptor, &self.meta.indexes),
             self.meta.seq,
         );
-        if state_root != self.header.state_root {
+        if state_root != self.header.info.state_root {
             return Err(ApplyError::BadWrite(format!(
                 "snapshot documents hash to state root {state_root}, not to the {} it claims",
-                self.header.state_root
+                self.header.info.state_root
             )));
         }
         self.meta.state_root = state_root;
