@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use fluence_net::{PeerId, RequestHandler};
+use fluence_net::{Answer, PeerId, RequestHandler};
 use fluence_proto::{
     Action, Decode, Encode, NodeError, Request, Response, SignedWrite, WRITE_SIGNING_DOMAIN,
 };
@@ -146,7 +146,7 @@ impl NodeService {
 }
 
 impl RequestHandler for NodeService {
-    fn handle(&self, _peer: PeerId, request: Vec<u8>) -> Vec<u8> {
-        self.handle_bytes(&request)
+    fn handle(&self, _peer: PeerId, request: Vec<u8>) -> Answer {
+        self.handle_bytes(&request).into()
     }
 }
