@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use commonware_runtime::Runner as _;
 use fluence_net::Multiaddr;
 use serde_json::json;
 
@@ -29,7 +30,8 @@ struct Cli {
 enum Command {
     /// Run a local network and gateway on loopback (foreground; Ctrl-C stops).
     Devnet {
-        #[arg(long, default_value_t = 1)]
+        /// Nodes, forming one cluster (1 runs a single node).
+        #[arg(long, default_value_t = 4)]
         nodes: usize,
         /// Data directory; running again on it resumes the same data.
         #[arg(long, default_value = "devnet-data")]
@@ -52,6 +54,11 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long, default_value = "/ip4/127.0.0.1/tcp/4001")]
         listen: Multiaddr,
+        /// A member of this node's cluster, as MEMBER_KEY@MULTIADDR (the
+        /// key each node prints at start); repeat for every member, this
+        /// node included. Without any, the node runs alone.
+        #[arg(long = "member", value_name = "KEY@ADDR", value_parser = parse_member)]
+        members: Vec<fluence_net::cluster::ClusterMember>,
         /// Append every received request to this file (audits, leak tests).
         #[arg(long, hide = true)]
         debug_record_requests: Option<PathBuf>,
@@ -215,13 +222,17 @@ fn main() -> Result<()> {
             p2p_port,
         } => {
             let mongo = serve::MongoEndpoint::new(mongo, mongo_user.name)?;
-            runtime()?.block_on(serve::devnet(nodes, dir, http, mongo, p2p_port))
+            serve::runtime(dir.join("consensus"))
+                .start(|context| serve::devnet(context, nodes, dir, http, mongo, p2p_port))
         }
         Command::Node {
             data_dir,
             listen,
+            members,
             debug_record_requests,
-        } => runtime()?.block_on(serve::node(data_dir, listen, debug_record_requests)),
+        } => serve::runtime(data_dir.join("consensus")).start(|context| {
+            serve::node(context, data_dir, listen, members, debug_record_requests)
+        }),
         Command::Gateway {
             node,
             key,
@@ -339,6 +350,22 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `KEY@MULTIADDR`: a member's public key (hex) and where to dial it.
+fn parse_member(text: &str) -> Result<fluence_net::cluster::ClusterMember, String> {
+    let (key, addr) = text
+        .split_once('@')
+        .ok_or_else(|| format!("{text:?} is not MEMBER_KEY@MULTIADDR"))?;
+    let key = fluence_proto::PublicKey::from_hex(key)
+        .map_err(|_| format!("{key:?} is not a member key (64 hex digits)"))?;
+    let addr: Multiaddr = addr
+        .parse()
+        .map_err(|e| format!("{addr:?} is not a multiaddr: {e}"))?;
+    Ok(fluence_net::cluster::ClusterMember {
+        key,
+        addrs: vec![addr],
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -6,31 +6,62 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use commonware_runtime::Supervisor as _;
 use fluence_client::Client;
 use fluence_crypto::keys::MasterKey;
-use fluence_net::{Multiaddr, NodeClient};
-use fluence_node::{NodeConfig, RunningNode};
+use fluence_net::cluster::ClusterMember;
+use fluence_net::{identity, Multiaddr, NodeClient};
+use fluence_node::{ClusterConfig, NodeConfig, RunningNode};
 
 use crate::{keys, mongo_auth};
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The runtime `fluence node` and `fluence devnet` run in: commonware's
+/// tokio runtime (a real multi-thread tokio runtime, so the libp2p and
+/// HTTP code runs in it unchanged), whose storage under `storage` holds
+/// the consensus logs of the replicas.
+pub fn runtime(storage: PathBuf) -> commonware_runtime::tokio::Runner {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    commonware_runtime::tokio::Runner::new(
+        commonware_runtime::tokio::Config::new()
+            .with_worker_threads(threads)
+            .with_storage_directory(storage),
+    )
+}
+
+/// `fluence node`: alone, or a member of the cluster of `members` (which
+/// must include this node).
 pub async fn node(
+    context: commonware_runtime::tokio::Context,
     data_dir: PathBuf,
     listen: Multiaddr,
+    members: Vec<ClusterMember>,
     record_requests: Option<PathBuf>,
 ) -> Result<()> {
     let shutdown = ShutdownSignal::install()?;
-    let node = RunningNode::start(NodeConfig {
+    let config = NodeConfig {
         data_dir: data_dir.clone(),
         listen,
         record_requests,
-    })
-    .await
+    };
+    let clustered = !members.is_empty();
+    let node = if clustered {
+        RunningNode::start_member(context, config, ClusterConfig::new(members)).await
+    } else {
+        RunningNode::start(config).await
+    }
     .with_context(|| format!("starting node in {}", data_dir.display()))?;
     println!("node {} listening", node.peer_id());
     println!("  dial address: {}", node.dial_addr());
+    println!("  member key:   {}", node.member_key());
     println!("  data:         {}", data_dir.display());
+    if let Some(replicas) = node.replicas() {
+        println!(
+            "  cluster of {} members; writes are acknowledged once finalized",
+            replicas.net().members().len()
+        );
+    }
     shutdown.wait().await;
     println!("shutting down");
     node.shutdown().await;
@@ -168,7 +199,13 @@ fn devnet_key(dir: &Path) -> Result<MasterKey> {
     }
 }
 
+/// Members a devnet may have: its nodes listen on consecutive ports.
+pub const DEVNET_NODES_MAX: usize = fluence_proto::limits::CLUSTER_MEMBERS_MAX;
+
+/// `fluence devnet`: `nodes` nodes on loopback forming one cluster (one
+/// node runs alone, as a single node), and a gateway in front of node 0.
 pub async fn devnet(
+    context: commonware_runtime::tokio::Context,
     nodes: usize,
     dir: PathBuf,
     http: SocketAddr,
@@ -176,30 +213,58 @@ pub async fn devnet(
     p2p_port: u16,
 ) -> Result<()> {
     let shutdown = ShutdownSignal::install()?;
-    anyhow::ensure!(nodes >= 1, "a devnet needs at least one node");
     anyhow::ensure!(
-        nodes == 1,
-        "this release runs a devnet of one node; clusters of several nodes come with replication"
+        (1..=DEVNET_NODES_MAX).contains(&nodes),
+        "a devnet has 1 to {DEVNET_NODES_MAX} nodes"
+    );
+    anyhow::ensure!(
+        p2p_port == 0 || usize::from(p2p_port) + nodes <= usize::from(u16::MAX),
+        "--p2p-port {p2p_port} leaves no room for {nodes} consecutive ports"
     );
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let master = devnet_key(&dir)?;
-    let mut running = Vec::with_capacity(nodes);
-    for i in 0..nodes {
+    let listen = |i: usize| -> Result<Multiaddr> {
         let port = if p2p_port == 0 {
             0
         } else {
-            p2p_port + i as u16
+            usize::from(p2p_port) + i
         };
-        let listen: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse()?;
-        let data_dir = dir.join(format!("node-{i}"));
-        let node = RunningNode::start(NodeConfig {
-            data_dir: data_dir.clone(),
-            listen,
+        Ok(format!("/ip4/127.0.0.1/tcp/{port}").parse()?)
+    };
+    let config = |i: usize| -> Result<NodeConfig> {
+        Ok(NodeConfig {
+            data_dir: dir.join(format!("node-{i}")),
+            listen: listen(i)?,
             record_requests: None,
         })
-        .await
-        .with_context(|| format!("starting node {i} in {}", data_dir.display()))?;
+    };
+    let mut running = Vec::with_capacity(nodes);
+    if nodes == 1 {
+        let config = config(0)?;
+        let data_dir = config.data_dir.clone();
+        let node = RunningNode::start(config)
+            .await
+            .with_context(|| format!("starting node 0 in {}", data_dir.display()))?;
         running.push(node);
+    } else {
+        let cluster = ClusterConfig::new(devnet_members(&dir, nodes, p2p_port, &listen)?);
+        for i in 0..nodes {
+            let config = config(i)?;
+            let data_dir = config.data_dir.clone();
+            let node = RunningNode::start_member(context.child("node"), config, cluster.clone())
+                .await
+                .with_context(|| format!("starting node {i} in {}", data_dir.display()))?;
+            running.push(node);
+        }
+        // With ports picked at start, members learn each other's only now.
+        for node in &running {
+            let net = node.replicas().expect("a member has replicas").net();
+            for other in &running {
+                if other.member_key() != node.member_key() {
+                    net.set_addresses(&other.member_key(), other.listen_addrs().to_vec());
+                }
+            }
+        }
     }
     let gateway = Gateway::start(master, running[0].dial_addr(), http, mongo).await?;
     println!(
@@ -210,6 +275,9 @@ pub async fn devnet(
     );
     for (i, node) in running.iter().enumerate() {
         println!("  node {i}:   {}", node.dial_addr());
+    }
+    if nodes > 1 {
+        println!("  one cluster of {nodes} nodes; the gateway talks to node 0");
     }
     gateway.print_endpoints();
     println!(
@@ -224,6 +292,34 @@ pub async fn devnet(
     }
     println!("stopped cleanly");
     Ok(())
+}
+
+/// The members of a devnet's cluster: the identities of its node
+/// directories (created on the first run, so a restart is the same
+/// cluster), dialed on their fixed ports (with `--p2p-port 0`, set once
+/// every node listens).
+fn devnet_members(
+    dir: &Path,
+    nodes: usize,
+    p2p_port: u16,
+    listen: &dyn Fn(usize) -> Result<Multiaddr>,
+) -> Result<Vec<ClusterMember>> {
+    let mut members = Vec::with_capacity(nodes);
+    for i in 0..nodes {
+        let data_dir = dir.join(format!("node-{i}"));
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let keypair = identity::load_or_create(&fluence_node::daemon::identity_path(&data_dir))?;
+        members.push(ClusterMember {
+            key: identity::member_key(&keypair)?,
+            addrs: if p2p_port == 0 {
+                Vec::new()
+            } else {
+                vec![listen(i)?]
+            },
+        });
+    }
+    Ok(members)
 }
 
 /// Ctrl-C or SIGTERM, listened for from the moment it is installed: each

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 use support::{Devnet, Http, PASSPHRASE};
 
@@ -131,6 +133,251 @@ fn devnet_crud_survives_restart() {
     );
     let (status, _) = devnet.process.stop();
     assert!(status.success());
+}
+
+/// Every member's store state for `dataset`: (seq, state root) as each
+/// node answers over `/fluence/rpc/2`.
+fn member_states(nodes: &[String], dataset: fluence_proto::DatasetId) -> Vec<(u64, String)> {
+    use fluence_proto::{Request, Response};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut states = Vec::new();
+        for addr in nodes {
+            let client =
+                fluence_net::NodeClient::connect(addr.parse().unwrap(), Duration::from_secs(10))
+                    .await
+                    .unwrap();
+            match client
+                .call(&Request::DatasetInfo { dataset })
+                .await
+                .unwrap()
+            {
+                Response::Info(info) => states.push((info.seq, info.state_root.to_hex())),
+                other => panic!("node {addr} answered {other:?}"),
+            }
+        }
+        states
+    })
+}
+
+/// The id of dataset `name` of the devnet's owner key in `dir`.
+fn devnet_dataset(dir: &std::path::Path, name: &str) -> fluence_proto::DatasetId {
+    let master = fluence_crypto::keystore::Keystore::unlock(
+        &dir.join("keys").join("owner.key"),
+        PASSPHRASE.as_bytes(),
+    )
+    .unwrap();
+    let tag = master.catalog_key().name_tag(name);
+    fluence_proto::DatasetId(fluence_crypto::keys::dataset_id(
+        &master.owner_public_key(),
+        &tag,
+    ))
+}
+
+/// Waits until every member holds `dataset` at node 0's seq, then checks
+/// they all hold the same state root.
+fn assert_members_agree(nodes: &[String], dataset: fluence_proto::DatasetId) -> (u64, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let states = member_states(nodes, dataset);
+        if states.iter().all(|s| s.0 == states[0].0) {
+            assert!(
+                states.iter().all(|s| s.1 == states[0].1),
+                "members disagree on the state root: {states:?}"
+            );
+            return states[0].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "members did not catch up: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_four_node_devnet_replicates_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start_nodes(dir.path(), PASSPHRASE, 4);
+    assert_eq!(devnet.nodes.len(), 4);
+    assert!(devnet
+        .process
+        .seen
+        .iter()
+        .any(|l| l.contains("one cluster of 4 nodes")));
+    let http = Http::new(&devnet.api);
+
+    http.ok(
+        "/v1/datasets",
+        &json!({"name": "ledger", "indexes": {"account": "eq", "amount": "range"}}),
+    );
+    let inserted = http.ok(
+        "/v1/datasets/ledger/documents",
+        &json!({"documents": [
+            {"_id": 1, "account": "a", "amount": 10},
+            {"_id": 2, "account": "b", "amount": 20},
+            {"_id": 3, "account": "a", "amount": 30}
+        ]}),
+    );
+    assert_eq!(inserted["inserted_count"], 3);
+    let found = http.ok(
+        "/v1/datasets/ledger/find",
+        &json!({"filter": {"account": "a"}, "sort": {"amount": 1}}),
+    );
+    assert_eq!(ids(&found), vec![json!(1), json!(3)]);
+    let updated = http.ok(
+        "/v1/datasets/ledger/update",
+        &json!({"filter": {"_id": 2}, "update": {"$inc": {"amount": 5}}}),
+    );
+    assert_eq!(updated["modified_count"], 1);
+    let deleted = http.ok(
+        "/v1/datasets/ledger/delete",
+        &json!({"filter": {"amount": {"$gte": 30}}}),
+    );
+    assert_eq!(deleted["deleted_count"], 1);
+    let range = http.ok(
+        "/v1/datasets/ledger/find",
+        &json!({"filter": {"amount": {"$gt": 0}}, "sort": {"amount": -1}}),
+    );
+    assert_eq!(ids(&range), vec![json!(2), json!(1)]);
+    assert_eq!(range["documents"][0]["amount"], 25);
+
+    // A unique-index refusal travels back through consensus typed.
+    http.ok(
+        "/v1/datasets",
+        &json!({"name": "users", "indexes": [{"field": "email", "kind": "eq", "unique": true}]}),
+    );
+    http.ok(
+        "/v1/datasets/users/documents",
+        &json!({"documents": [{"_id": 1, "email": "x@example.org"}]}),
+    );
+    let (status, body) = http.post(
+        "/v1/datasets/users/documents",
+        &json!({"documents": [{"_id": 2, "email": "x@example.org"}]}),
+    );
+    assert_eq!(status, 409, "{body}");
+
+    // Every member holds the same state, as each answers it.
+    let ledger = devnet_dataset(dir.path(), "ledger");
+    let (seq, root) = assert_members_agree(&devnet.nodes, ledger);
+    let (_, list) = http.get("/v1/datasets");
+    let view = list["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "ledger")
+        .cloned()
+        .unwrap();
+    assert_eq!(view["seq"].as_u64(), Some(seq), "{view}");
+    assert_eq!(view["state_root"].as_str(), Some(root.as_str()), "{view}");
+    assert_members_agree(&devnet.nodes, devnet_dataset(dir.path(), "users"));
+
+    let (status, out) = devnet.process.stop();
+    assert!(status.success(), "devnet exited with {status}: {out:?}");
+    assert!(out.iter().any(|l| l.contains("stopped cleanly")), "{out:?}");
+
+    // Restarted on the same directory: the same cluster resumes, and a
+    // write after the restart reaches every member.
+    let devnet = Devnet::start_nodes(dir.path(), PASSPHRASE, 4);
+    let http = Http::new(&devnet.api);
+    let found = http.ok(
+        "/v1/datasets/ledger/find",
+        &json!({"filter": {}, "sort": {"_id": 1}}),
+    );
+    assert_eq!(ids(&found), vec![json!(1), json!(2)]);
+    http.ok(
+        "/v1/datasets/ledger/documents",
+        &json!({"documents": [{"_id": 4, "account": "c", "amount": 40}]}),
+    );
+    let (after, _) = assert_members_agree(&devnet.nodes, ledger);
+    assert_eq!(after, seq + 1);
+    let (status, _) = devnet.process.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn separate_node_processes_form_a_cluster_from_member_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    // Identities first: each node is told every member's key at start.
+    let ports: Vec<u16> = (0..4)
+        .map(|_| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        })
+        .collect();
+    let mut members = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let data_dir = dir.path().join(format!("n{i}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let keypair =
+            fluence_net::identity::load_or_create(&fluence_node::daemon::identity_path(&data_dir))
+                .unwrap();
+        let key = fluence_net::identity::member_key(&keypair).unwrap();
+        members.push(format!("{key}@/ip4/127.0.0.1/tcp/{port}"));
+    }
+    let mut nodes = Vec::new();
+    let mut dial = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let mut node = support::fluence();
+        node.args([
+            "node",
+            "--listen",
+            &format!("/ip4/127.0.0.1/tcp/{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path().join(format!("n{i}")));
+        for member in &members {
+            node.args(["--member", member]);
+        }
+        let mut node = support::Process::spawn(node);
+        dial.push(
+            node.wait_for("dial address:")
+                .split_whitespace()
+                .last()
+                .unwrap()
+                .to_string(),
+        );
+        node.wait_for("cluster of 4 members");
+        nodes.push(node);
+    }
+
+    let mut new_key = support::fluence();
+    new_key
+        .args(["keys", "new", "owner", "--dir"])
+        .arg(dir.path().join("keys"))
+        .env("FLUENCE_PASSPHRASE", PASSPHRASE);
+    let (status, stderr) = support::Process::spawn(new_key).exit();
+    assert!(status.success(), "{stderr}");
+    // The gateway may talk to any member: here the third.
+    let (gateway, api) =
+        support::start_gateway(&dir.path().join("keys").join("owner.key"), &dial[2]);
+    let http = Http::new(&api);
+    http.ok(
+        "/v1/datasets",
+        &json!({"name": "notes", "indexes": {"day": "range"}}),
+    );
+    let inserted = http.ok(
+        "/v1/datasets/notes/documents",
+        &json!({"documents": (0..20).map(|i| json!({"_id": i, "day": i % 7})).collect::<Vec<_>>()}),
+    );
+    assert_eq!(inserted["inserted_count"], 20);
+    let found = http.ok(
+        "/v1/datasets/notes/count",
+        &json!({"filter": {"day": {"$lt": 2}}}),
+    );
+    assert_eq!(found["count"], 6);
+    let (seq, _) = assert_members_agree(&dial, devnet_dataset(dir.path(), "notes"));
+    assert!(seq >= 1);
+
+    let (status, _) = gateway.stop();
+    assert!(status.success());
+    for node in nodes {
+        let (status, out) = node.stop();
+        assert!(status.success(), "{out:?}");
+    }
 }
 
 /// Sends one OP_MSG command over a fresh connection and returns the reply

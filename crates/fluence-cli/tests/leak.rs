@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::json;
-use support::{contains, files_under, fluence, Http, Process, PASSPHRASE};
+use support::{contains, files_under, fluence, start_gateway, Http, Process, PASSPHRASE};
 
 /// Markers long enough that a chance occurrence in ciphertext is
 /// impossible in practice (2^-96 per position).
@@ -47,28 +47,7 @@ fn no_plaintext_reaches_the_node() {
     let (status, stderr) = Process::spawn(new_key).exit();
     assert!(status.success(), "{stderr}");
 
-    let mut gateway = fluence();
-    gateway
-        .args([
-            "gateway",
-            "--http",
-            "127.0.0.1:0",
-            "--mongo",
-            "127.0.0.1:0",
-            "--node",
-            &dial,
-            "--key",
-        ])
-        .arg(keys.join("owner.key"))
-        .env("FLUENCE_PASSPHRASE", PASSPHRASE);
-    let mut gateway = Process::spawn(gateway);
-    let api = gateway
-        .wait_for("HTTP API:")
-        .split_whitespace()
-        .nth(2)
-        .unwrap()
-        .trim_end_matches("/v1")
-        .to_string();
+    let (gateway, api) = start_gateway(&keys.join("owner.key"), &dial);
     let http = Http::new(&api);
 
     let [eq_field, range_field, text_field, nested_field, value, dataset] = MARKERS;

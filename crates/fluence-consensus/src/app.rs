@@ -152,6 +152,63 @@ impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ChainApp<O, S> {
             }
         }
     }
+
+    /// The writes this member would propose on `parent` now and the root
+    /// they leave, refusing (and answering) the pending writes the parent's
+    /// state refuses; plus whether pending writes exist that cannot go in
+    /// until more blocks are finalized.
+    async fn build<E: Clock>(
+        &self,
+        runtime: &E,
+        ancestry: impl Ancestry<ChainBlock>,
+        parent: &ChainBlock,
+    ) -> Result<(Vec<SignedWrite>, Hash32, bool), SpecError> {
+        let member = Arc::clone(&self.member);
+        self.on_parent(runtime, ancestry, parent, |view| {
+            let owner = view.owner();
+            let candidates = member.pool().run_from(
+                view.next_seq(),
+                member.limits.writes_max,
+                member.limits.write_bytes_max,
+            );
+            let waiting = !candidates.is_empty();
+            let mut writes = eligible(candidates, view.lifecycle_allowed());
+            let waiting = waiting && writes.is_empty();
+            // A write whose signature fails against the parent's owner
+            // (the dataset was re-created meanwhile) ends the run.
+            if let Some(bad) = writes
+                .iter()
+                .position(|w| verify_write_signature(w, owner.as_ref()).is_err())
+            {
+                let write = &writes[bad];
+                member.pool().refuse(
+                    write.body.seq,
+                    write.body.digest(),
+                    SubmitError::Refused(fluence_proto::NodeError::BadSignature),
+                );
+                writes.truncate(bad);
+            }
+            let applied: Vec<Applied> = loop {
+                match view.simulate(&writes) {
+                    Ok(applied) => break applied,
+                    Err(SpecError::Refused { index, error }) => {
+                        let write = &writes[index];
+                        debug!(seq = write.body.seq, %error, "pending write refused");
+                        member.pool().refuse(
+                            write.body.seq,
+                            write.body.digest(),
+                            SubmitError::Refused(error),
+                        );
+                        writes.truncate(index);
+                    }
+                    Err(other) => return Err(other),
+                }
+            };
+            let root = applied.last().map_or(view.parent_root(), |a| a.state_root);
+            Ok((writes, root, waiting))
+        })
+        .await
+    }
 }
 
 /// The writes a proposal takes: the pending run after the parent's state,
@@ -190,50 +247,22 @@ where
         _input: (),
     ) -> Option<Digested<Self::Block>> {
         let parent = ancestry.peek()?.inner_shared();
-        let member = Arc::clone(&self.member);
-        let built = self
-            .on_parent(&runtime, ancestry, &parent, |view| {
-                let owner = view.owner();
-                let candidates = member.pool().run_from(
-                    view.next_seq(),
-                    member.limits.writes_max,
-                    member.limits.write_bytes_max,
-                );
-                let mut writes = eligible(candidates, view.lifecycle_allowed());
-                // A write whose signature fails against the parent's owner
-                // (the dataset was re-created meanwhile) ends the run.
-                if let Some(bad) = writes
-                    .iter()
-                    .position(|w| verify_write_signature(w, owner.as_ref()).is_err())
-                {
-                    let write = &writes[bad];
-                    member.pool().refuse(
-                        write.body.seq,
-                        write.body.digest(),
-                        SubmitError::Refused("not signed by the dataset's owner".into()),
-                    );
-                    writes.truncate(bad);
-                }
-                let applied: Vec<Applied> = loop {
-                    match view.simulate(&writes) {
-                        Ok(applied) => break applied,
-                        Err(SpecError::Refused { index, reason }) => {
-                            let write = &writes[index];
-                            debug!(seq = write.body.seq, %reason, "pending write refused");
-                            member.pool().refuse(
-                                write.body.seq,
-                                write.body.digest(),
-                                SubmitError::Refused(reason),
-                            );
-                            writes.truncate(index);
-                        }
-                        Err(other) => return Err(other),
-                    }
-                };
-                let root = applied.last().map_or(view.parent_root(), |a| a.state_root);
-                Ok((writes, root))
-            })
-            .await;
+        // With nothing to propose, wait (a little) for a write rather than
+        // finalize an empty block at once; see `BlockLimits::empty_block_delay`.
+        let mut admissions = self.member.admissions();
+        let idle_until = runtime.current() + self.member.limits.empty_block_delay;
+        let built = loop {
+            admissions.borrow_and_update();
+            let built = self.build(&runtime, ancestry.clone(), &parent).await;
+            let idle = matches!(&built, Ok((writes, _, false)) if writes.is_empty());
+            if !idle || runtime.current() >= idle_until {
+                break built.map(|(writes, root, _)| (writes, root));
+            }
+            let admitted = admissions.changed();
+            let deadline = runtime.sleep_until(idle_until);
+            futures::pin_mut!(admitted, deadline);
+            futures::future::select(admitted, deadline).await;
+        };
         let (writes, root) = match built {
             Ok(built) => built,
             Err(error) => {
@@ -319,8 +348,11 @@ where
                     Ok(applied) => Ok(Ok(applied
                         .last()
                         .map_or(view.parent_root(), |a| a.state_root))),
-                    Err(SpecError::Refused { index, reason }) => {
-                        Ok(Err(VerifyError::WriteRefused { index, reason }))
+                    Err(SpecError::Refused { index, error }) => {
+                        Ok(Err(VerifyError::WriteRefused {
+                            index,
+                            reason: error.to_string(),
+                        }))
                     }
                     Err(other) => Err(other),
                 }
@@ -333,9 +365,10 @@ where
                 Err(VerifyError::AncestorDiverged { height })
             }
             Err(SpecError::Storage(reason)) => Err(VerifyError::Storage(reason)),
-            Err(SpecError::Refused { index, reason }) => {
-                Err(VerifyError::WriteRefused { index, reason })
-            }
+            Err(SpecError::Refused { index, error }) => Err(VerifyError::WriteRefused {
+                index,
+                reason: error.to_string(),
+            }),
             Err(SpecError::Wait) => unreachable!("on_parent retries while it must wait"),
         };
         match outcome {

@@ -2,7 +2,7 @@
 //! replica stops.
 
 use fluence_chain::{BlockError, ChainStoreError, WriteAuthError};
-use fluence_proto::{DatasetId, Hash32};
+use fluence_proto::{DatasetId, Hash32, NodeError};
 
 /// Why a submitted write was not (and will not be) acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,12 +18,17 @@ pub enum SubmitError {
     Unauthorised(WriteAuthError),
     #[error("the dataset does not exist yet; create it first")]
     NoDataset,
+    #[error("the dataset already exists")]
+    DatasetExists,
     #[error("sequence number {seq} is already taken (the next is {next})")]
     Stale { seq: u64, next: u64 },
     #[error("another write was finalized with sequence number {seq}")]
     SeqTaken { seq: u64 },
+    /// The store refused the write against the state it would extend,
+    /// with the error a node reports for it (a failed precondition, a
+    /// unique index, a stale index schema, ...).
     #[error("the write was refused by the state it would extend: {0}")]
-    Refused(String),
+    Refused(NodeError),
     #[error("the member holds too many pending writes; retry later")]
     PoolFull,
     #[error("the replica stopped before the write was finalized")]

@@ -20,7 +20,9 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use fluence_chain::{is_lifecycle_write, ChainStore, ChainTip, FinalizedBlock, ABSENT_STATE_ROOT};
-use fluence_proto::{Action, DatasetId, DatasetInfo, Encode, Hash32, PublicKey, SignedWrite};
+use fluence_proto::{
+    Action, DatasetId, DatasetInfo, Encode, Hash32, NodeError, PublicKey, SignedWrite,
+};
 use fluence_store::{Applied, OreOrder, SequenceError, Store, StoreError};
 
 use crate::block::ChainBlock;
@@ -64,7 +66,7 @@ pub enum SpecError {
     /// A write of the new block is refused (index within the new writes).
     Refused {
         index: usize,
-        reason: String,
+        error: NodeError,
     },
     Storage(String),
 }
@@ -128,7 +130,7 @@ impl<O: OreOrder> ParentView<'_, O> {
                 }
                 Err(SpecError::Refused {
                     index: index - self.pending.len(),
-                    reason: error.to_string(),
+                    error: error.to_node_error(),
                 })
             }
         }

@@ -107,7 +107,9 @@ pub async fn run<O: OreOrder>(
             .unwrap_or_default();
         match member.exec.apply_finalized(block.inner(), certificate) {
             Ok(Some(writes)) => {
-                member.pool().finalized(height.get(), &writes);
+                member
+                    .pool()
+                    .finalized(height.get(), block.inner().block().state_root, &writes);
                 member.inbox().prune(height.get());
                 ack.acknowledge();
             }

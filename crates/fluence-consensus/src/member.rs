@@ -3,6 +3,9 @@
 //! attestations into it.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use commonware_utils::channel::watch;
 
 use fluence_chain::{verify_write_signature, ChainRules, SignedAttestation};
 use fluence_crypto::sign::SigningKey;
@@ -24,6 +27,13 @@ pub struct BlockLimits {
     /// Bytes of client writes in one proposed block; well below
     /// `BLOCK_LEN_MAX` so attestations and framing always fit.
     pub write_bytes_max: usize,
+    /// How long a leader with no pending write waits for one before it
+    /// proposes an empty block. Without it an idle cluster finalizes empty
+    /// blocks as fast as it can (each costing votes, certificates and
+    /// fsyncs); with it, about one per this delay, which still carries the
+    /// attestations of the block before. Capped at half the leader timeout
+    /// so the view never times out while its leader waits.
+    pub empty_block_delay: Duration,
 }
 
 impl Default for BlockLimits {
@@ -31,6 +41,7 @@ impl Default for BlockLimits {
         BlockLimits {
             writes_max: 1024,
             write_bytes_max: 16 * 1024 * 1024,
+            empty_block_delay: Duration::from_millis(500),
         }
     }
 }
@@ -58,6 +69,9 @@ pub struct Member<O: OreOrder> {
     pub(crate) limits: BlockLimits,
     pub(crate) behavior: Behavior,
     pool: Mutex<Pool>,
+    /// Bumped whenever a new write enters the pool, so an idle leader
+    /// proposes as soon as there is something to propose.
+    admissions: watch::Sender<u64>,
     inbox: Mutex<Inbox>,
 }
 
@@ -89,12 +103,18 @@ impl<O: OreOrder> Member<O> {
             limits,
             behavior,
             pool: Mutex::new(Pool::default()),
+            admissions: watch::channel(0).0,
             inbox: Mutex::new(Inbox::default()),
         }
     }
 
     pub(crate) fn pool(&self) -> MutexGuard<'_, Pool> {
         lock(&self.pool)
+    }
+
+    /// Changes each time a new write is admitted to the pool.
+    pub(crate) fn admissions(&self) -> watch::Receiver<u64> {
+        self.admissions.subscribe()
     }
 
     pub(crate) fn inbox(&self) -> MutexGuard<'_, Inbox> {
@@ -122,23 +142,31 @@ impl<O: OreOrder> Member<O> {
         }
         let digest = write.body.digest();
         // A resubmission of a finalized write is acknowledged, not applied.
+        let storage = |e: &dyn std::fmt::Display| SubmitError::Storage(e.to_string());
         if let Some(location) = self
             .exec
             .chain()
             .find_write(&digest)
-            .map_err(|e| SubmitError::Storage(e.to_string()))?
+            .map_err(|e| storage(&e))?
         {
+            let block = self
+                .exec
+                .chain()
+                .get(location.height)
+                .map_err(|e| storage(&e))?
+                .ok_or_else(|| storage(&"a recorded write's block is missing"))?;
             let (sender, receiver) = oneshot::channel();
             let _ = sender.send(Ok(Committed {
                 height: location.height,
                 seq: location.seq,
+                state_root: block.block.state_root,
             }));
             return Ok(wait.then_some(receiver));
         }
-        let committed = self
-            .exec
-            .committed()
-            .map_err(|e| SubmitError::Storage(e.to_string()))?;
+        let committed = self.exec.committed().map_err(|e| storage(&e))?;
+        if committed.is_some() && matches!(write.body.action, Action::Create { .. }) {
+            return Err(SubmitError::DatasetExists);
+        }
         // Only the owner's writes occupy a sequence number in the pool: a
         // forged write must not be able to block the owner's.
         let owner = match &committed {
@@ -163,6 +191,10 @@ impl<O: OreOrder> Member<O> {
         let mut pool = self.pool();
         let seq = write.body.seq;
         let admitted = pool.admit(write, digest, encoded_len)?;
+        if admitted == Admitted::New {
+            self.admissions
+                .send_modify(|count| *count = count.wrapping_add(1));
+        }
         if admitted == Admitted::Contender && !wait {
             return Ok(None);
         }

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use fluence_proto::{Action, PublicKey, SignedWrite};
+use fluence_proto::{Action, Hash32, PublicKey, SignedWrite};
 use futures::channel::oneshot;
 
 use crate::error::SubmitError;
@@ -35,6 +35,10 @@ pub struct Committed {
     pub height: u64,
     /// The write's sequence number.
     pub seq: u64,
+    /// The state root after that block (the root its finalization
+    /// certificate and attestations are about, which later writes of the
+    /// same block may have changed after this one).
+    pub state_root: Hash32,
 }
 
 /// The answer a waiting caller receives.
@@ -171,14 +175,18 @@ impl Pool {
         }
     }
 
-    /// A block was finalized and applied: answers the callers of its
-    /// writes (`(digest, seq)` in order), and drops every candidate and
-    /// caller whose number is now taken.
-    pub fn finalized(&mut self, height: u64, writes: &[([u8; 32], u64)]) {
+    /// A block at `height` leaving `state_root` was finalized and applied:
+    /// answers the callers of its writes (`(digest, seq)` in order), and
+    /// drops every candidate and caller whose number is now taken.
+    pub fn finalized(&mut self, height: u64, state_root: Hash32, writes: &[([u8; 32], u64)]) {
         for (digest, seq) in writes {
             if let Some(waiting) = self.waiting.remove(digest) {
                 for caller in waiting.callers {
-                    let _ = caller.send(Ok(Committed { height, seq: *seq }));
+                    let _ = caller.send(Ok(Committed {
+                        height,
+                        seq: *seq,
+                        state_root,
+                    }));
                 }
             }
         }
@@ -263,9 +271,13 @@ mod tests {
         assert_eq!(pool.len(), 1);
         let mut first = pool.wait(digest, 1).unwrap();
         let mut second = pool.wait(digest, 1).unwrap();
-        pool.finalized(7, &[(digest, 1)]);
+        pool.finalized(7, Hash32([7; 32]), &[(digest, 1)]);
         assert!(pool.is_empty());
-        let expected = Committed { height: 7, seq: 1 };
+        let expected = Committed {
+            height: 7,
+            seq: 1,
+            state_root: Hash32([7; 32]),
+        };
         assert_eq!(first.try_recv().unwrap(), Some(Ok(expected)));
         assert_eq!(second.try_recv().unwrap(), Some(Ok(expected)));
     }
@@ -278,7 +290,7 @@ mod tests {
         assert_eq!(admit(&mut pool, winner.clone()), Admitted::New);
         assert_eq!(admit(&mut pool, loser.clone()), Admitted::Contender);
         let mut waiting = pool.wait(loser.body.digest(), 1).unwrap();
-        pool.finalized(3, &[(winner.body.digest(), 1)]);
+        pool.finalized(3, Hash32([3; 32]), &[(winner.body.digest(), 1)]);
         assert_eq!(
             waiting.try_recv().unwrap(),
             Some(Err(SubmitError::SeqTaken { seq: 1 }))
@@ -299,11 +311,17 @@ mod tests {
         assert_eq!(seqs(pool.run_from(4, 10, 10_000)), Vec::<u64>::new());
         let refused = write(2, 0);
         let mut waiting = pool.wait(refused.body.digest(), 2).unwrap();
-        pool.refuse(2, refused.body.digest(), SubmitError::Refused("no".into()));
+        pool.refuse(
+            2,
+            refused.body.digest(),
+            SubmitError::Refused(fluence_proto::NodeError::StaleSchema),
+        );
         assert_eq!(seqs(pool.run_from(1, 10, 10_000)), vec![1]);
         assert!(matches!(
             waiting.try_recv().unwrap(),
-            Some(Err(SubmitError::Refused(_)))
+            Some(Err(SubmitError::Refused(
+                fluence_proto::NodeError::StaleSchema
+            )))
         ));
     }
 }

@@ -233,6 +233,13 @@ impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ReplicaHandle<O, S>
         drop(member);
     }
 
+    /// Stops every task of the replica (as [`ReplicaHandle::crash`] does)
+    /// without waiting for them to end; for a node shutting down while
+    /// submissions may still hold the handle.
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+
     /// Writes waiting in this member's pool.
     pub fn pending(&self) -> usize {
         self.member.pool().len()
@@ -243,6 +250,9 @@ const PAGE_SIZE: NonZeroU16 = NonZeroU16::new(4096).expect("non-zero");
 const PAGE_CACHE_PAGES: NonZeroUsize = NonZeroUsize::new(64).expect("non-zero");
 const MAILBOX_SIZE: NonZeroUsize = NonZeroUsize::new(1024).expect("non-zero");
 const BUFFER_ITEMS: NonZeroUsize = NonZeroUsize::new(1024).expect("non-zero");
+/// Bytes buffered by each journal writer before it writes; commonware's
+/// paged writer raises anything below 8 KiB to that floor (with a warning).
+const WRITE_BUFFER_BYTES: NonZeroUsize = NonZeroUsize::new(64 * 1024).expect("non-zero");
 /// Finalized blocks marshal hands over before waiting for acknowledgements.
 const PENDING_ACKS_MAX: NonZeroUsize = NonZeroUsize::new(8).expect("non-zero");
 /// Missing finalized heights fetched from peers at once.
@@ -279,9 +289,9 @@ fn immutable_config<C>(
         items_per_section: ITEMS_PER_SECTION,
         codec_config,
         replay_buffer: BUFFER_ITEMS,
-        freezer_key_write_buffer: BUFFER_ITEMS,
-        freezer_value_write_buffer: BUFFER_ITEMS,
-        ordinal_write_buffer: BUFFER_ITEMS,
+        freezer_key_write_buffer: WRITE_BUFFER_BYTES,
+        freezer_value_write_buffer: WRITE_BUFFER_BYTES,
+        ordinal_write_buffer: WRITE_BUFFER_BYTES,
     }
 }
 
@@ -322,12 +332,19 @@ where
 
     let chain = ChainStore::open(&config.chain_dir, config.dataset).map_err(ReplicaFault::from)?;
     let exec = Executor::new(config.dataset, Arc::clone(&config.store), chain)?;
+    let limits = BlockLimits {
+        empty_block_delay: config
+            .limits
+            .empty_block_delay
+            .min(config.timeouts.leader / 2),
+        ..config.limits
+    };
     let member = Arc::new(Member::new(
         exec,
         identity.chain,
         config.members.clone(),
         config.rules,
-        config.limits,
+        limits,
         config.behavior,
     ));
 
@@ -416,8 +433,8 @@ where
                 prunable_items_per_section: ITEMS_PER_SECTION,
                 page_cache: page_cache.clone(),
                 replay_buffer: BUFFER_ITEMS,
-                key_write_buffer: BUFFER_ITEMS,
-                value_write_buffer: BUFFER_ITEMS,
+                key_write_buffer: WRITE_BUFFER_BYTES,
+                value_write_buffer: WRITE_BUFFER_BYTES,
                 block_codec_config: (),
                 max_repair: REPAIR_MAX,
                 max_pending_acks: PENDING_ACKS_MAX,
@@ -460,7 +477,7 @@ where
                 epoch: Epoch::zero(),
                 floor: Floor::Genesis(genesis_digest),
                 replay_buffer: BUFFER_ITEMS,
-                write_buffer: BUFFER_ITEMS,
+                write_buffer: WRITE_BUFFER_BYTES,
                 page_cache,
                 leader_timeout: timeouts.leader,
                 certification_timeout: timeouts.certification,

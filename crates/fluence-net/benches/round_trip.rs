@@ -17,15 +17,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use fluence_net::{NodeClient, PeerId, RequestHandler, Server};
+use fluence_net::{Answer, NodeClient, PeerId, RequestHandler, Server};
 use libp2p::identity::Keypair;
 
 /// Answers every request with an empty answer.
 struct Empty;
 
 impl RequestHandler for Empty {
-    fn handle(&self, _: PeerId, _: Vec<u8>) -> Vec<u8> {
-        Vec::new()
+    fn handle(&self, _: PeerId, _: Vec<u8>) -> Answer {
+        Vec::new().into()
     }
 }
 

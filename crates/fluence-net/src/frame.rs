@@ -1,12 +1,15 @@
-//! The `/fluence/rpc/2` frame format: many requests and responses
-//! multiplexed over one long-lived stream, matched by request id.
+//! The frame format of `/fluence/rpc/2`: many requests and responses
+//! multiplexed over one long-lived stream, matched by request id. The
+//! node-to-node `/fluence/cluster/1` streams use the same frames (see
+//! [`crate::cluster`]).
 //!
 //! ```text
 //! offset  size  field
 //!      0     4  payload length, u32 little-endian, at most MESSAGE_LEN_MAX
 //!      4     8  request id, u64 little-endian: chosen by the client,
-//!               echoed by the node in the answer
-//!     12     1  kind: 0 request, 1 response, 2 failure
+//!               echoed by the node in the answer (cluster frames: the
+//!               channel id)
+//!     12     1  kind: 0 request, 1 response, 2 failure, 3 cluster message
 //!     13     n  payload
 //! ```
 //!
@@ -49,6 +52,10 @@ pub enum FrameKind {
     /// Node to client: the request with the same id got no answer; the
     /// payload says why.
     Failure,
+    /// Member to member, only on `/fluence/cluster/1` streams: a consensus
+    /// message; the id is its channel, the payload the dataset id and the
+    /// message.
+    Cluster,
 }
 
 impl FrameKind {
@@ -57,6 +64,7 @@ impl FrameKind {
             FrameKind::Request => 0,
             FrameKind::Response => 1,
             FrameKind::Failure => 2,
+            FrameKind::Cluster => 3,
         }
     }
 
@@ -65,6 +73,7 @@ impl FrameKind {
             0 => Some(FrameKind::Request),
             1 => Some(FrameKind::Response),
             2 => Some(FrameKind::Failure),
+            3 => Some(FrameKind::Cluster),
             _ => None,
         }
     }
@@ -91,6 +100,16 @@ impl Frame {
         Frame {
             id,
             kind: FrameKind::Response,
+            payload,
+        }
+    }
+
+    /// A cluster message on `channel` (its payload starts with the dataset
+    /// id; see [`crate::cluster`]).
+    pub fn cluster(channel: u64, payload: Vec<u8>) -> Frame {
+        Frame {
+            id: channel,
+            kind: FrameKind::Cluster,
             payload,
         }
     }

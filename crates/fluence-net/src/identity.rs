@@ -43,3 +43,51 @@ pub fn load_or_create(path: &Path) -> Result<Keypair, NetError> {
     fs::rename(&tmp, path).map_err(|e| err(&e))?;
     Ok(keypair)
 }
+
+/// The node's ed25519 public key, which is also its key as a cluster
+/// member (consensus signatures, attestations): the 32 bytes behind its
+/// peer id.
+pub fn member_key(keypair: &Keypair) -> Result<fluence_proto::PublicKey, NetError> {
+    let ed25519 = keypair
+        .public()
+        .try_into_ed25519()
+        .map_err(|_| NetError::Identity("node key".into(), "not an ed25519 key".into()))?;
+    Ok(fluence_proto::PublicKey(ed25519.to_bytes()))
+}
+
+/// The node's secret ed25519 seed (RFC 8032), from which consensus derives
+/// the same public key as [`member_key`].
+pub fn secret_seed(keypair: &Keypair) -> Result<zeroize::Zeroizing<[u8; 32]>, NetError> {
+    let ed25519 = keypair
+        .clone()
+        .try_into_ed25519()
+        .map_err(|_| NetError::Identity("node key".into(), "not an ed25519 key".into()))?;
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    seed.copy_from_slice(ed25519.secret().as_ref());
+    Ok(seed)
+}
+
+/// The peer id of the node whose member key is `key`: the identity
+/// multihash of the key's protobuf encoding, as libp2p derives it.
+pub fn peer_id_of(key: &fluence_proto::PublicKey) -> Result<libp2p::PeerId, NetError> {
+    let ed25519 = libp2p::identity::ed25519::PublicKey::try_from_bytes(&key.0)
+        .map_err(|e| NetError::Identity(key.to_string(), e.to_string()))?;
+    Ok(libp2p::identity::PublicKey::from(ed25519).to_peer_id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_key_seed_and_peer_id_agree() {
+        let keypair = Keypair::generate_ed25519();
+        let key = member_key(&keypair).unwrap();
+        assert_eq!(peer_id_of(&key).unwrap(), keypair.public().to_peer_id());
+        let seed = secret_seed(&keypair).unwrap();
+        let rebuilt = libp2p::identity::ed25519::Keypair::from(
+            libp2p::identity::ed25519::SecretKey::try_from_bytes(*seed).unwrap(),
+        );
+        assert_eq!(rebuilt.public().to_bytes(), key.0);
+    }
+}

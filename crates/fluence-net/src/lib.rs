@@ -1,9 +1,13 @@
-//! Fluence networking: the libp2p swarm (TCP, noise, yamux) and the
-//! `/fluence/rpc/2` protocol between gateways and nodes.
+//! Fluence networking: the libp2p swarm (TCP, noise, yamux), the
+//! `/fluence/rpc/2` protocol between gateways and nodes, and the
+//! `/fluence/cluster/1` transport of consensus messages between cluster
+//! members ([`cluster`]).
 //!
 //! Owns transport, framing, dialing and serving. Must not depend on storage
-//! internals or on the client's keys: a node plugs in a [`RequestHandler`],
-//! a gateway uses a [`NodeClient`]; both exchange `fluence-proto` bytes.
+//! internals, on the consensus engine or on the client's keys: a node plugs
+//! in a [`RequestHandler`], a gateway uses a [`NodeClient`]; both exchange
+//! `fluence-proto` bytes. The cluster transport implements commonware-p2p's
+//! traits, so a consensus replica runs on it without knowing libp2p.
 //!
 //! A gateway opens one long-lived stream per node connection and pipelines
 //! every request over it, each frame tagged with a request id (see
@@ -12,6 +16,7 @@
 //! cost more than the node's work for a point read.
 
 pub mod client;
+pub mod cluster;
 pub mod frame;
 pub mod identity;
 mod serve_stream;
@@ -22,8 +27,9 @@ pub mod swarm;
 mod writer;
 
 pub use client::NodeClient;
+pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
-pub use server::{RequestHandler, Server};
+pub use server::{Answer, RequestHandler, Server};
 
 /// Why a network operation failed.
 #[derive(Debug, Clone, thiserror::Error)]

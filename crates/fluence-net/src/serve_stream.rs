@@ -2,7 +2,10 @@
 //! with the [`RequestHandler`] on a blocking thread of its own, write the
 //! answers back in the order they are ready (each carries its request's
 //! id), so a slow request (a durable write, a large page) never holds up
-//! the quick ones.
+//! the quick ones. A handler that can only answer later (a replicated
+//! write waits for its block to be finalized) returns a future, which is
+//! awaited on a task of its own without holding a blocking thread; the
+//! request keeps its in-progress permit until the answer is queued.
 //!
 //! The stream's own task never runs handler code. Answering quick requests
 //! on it (or several in turn on one thread) saved about 15 % of the CPU of
@@ -14,12 +17,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use fluence_proto::limits::MESSAGE_LEN_MAX;
-use futures::AsyncReadExt;
+use futures::{AsyncReadExt, FutureExt};
 use libp2p::{PeerId, Stream};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::frame::{Frame, FrameKind, FrameReader};
-use crate::server::RequestHandler;
+use crate::server::{Answer, RequestHandler};
 use crate::writer::write_frames;
 
 /// Requests of one stream being worked on at once. The stream is not read
@@ -89,10 +92,25 @@ fn answer_on_blocking_thread(
     let answers = answers.clone();
     tokio::task::spawn_blocking(move || {
         let answer = catch_unwind(AssertUnwindSafe(|| handler.handle(peer, request)));
-        // A closed queue means the stream is gone; the answer has nowhere
-        // to go.
-        let _ = answers.blocking_send(answer_frame(id, answer.map_err(|_| ())));
-        drop(permit);
+        match answer {
+            Ok(Answer::Pending(later)) => {
+                tokio::runtime::Handle::current().spawn(async move {
+                    let answer = AssertUnwindSafe(later).catch_unwind().await;
+                    // A closed queue means the stream is gone; the answer
+                    // has nowhere to go.
+                    let _ = answers.send(answer_frame(id, answer.map_err(|_| ()))).await;
+                    drop(permit);
+                });
+            }
+            Ok(Answer::Ready(answer)) => {
+                let _ = answers.blocking_send(answer_frame(id, Ok(answer)));
+                drop(permit);
+            }
+            Err(_) => {
+                let _ = answers.blocking_send(answer_frame(id, Err(())));
+                drop(permit);
+            }
+        }
     });
 }
 

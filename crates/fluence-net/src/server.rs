@@ -1,23 +1,55 @@
 //! The node side: accept `/fluence/rpc/2` streams and answer every request
-//! on them with whatever the node's [`RequestHandler`] returns.
+//! on them with whatever the node's [`RequestHandler`] returns; and, for a
+//! cluster member, carry the `/fluence/cluster/1` streams of the cluster
+//! transport ([`crate::cluster`]) on the same swarm.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identity::Keypair, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::cluster::{OpenRequest, SwarmSide, CLUSTER_PROTOCOL};
 use crate::serve_stream::serve_stream;
 use crate::streams::{InboundStream, RpcStreams};
 use crate::{swarm, NetError};
 
+/// A handler's answer to one request.
+pub enum Answer {
+    /// The answer bytes, now.
+    Ready(Vec<u8>),
+    /// The answer bytes once the future resolves (a replicated write is
+    /// answered when its block is finalized). The future runs on a task of
+    /// its own; the request counts as in progress until it resolves.
+    Pending(Pin<Box<dyn Future<Output = Vec<u8>> + Send>>),
+}
+
+impl From<Vec<u8>> for Answer {
+    fn from(answer: Vec<u8>) -> Self {
+        Answer::Ready(answer)
+    }
+}
+
 /// Answers requests.
 pub trait RequestHandler: Send + Sync + 'static {
-    /// Answers one request. Runs on a blocking thread: handlers do disk I/O.
-    fn handle(&self, peer: PeerId, request: Vec<u8>) -> Vec<u8>;
+    /// Answers one request. Runs on a blocking thread: handlers do disk
+    /// I/O; one that must wait for something else returns
+    /// [`Answer::Pending`] instead of blocking the thread.
+    fn handle(&self, peer: PeerId, request: Vec<u8>) -> Answer;
+}
+
+/// The node's swarm: the rpc streams gateways open and, for a cluster
+/// member, the cluster streams members open to each other.
+#[derive(NetworkBehaviour)]
+#[behaviour(to_swarm = "std::convert::Infallible")]
+pub struct NodeBehaviour {
+    rpc: RpcStreams,
+    cluster: RpcStreams,
 }
 
 /// Negotiated streams waiting for the server task to start serving them.
@@ -39,9 +71,28 @@ impl Server {
         listen: Multiaddr,
         handler: Arc<dyn RequestHandler>,
     ) -> Result<Server, NetError> {
+        Self::start_with_cluster(keypair, listen, handler, None).await
+    }
+
+    /// [`Server::start`], also carrying a cluster transport's streams
+    /// (from [`crate::cluster::ClusterNet::start`]) when `cluster` is set.
+    pub async fn start_with_cluster(
+        keypair: Keypair,
+        listen: Multiaddr,
+        handler: Arc<dyn RequestHandler>,
+        cluster: Option<SwarmSide>,
+    ) -> Result<Server, NetError> {
         let peer_id = keypair.public().to_peer_id();
         let (accepted, streams) = mpsc::channel(ACCEPTED_STREAMS_QUEUED_MAX);
-        let mut swarm = swarm::build(keypair, RpcStreams::inbound(accepted))?;
+        let (cluster_inbound, open_requests) = match cluster {
+            Some(side) => (Some(side.inbound), Some(side.open_requests)),
+            None => (None, None),
+        };
+        let behaviour = NodeBehaviour {
+            rpc: RpcStreams::inbound(accepted),
+            cluster: RpcStreams::for_protocol(CLUSTER_PROTOCOL, cluster_inbound),
+        };
+        let mut swarm = swarm::build(keypair, behaviour)?;
         swarm
             .listen_on(listen.clone())
             .map_err(|e| NetError::Listen(listen.to_string(), e.to_string()))?;
@@ -57,7 +108,7 @@ impl Server {
             }
         }
         let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(serve(swarm, streams, handler, stop_rx));
+        let task = tokio::spawn(serve(swarm, streams, open_requests, handler, stop_rx));
         Ok(Server {
             peer_id,
             listen_addrs,
@@ -100,8 +151,9 @@ impl Drop for Server {
 }
 
 async fn serve(
-    mut swarm: Swarm<RpcStreams>,
+    mut swarm: Swarm<NodeBehaviour>,
     mut streams: mpsc::Receiver<InboundStream>,
+    mut open_requests: Option<mpsc::Receiver<OpenRequest>>,
     handler: Arc<dyn RequestHandler>,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -120,6 +172,10 @@ async fn serve(
             }
             // Reap finished stream tasks so the set does not grow.
             Some(_) = serving.join_next(), if !serving.is_empty() => {}
+            Some(request) = next_open_request(&mut open_requests) => {
+                let OpenRequest { peer, addrs, reply } = request;
+                swarm.behaviour_mut().cluster.open_stream(peer, addrs, reply);
+            }
             event = swarm.select_next_some() => match event {
                 SwarmEvent::IncomingConnectionError { error, .. } => {
                     tracing::debug!(%error, "incoming connection failed");
@@ -135,6 +191,23 @@ async fn serve(
     close_connections(&mut swarm).await;
 }
 
+/// The next stream a cluster link asks for; pending forever without a
+/// cluster (or once its links are gone).
+async fn next_open_request(
+    requests: &mut Option<mpsc::Receiver<OpenRequest>>,
+) -> Option<OpenRequest> {
+    match requests {
+        Some(receiver) => match receiver.recv().await {
+            Some(request) => Some(request),
+            None => {
+                *requests = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// How long a stopping server waits for its connections to close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -143,7 +216,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// server. Dropping the swarm alone closes them too, but later, from their
 /// own tasks: a client could meanwhile open a stream on a connection whose
 /// server is gone.
-async fn close_connections(swarm: &mut Swarm<RpcStreams>) {
+async fn close_connections(swarm: &mut Swarm<NodeBehaviour>) {
     let peers: Vec<PeerId> = swarm.connected_peers().copied().collect();
     for peer in peers {
         let _ = swarm.disconnect_peer_id(peer);

@@ -118,8 +118,8 @@ async fn read_answers<R: futures::AsyncRead + Unpin>(
                         frame.reason()
                     ))),
                 ),
-                FrameKind::Request => {
-                    break NetError::BadResponse("the node sent a request frame".to_string())
+                FrameKind::Request | FrameKind::Cluster => {
+                    break NetError::BadResponse(format!("the node sent a {:?} frame", frame.kind))
                 }
             },
             Ok(None) => break NetError::Closed,

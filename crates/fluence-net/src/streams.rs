@@ -1,6 +1,8 @@
-//! A libp2p behaviour that hands out long-lived `/fluence/rpc/2` streams:
-//! the client asks for an outbound stream to a peer (dialing it if need
-//! be), the server receives every inbound stream a peer opens.
+//! A libp2p behaviour that hands out long-lived streams of one protocol
+//! (`/fluence/rpc/2` between gateways and nodes, `/fluence/cluster/1`
+//! between cluster members): a process asks for an outbound stream to a
+//! peer (dialing it if need be) and receives every inbound stream a peer
+//! opens.
 //!
 //! After negotiation a stream is read and written by the task that holds it,
 //! directly against the connection's multiplexer: the swarm's event loop
@@ -24,13 +26,13 @@ use libp2p::swarm::{
     DialError, DialFailure, FromSwarm, NetworkBehaviour, NotifyHandler, Stream, StreamUpgradeError,
     SubstreamProtocol, THandler, THandlerOutEvent, ToSwarm,
 };
-use libp2p::{Multiaddr, PeerId};
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::frame::RPC_PROTOCOL;
 use crate::NetError;
 
-/// Inbound rpc streams one connection may hold open at once. A gateway
+/// Inbound streams of one protocol one connection may hold open at once. A gateway
 /// opens one; the bound stops a peer from multiplying the requests a node
 /// works on by opening streams (each stream bounds its own requests).
 pub const INBOUND_STREAMS_PER_CONNECTION_MAX: usize = 8;
@@ -46,10 +48,12 @@ pub struct InboundStream {
     pub token: Arc<()>,
 }
 
-/// The behaviour. A client builds it with [`RpcStreams::outbound`]; a
-/// server with [`RpcStreams::inbound`], which refuses nothing but opens
-/// nothing.
+/// The behaviour, for one protocol. A gateway builds it with
+/// [`RpcStreams::outbound`]; a node with [`RpcStreams::inbound`] for the
+/// rpc protocol and [`RpcStreams::for_protocol`] for the cluster protocol,
+/// whose streams it both accepts and opens.
 pub struct RpcStreams {
+    protocol: StreamProtocol,
     /// Where inbound streams go; `None` refuses inbound streams.
     inbound: Option<mpsc::Sender<InboundStream>>,
     connections: HashMap<PeerId, Vec<ConnectionId>>,
@@ -60,18 +64,24 @@ pub struct RpcStreams {
 }
 
 impl RpcStreams {
-    /// For a process that opens streams and accepts none.
+    /// For a process that opens rpc streams and accepts none.
     pub fn outbound() -> Self {
-        Self::new(None)
+        Self::for_protocol(RPC_PROTOCOL, None)
     }
 
-    /// For a process that accepts streams and delivers them to `inbound`.
+    /// For a process that accepts rpc streams and delivers them to `inbound`.
     pub fn inbound(inbound: mpsc::Sender<InboundStream>) -> Self {
-        Self::new(Some(inbound))
+        Self::for_protocol(RPC_PROTOCOL, Some(inbound))
     }
 
-    fn new(inbound: Option<mpsc::Sender<InboundStream>>) -> Self {
+    /// Streams of `protocol`: opened on request, and accepted into
+    /// `inbound` unless it is `None` (then the protocol is not offered).
+    pub fn for_protocol(
+        protocol: StreamProtocol,
+        inbound: Option<mpsc::Sender<InboundStream>>,
+    ) -> Self {
         RpcStreams {
+            protocol,
             inbound,
             connections: HashMap::new(),
             awaiting_connection: HashMap::new(),
@@ -113,6 +123,7 @@ impl RpcStreams {
 
     fn handler(&self, peer: PeerId) -> StreamHandler {
         StreamHandler {
+            protocol: self.protocol.clone(),
             peer,
             inbound: self.inbound.clone(),
             inbound_streams: Arc::new(()),
@@ -217,6 +228,7 @@ pub struct OpenStream(StreamReply);
 
 /// One connection's side of [`RpcStreams`].
 pub struct StreamHandler {
+    protocol: StreamProtocol,
     peer: PeerId,
     inbound: Option<mpsc::Sender<InboundStream>>,
     /// Cloned into each inbound stream handed out; its count beyond one is
@@ -237,7 +249,7 @@ impl ConnectionHandler for StreamHandler {
     fn listen_protocol(&self) -> SubstreamProtocol<RpcUpgrade, ()> {
         SubstreamProtocol::new(
             RpcUpgrade {
-                accept: self.inbound.is_some(),
+                protocol: self.inbound.is_some().then(|| self.protocol.clone()),
             },
             (),
         )
@@ -249,7 +261,12 @@ impl ConnectionHandler for StreamHandler {
     ) -> Poll<ConnectionHandlerEvent<RpcUpgrade, StreamReply, Infallible>> {
         match self.requested.pop_front() {
             Some(reply) => Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
-                protocol: SubstreamProtocol::new(RpcUpgrade { accept: true }, reply),
+                protocol: SubstreamProtocol::new(
+                    RpcUpgrade {
+                        protocol: Some(self.protocol.clone()),
+                    },
+                    reply,
+                ),
             }),
             None => Poll::Pending,
         }
@@ -279,7 +296,7 @@ impl ConnectionHandler for StreamHandler {
             ConnectionEvent::DialUpgradeError(DialUpgradeError { info: reply, error }) => {
                 let reason = match error {
                     StreamUpgradeError::NegotiationFailed => {
-                        format!("the node does not speak {RPC_PROTOCOL}")
+                        format!("the peer does not speak {}", self.protocol)
                     }
                     StreamUpgradeError::Timeout => "stream negotiation timed out".to_string(),
                     StreamUpgradeError::Io(error) => error.to_string(),
@@ -300,7 +317,7 @@ impl StreamHandler {
         };
         let open = Arc::strong_count(&self.inbound_streams) - 1;
         if open >= INBOUND_STREAMS_PER_CONNECTION_MAX {
-            tracing::debug!(peer = %self.peer, open, "refusing an rpc stream beyond the per-connection limit");
+            tracing::debug!(peer = %self.peer, open, protocol = %self.protocol, "refusing a stream beyond the per-connection limit");
             return;
         }
         let accepted = InboundStream {
@@ -309,23 +326,24 @@ impl StreamHandler {
             token: Arc::clone(&self.inbound_streams),
         };
         if inbound.try_send(accepted).is_err() {
-            tracing::debug!(peer = %self.peer, "server is not accepting rpc streams; dropping one");
+            tracing::debug!(peer = %self.peer, protocol = %self.protocol, "streams are not being accepted; dropping one");
         }
     }
 }
 
-/// Negotiates [`RPC_PROTOCOL`] and hands the stream over as it is.
+/// Negotiates one protocol and hands the stream over as it is.
 pub struct RpcUpgrade {
-    /// Whether the protocol is offered; a client offers nothing inbound.
-    accept: bool,
+    /// The protocol offered; `None` offers nothing (a gateway accepts no
+    /// inbound streams).
+    protocol: Option<StreamProtocol>,
 }
 
 impl UpgradeInfo for RpcUpgrade {
-    type Info = libp2p::StreamProtocol;
-    type InfoIter = std::option::IntoIter<libp2p::StreamProtocol>;
+    type Info = StreamProtocol;
+    type InfoIter = std::option::IntoIter<StreamProtocol>;
 
     fn protocol_info(&self) -> Self::InfoIter {
-        self.accept.then_some(RPC_PROTOCOL).into_iter()
+        self.protocol.clone().into_iter()
     }
 }
 

@@ -1,18 +1,19 @@
 //! Building the one libp2p swarm a process uses: TCP (no Nagle) + noise +
-//! yamux, with the [`RpcStreams`] behaviour.
+//! yamux, with the process's behaviour (a gateway's [`RpcStreams`](crate::streams::RpcStreams), a
+//! node's rpc and cluster streams).
 
 use std::time::Duration;
 
+use libp2p::swarm::NetworkBehaviour;
 use libp2p::{identity::Keypair, noise, tcp, yamux, Swarm};
 
-use crate::streams::RpcStreams;
 use crate::NetError;
 
 /// How long a connection without any open stream is kept. A gateway keeps
 /// its rpc stream open, so this only ends connections nobody uses.
 pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
 
-pub fn build(keypair: Keypair, behaviour: RpcStreams) -> Result<Swarm<RpcStreams>, NetError> {
+pub fn build<B: NetworkBehaviour>(keypair: Keypair, behaviour: B) -> Result<Swarm<B>, NetError> {
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(

@@ -1,6 +1,7 @@
 //! Writing frames to a stream: every frame already queued goes out with the
 //! one before it, so concurrent requests (or answers) share a write.
 
+use std::future::Future;
 use std::io;
 
 use futures::{AsyncWrite, AsyncWriteExt};
@@ -8,16 +9,35 @@ use tokio::sync::mpsc;
 
 use crate::frame::Frame;
 
+/// Where a writer takes its frames from: a channel, or a cluster peer's
+/// prioritised queue.
+pub trait FrameSource: Send {
+    /// The next frame, waiting for one; `None` once no more will come.
+    fn recv(&mut self) -> impl Future<Output = Option<Frame>> + Send;
+    /// The next frame if one is queued now.
+    fn try_recv(&mut self) -> Option<Frame>;
+}
+
+impl FrameSource for mpsc::Receiver<Frame> {
+    fn recv(&mut self) -> impl Future<Output = Option<Frame>> + Send {
+        mpsc::Receiver::recv(self)
+    }
+
+    fn try_recv(&mut self) -> Option<Frame> {
+        mpsc::Receiver::try_recv(self).ok()
+    }
+}
+
 /// Bytes gathered before a write. yamux sends each write of up to 16 KiB
 /// as one frame, and each frame is one noise message and one `sendto`, so
 /// batches of that size cost one system call each.
 const BATCH_LEN_MAX: usize = 16 * 1024;
 
-/// Writes the frames received on `frames` to `io`, coalescing those that
-/// are queued together, until every sender is gone; then closes `io`.
-pub async fn write_frames<W: AsyncWrite + Unpin>(
+/// Writes the frames received from `frames` to `io`, coalescing those
+/// that are queued together, until the source ends; then closes `io`.
+pub async fn write_frames<W: AsyncWrite + Unpin, S: FrameSource>(
     mut io: W,
-    mut frames: mpsc::Receiver<Frame>,
+    mut frames: S,
 ) -> io::Result<()> {
     let mut batch = Vec::with_capacity(BATCH_LEN_MAX);
     while let Some(first) = frames.recv().await {
@@ -34,7 +54,7 @@ pub async fn write_frames<W: AsyncWrite + Unpin>(
                 io.write_all(&frame.payload).await?;
             }
             if batch.len() < BATCH_LEN_MAX {
-                next = frames.try_recv().ok();
+                next = frames.try_recv();
             }
         }
         if !batch.is_empty() {

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fluence_net::{identity, NodeClient, PeerId, RequestHandler, Server};
+use fluence_net::{identity, Answer, NodeClient, PeerId, RequestHandler, Server};
 use libp2p::identity::Keypair;
 
 struct Echo {
@@ -12,10 +12,10 @@ struct Echo {
 }
 
 impl RequestHandler for Echo {
-    fn handle(&self, _peer: PeerId, mut request: Vec<u8>) -> Vec<u8> {
+    fn handle(&self, _peer: PeerId, mut request: Vec<u8>) -> Answer {
         self.calls.fetch_add(1, Ordering::SeqCst);
         request.reverse();
-        request
+        request.into()
     }
 }
 

@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use fluence_net::frame::{Frame, HEADER_LEN};
 use fluence_net::streams::RpcStreams;
-use fluence_net::{Multiaddr, NetError, NodeClient, PeerId, RequestHandler, Server};
+use fluence_net::{Answer, Multiaddr, NetError, NodeClient, PeerId, RequestHandler, Server};
 use fluence_proto::limits::MESSAGE_LEN_MAX;
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::identity::Keypair;
 
+mod common;
+use common::{guarded, HANG_GUARD};
+
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Far above anything these tests should take: reaching it means a hang.
-const HANG_GUARD: Duration = Duration::from_secs(30);
 
 /// A gate that blocks `slow` requests until opened, so tests control when
 /// they finish.
@@ -55,20 +56,19 @@ impl Gate {
     }
 }
 
-/// Reverses requests. Requests starting with `slow` wait for the gate,
-/// `panic` panics and `huge` answers above the size limit.
+/// Reverses requests. Requests starting with `slow` wait for the gate on
+/// their blocking thread, `later` are answered by a future once `later`
+/// is notified, `panic` panics and `huge` answers above the size limit.
 #[derive(Default)]
 struct TestHandler {
     gate: Gate,
+    later: Arc<tokio::sync::Notify>,
     calls: AtomicUsize,
 }
 
 impl TestHandler {
     fn new() -> Arc<Self> {
-        Arc::new(TestHandler {
-            gate: Gate::default(),
-            calls: AtomicUsize::new(0),
-        })
+        Arc::new(TestHandler::default())
     }
 
     fn answer(&self, mut request: Vec<u8>) -> Vec<u8> {
@@ -85,11 +85,19 @@ impl TestHandler {
 }
 
 impl RequestHandler for TestHandler {
-    fn handle(&self, _: PeerId, request: Vec<u8>) -> Vec<u8> {
+    fn handle(&self, _: PeerId, mut request: Vec<u8>) -> Answer {
+        if request.starts_with(b"later") {
+            let later = Arc::clone(&self.later);
+            return Answer::Pending(Box::pin(async move {
+                later.notified().await;
+                request.reverse();
+                request
+            }));
+        }
         if request.starts_with(b"slow") {
             self.gate.wait();
         }
-        self.answer(request)
+        self.answer(request).into()
     }
 }
 
@@ -108,12 +116,6 @@ async fn serve_and_connect(handler: &Arc<TestHandler>) -> (Server, NodeClient) {
         .await
         .unwrap();
     (server, client)
-}
-
-async fn guarded<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(HANG_GUARD, future)
-        .await
-        .expect("a call hung")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,30 +185,16 @@ struct RawPeer {
 
 impl RawPeer {
     async fn connect(server: &Server) -> RawPeer {
-        let (addr, peer) = (server.listen_addrs[0].clone(), server.peer_id);
-        let mut swarm =
-            fluence_net::swarm::build(Keypair::generate_ed25519(), RpcStreams::outbound()).unwrap();
-        let (reply, stream) = tokio::sync::oneshot::channel();
-        swarm.behaviour_mut().open_stream(peer, vec![addr], reply);
-        let mut stream = std::pin::pin!(stream);
-        let stream = guarded(async {
-            loop {
-                tokio::select! {
-                    opened = &mut stream => return opened.unwrap().unwrap(),
-                    _ = swarm.select_next_some() => {}
-                }
-            }
-        })
+        let (stream, swarm) = common::open_raw_stream(
+            Keypair::generate_ed25519(),
+            RpcStreams::outbound(),
+            server.peer_id,
+            vec![server.listen_addrs[0].clone()],
+        )
         .await;
-        // The swarm must live (and be polled) while the stream is used.
-        let driver = tokio::spawn(async move {
-            loop {
-                swarm.select_next_some().await;
-            }
-        });
         RawPeer {
             stream,
-            _swarm: driver,
+            _swarm: swarm,
         }
     }
 
@@ -279,6 +267,51 @@ async fn a_slow_request_does_not_hold_up_fast_ones() {
     assert!(!slow.is_finished(), "the slow request was not held");
     handler.gate.open();
     assert_eq!(guarded(slow).await.unwrap().unwrap(), b"!wols");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_given_later_does_not_hold_up_others() {
+    let handler = TestHandler::new();
+    let (server, client) = serve_and_connect(&handler).await;
+    // More pending answers than blocking threads would allow if each held
+    // one, to show they do not.
+    let later: Vec<_> = (0..8u8)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                client
+                    .call_bytes(vec![b'l', b'a', b't', b'e', b'r', i])
+                    .await
+            })
+        })
+        .collect();
+    for i in 0..100u32 {
+        let request = i.to_le_bytes().to_vec();
+        let mut expected = request.clone();
+        expected.reverse();
+        assert_eq!(guarded(client.call_bytes(request)).await.unwrap(), expected);
+    }
+    assert!(later.iter().all(|call| !call.is_finished()));
+    // Release them one by one until all are answered.
+    let answers = guarded(async {
+        let mut answers = Vec::new();
+        for call in later {
+            loop {
+                handler.later.notify_waiters();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                if call.is_finished() {
+                    break;
+                }
+            }
+            answers.push(call.await.unwrap().unwrap());
+        }
+        answers
+    })
+    .await;
+    for (i, answer) in answers.into_iter().enumerate() {
+        assert_eq!(answer, vec![i as u8, b'r', b'e', b't', b'a', b'l']);
+    }
     server.shutdown().await;
 }
 

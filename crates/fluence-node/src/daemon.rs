@@ -1,11 +1,15 @@
-//! Starting and stopping a node: identity, store, listener.
+//! Starting and stopping a node: identity, store, listener, and for a
+//! cluster member its cluster transport and replicas.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use fluence_net::cluster::ClusterNet;
 use fluence_net::{identity, Multiaddr, PeerId, Server};
+use fluence_proto::PublicKey;
 use fluence_store::Store;
 
+use crate::cluster::{ClusterConfig, Replicas};
 use crate::service::NodeService;
 
 #[derive(Debug, Clone)]
@@ -31,24 +35,78 @@ pub enum NodeStartError {
 pub struct RunningNode {
     server: Server,
     service: Arc<NodeService>,
+    member_key: PublicKey,
 }
 
 impl RunningNode {
+    /// A single node: it applies every write itself, as soon as it is
+    /// checked.
     pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeStartError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| NodeStartError::DataDir(config.data_dir.clone(), e))?;
-        let keypair = identity::load_or_create(&identity_path(&config.data_dir))?;
-        let store = Store::open(&config.data_dir.join("store"))
-            .map_err(|e| NodeStartError::Store(e.to_string()))?;
-        let mut service = NodeService::new(store);
-        if let Some(path) = &config.record_requests {
-            service = service
-                .record_requests_to(path)
-                .map_err(NodeStartError::Record)?;
-        }
+        let (keypair, store) = open(&config)?;
+        let member_key = identity::member_key(&keypair)?;
+        let service = with_recorder(NodeService::new(store), &config)?;
         let service = Arc::new(service);
         let server = Server::start(keypair, config.listen.clone(), service.clone()).await?;
-        Ok(RunningNode { server, service })
+        Ok(RunningNode {
+            server,
+            service,
+            member_key,
+        })
+    }
+
+    /// A member of `cluster`: writes are ordered by a consensus replica per
+    /// dataset, running in `context` (a commonware tokio runtime context
+    /// whose storage directory holds the replicas' consensus logs, under
+    /// partitions named after this node and the dataset) and keeping its
+    /// chain files in `<data_dir>/chain`. Must run on that runtime.
+    pub async fn start_member(
+        context: commonware_runtime::tokio::Context,
+        config: NodeConfig,
+        cluster: ClusterConfig,
+    ) -> Result<RunningNode, NodeStartError> {
+        let (keypair, store) = open(&config)?;
+        let member_key = identity::member_key(&keypair)?;
+        let seed = identity::secret_seed(&keypair)?;
+        let (net, swarm_side) = ClusterNet::start(&keypair, cluster.members.clone())?;
+        let store = Arc::new(store);
+        let replicas = Arc::new(Replicas::new(
+            context,
+            net,
+            seed,
+            Arc::clone(&store),
+            config.data_dir.join("chain"),
+            &cluster,
+        ));
+        replicas.follow_members();
+        let service = with_recorder(NodeService::replicated(store, replicas), &config)?;
+        let service = Arc::new(service);
+        let server = Server::start_with_cluster(
+            keypair,
+            config.listen.clone(),
+            service.clone(),
+            Some(swarm_side),
+        )
+        .await?;
+        Ok(RunningNode {
+            server,
+            service,
+            member_key,
+        })
+    }
+
+    /// The node's public key: its identity, and its key as a cluster member.
+    pub fn member_key(&self) -> PublicKey {
+        self.member_key
+    }
+
+    /// A cluster member's replicas (and through them its transport).
+    pub fn replicas(&self) -> Option<&Arc<Replicas>> {
+        self.service.replicas()
+    }
+
+    /// The addresses the node listens on (without `/p2p/...`).
+    pub fn listen_addrs(&self) -> &[Multiaddr] {
+        &self.server.listen_addrs
     }
 
     pub fn peer_id(&self) -> PeerId {
@@ -64,8 +122,34 @@ impl RunningNode {
         &self.service
     }
 
+    /// Stops listening (every connection closes) and, in a cluster, stops
+    /// the replicas and the cluster transport.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
+        if let Some(replicas) = self.service.replicas() {
+            replicas.stop().await;
+        }
+    }
+}
+
+/// The data directory, the node's identity and its store.
+fn open(
+    config: &NodeConfig,
+) -> Result<(fluence_net::Keypair, crate::service::NodeStore), NodeStartError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| NodeStartError::DataDir(config.data_dir.clone(), e))?;
+    let keypair = identity::load_or_create(&identity_path(&config.data_dir))?;
+    let store = Store::open(&config.data_dir.join("store"))
+        .map_err(|e| NodeStartError::Store(e.to_string()))?;
+    Ok((keypair, store))
+}
+
+fn with_recorder(service: NodeService, config: &NodeConfig) -> Result<NodeService, NodeStartError> {
+    match &config.record_requests {
+        Some(path) => service
+            .record_requests_to(path)
+            .map_err(NodeStartError::Record),
+        None => Ok(service),
     }
 }
 

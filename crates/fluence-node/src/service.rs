@@ -1,38 +1,61 @@
-//! Request dispatch: decode, authorise, hand to the store, encode.
+//! Request dispatch: decode, authorise, hand to the store (or, in a
+//! cluster, to the dataset's replica), encode.
 //!
 //! A write is applied only if its signature verifies against the dataset
 //! owner's key: for `Create` the key named in the body, which must also be
 //! the key the dataset id was derived from, so nobody can create (squat) a
 //! dataset id that belongs to someone else's key; for every later write the
-//! owner recorded at creation.
+//! owner recorded at creation. A single node checks this here; a cluster
+//! member's replica checks it when it admits the write and again when a
+//! block holding it is verified.
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use fluence_net::{PeerId, RequestHandler};
+use fluence_net::{Answer, PeerId, RequestHandler};
 use fluence_proto::{
     Action, Decode, Encode, NodeError, Request, Response, SignedWrite, WRITE_SIGNING_DOMAIN,
 };
 use fluence_store::Store;
 
+use crate::cluster::Replicas;
 use crate::order::LewiWuOrder;
 
 pub type NodeStore = Store<LewiWuOrder>;
 
 pub struct NodeService {
-    store: NodeStore,
+    store: Arc<NodeStore>,
+    /// In a cluster, where writes go; a single node applies them itself.
+    replicas: Option<Arc<Replicas>>,
     /// Optional copy of every request's bytes as received, for audits such
     /// as the leak test (`--debug-record-requests`).
     recorder: Option<Mutex<std::fs::File>>,
 }
 
 impl NodeService {
+    /// A single node: writes are applied to `store` directly.
     pub fn new(store: NodeStore) -> Self {
         NodeService {
-            store,
+            store: Arc::new(store),
+            replicas: None,
             recorder: None,
         }
+    }
+
+    /// A cluster member: writes go through `replicas` (which share
+    /// `store`), reads are served from `store`.
+    pub fn replicated(store: Arc<NodeStore>, replicas: Arc<Replicas>) -> Self {
+        NodeService {
+            store,
+            replicas: Some(replicas),
+            recorder: None,
+        }
+    }
+
+    /// The replicas of a cluster member.
+    pub fn replicas(&self) -> Option<&Arc<Replicas>> {
+        self.replicas.as_ref()
     }
 
     /// Appends every received request, length-prefixed, to `path`.
@@ -49,26 +72,54 @@ impl NodeService {
         &self.store
     }
 
-    /// Handles one encoded request and returns the encoded response.
+    /// Handles one encoded request and returns the encoded response. In
+    /// a cluster a write waits, on the calling thread, until it is
+    /// finalized; the network path uses [`NodeService::answer_bytes`].
     pub fn handle_bytes(&self, bytes: &[u8]) -> Vec<u8> {
+        match self.answer_bytes(bytes) {
+            Answer::Ready(answer) => answer,
+            Answer::Pending(later) => futures::executor::block_on(later),
+        }
+    }
+
+    /// Handles one encoded request: the encoded response, or (a write in
+    /// a cluster) a future of it.
+    pub fn answer_bytes(&self, bytes: &[u8]) -> Answer {
         if let Some(recorder) = &self.recorder {
             if let Ok(mut file) = recorder.lock() {
                 let _ = file.write_all(&(bytes.len() as u64).to_le_bytes());
                 let _ = file.write_all(bytes);
             }
         }
-        let response = match Request::from_bytes(bytes) {
-            Ok(request) => self.handle(request),
-            Err(error) => Response::Error(NodeError::BadRequest(format!(
-                "undecodable request: {error}"
-            ))),
+        let request = match Request::from_bytes(bytes) {
+            Ok(request) => request,
+            Err(error) => {
+                return Response::Error(NodeError::BadRequest(format!(
+                    "undecodable request: {error}"
+                )))
+                .to_bytes()
+                .into()
+            }
         };
-        response.to_bytes()
+        match (request, &self.replicas) {
+            (Request::Write(write), Some(replicas)) => {
+                let replicas = Arc::clone(replicas);
+                Answer::Pending(Box::pin(
+                    async move { replicas.submit(write).await.to_bytes() },
+                ))
+            }
+            (request, _) => self.handle(request).to_bytes().into(),
+        }
     }
 
+    /// Handles one request. In a cluster a write waits, on the calling
+    /// thread, until it is finalized.
     pub fn handle(&self, request: Request) -> Response {
         let result = match request {
-            Request::Write(write) => self.write(&write),
+            Request::Write(write) => match &self.replicas {
+                Some(replicas) => return futures::executor::block_on(replicas.submit(write)),
+                None => self.write(&write),
+            },
             Request::ListDatasets { owner } => self
                 .store
                 .list(&owner)
@@ -146,7 +197,7 @@ impl NodeService {
 }
 
 impl RequestHandler for NodeService {
-    fn handle(&self, _peer: PeerId, request: Vec<u8>) -> Vec<u8> {
-        self.handle_bytes(&request)
+    fn handle(&self, _peer: PeerId, request: Vec<u8>) -> Answer {
+        self.answer_bytes(&request)
     }
 }

@@ -115,16 +115,25 @@ pub struct Devnet {
     pub api: String,
     /// `host:port` of the MongoDB wire protocol endpoint.
     pub mongo: String,
+    /// Each node's dial address, in node order.
+    pub nodes: Vec<String>,
 }
 
 impl Devnet {
+    /// A devnet of one node.
     pub fn start(dir: &Path, passphrase: &str) -> Devnet {
+        Self::start_nodes(dir, passphrase, 1)
+    }
+
+    /// A devnet of `nodes` nodes (one cluster when more than one).
+    pub fn start_nodes(dir: &Path, passphrase: &str, nodes: usize) -> Devnet {
         let mut command = fluence();
+        let nodes_arg = nodes.to_string();
         command
             .args([
                 "devnet",
                 "--nodes",
-                "1",
+                &nodes_arg,
                 "--http",
                 "127.0.0.1:0",
                 "--mongo",
@@ -136,6 +145,12 @@ impl Devnet {
             .arg(dir)
             .env("FLUENCE_PASSPHRASE", passphrase);
         let mut process = Process::spawn(command);
+        let node_addrs = (0..nodes)
+            .map(|i| {
+                let line = process.wait_for(&format!("node {i}:"));
+                line.split_whitespace().last().expect("address").to_string()
+            })
+            .collect();
         let line = process.wait_for("HTTP API:");
         let api = line
             .split_whitespace()
@@ -155,8 +170,38 @@ impl Devnet {
             process,
             api,
             mongo,
+            nodes: node_addrs,
         }
     }
+}
+
+/// `fluence gateway` in front of the node at `node` with the owner key at
+/// `key` (unlocked with [`PASSPHRASE`]), on free ports; returns the process
+/// and the HTTP API's base address.
+pub fn start_gateway(key: &Path, node: &str) -> (Process, String) {
+    let mut gateway = fluence();
+    gateway
+        .args([
+            "gateway",
+            "--http",
+            "127.0.0.1:0",
+            "--mongo",
+            "127.0.0.1:0",
+            "--node",
+            node,
+            "--key",
+        ])
+        .arg(key)
+        .env("FLUENCE_PASSPHRASE", PASSPHRASE);
+    let mut gateway = Process::spawn(gateway);
+    let api = gateway
+        .wait_for("HTTP API:")
+        .split_whitespace()
+        .nth(2)
+        .expect("address")
+        .trim_end_matches("/v1")
+        .to_string();
+    (gateway, api)
 }
 
 /// Minimal HTTP/JSON client for tests.

@@ -1,0 +1,338 @@
+//! Four real nodes in one process (one commonware tokio runtime, as the
+//! devnet runs them) form a cluster over libp2p on loopback. A gateway's
+//! writes, sent to one member over `/fluence/rpc/2`, are answered once
+//! finalized; the store's refusals reach the gateway with the same typed
+//! errors a single node gives; a resubmitted write is applied once; every
+//! member ends on the same state root.
+//!
+//! Time limits here only turn a hang into a failure; none measures speed.
+
+use std::time::Duration;
+
+use commonware_runtime::{Runner as _, Supervisor as _};
+use fluence_consensus::Timeouts;
+use fluence_crypto::sign::SigningKey;
+use fluence_net::cluster::ClusterMember;
+use fluence_net::{identity, NodeClient};
+use fluence_node::{ClusterConfig, NodeConfig, RunningNode};
+use fluence_proto::{
+    Action, DatasetId, DocId, DocOp, Hash32, NodeError, Precondition, PublicKey, Request, Response,
+    SealedDoc, Signature, SignedWrite, WriteBody, WRITE_SIGNING_DOMAIN,
+};
+
+/// Far above anything these tests should take: reaching it means a hang.
+const HANG_GUARD: Duration = Duration::from_secs(120);
+
+struct Owner {
+    key: SigningKey,
+    name_tag: [u8; 32],
+    dataset: DatasetId,
+}
+
+impl Owner {
+    fn new() -> Self {
+        let key = SigningKey::from_seed(&[0x0d; 32]);
+        let name_tag = [3; 32];
+        let dataset = DatasetId(fluence_crypto::keys::dataset_id(
+            &key.public_key(),
+            &name_tag,
+        ));
+        Owner {
+            key,
+            name_tag,
+            dataset,
+        }
+    }
+
+    fn sign(&self, body: WriteBody) -> SignedWrite {
+        let signature = Signature(self.key.sign(WRITE_SIGNING_DOMAIN, &body.digest()));
+        SignedWrite { body, signature }
+    }
+
+    fn create(&self) -> SignedWrite {
+        self.sign(WriteBody {
+            dataset: self.dataset,
+            seq: 0,
+            action: Action::Create {
+                owner: PublicKey(self.key.public_key()),
+                name_tag: self.name_tag,
+                descriptor: b"sealed descriptor".to_vec(),
+                indexes: Vec::new(),
+            },
+        })
+    }
+
+    fn put(&self, seq: u64, doc: u8, expect: Precondition, schema: Hash32) -> SignedWrite {
+        self.sign(WriteBody {
+            dataset: self.dataset,
+            seq,
+            action: Action::Batch {
+                schema,
+                ops: vec![DocOp::Put {
+                    doc: DocId([doc; 16]),
+                    expect,
+                    sealed: SealedDoc {
+                        version: 1,
+                        wrapped_key: vec![0xaa; 72],
+                        ciphertext: format!("document {doc} at {seq}").into_bytes(),
+                    },
+                    entries: Vec::new(),
+                }],
+            },
+        })
+    }
+}
+
+fn no_indexes() -> Hash32 {
+    fluence_proto::schema_digest(&[])
+}
+
+async fn write(client: &NodeClient, write: &SignedWrite) -> Response {
+    tokio::time::timeout(HANG_GUARD, client.call(&Request::Write(write.clone())))
+        .await
+        .expect("hang guard reached")
+        .expect("the node answers")
+}
+
+/// Starts `n` members in `context`, each in its own data directory under
+/// `dir`, and tells each where the others listen.
+async fn start_cluster(
+    context: &commonware_runtime::tokio::Context,
+    dir: &std::path::Path,
+    n: usize,
+) -> Vec<RunningNode> {
+    let mut keys = Vec::new();
+    for i in 0..n {
+        let data_dir = dir.join(format!("node-{i}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let keypair =
+            identity::load_or_create(&fluence_node::daemon::identity_path(&data_dir)).unwrap();
+        keys.push(identity::member_key(&keypair).unwrap());
+    }
+    let members: Vec<ClusterMember> = keys
+        .iter()
+        .map(|key| ClusterMember {
+            key: *key,
+            addrs: Vec::new(),
+        })
+        .collect();
+    let mut cluster = ClusterConfig::new(members);
+    cluster.timeouts = Timeouts {
+        leader: Duration::from_millis(500),
+        certification: Duration::from_secs(1),
+        retry: Duration::from_secs(1),
+        fetch: Duration::from_millis(500),
+    };
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let config = NodeConfig {
+            data_dir: dir.join(format!("node-{i}")),
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            record_requests: None,
+        };
+        let node = RunningNode::start_member(context.child("node"), config, cluster.clone())
+            .await
+            .unwrap();
+        assert_eq!(node.member_key(), keys[i]);
+        nodes.push(node);
+    }
+    for node in &nodes {
+        for other in &nodes {
+            if other.member_key() != node.member_key() {
+                let net = node.replicas().unwrap().net();
+                assert!(net.set_addresses(&other.member_key(), other.listen_addrs().to_vec()));
+            }
+        }
+    }
+    nodes
+}
+
+/// Waits until every node's store holds the dataset at `seq`, and returns
+/// their state roots.
+async fn converged(nodes: &[RunningNode], dataset: &DatasetId, seq: u64) -> Vec<Hash32> {
+    tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            let infos: Vec<_> = nodes
+                .iter()
+                .map(|node| node.service().store().info(dataset).ok())
+                .collect();
+            if infos
+                .iter()
+                .all(|info| info.as_ref().is_some_and(|i| i.seq == seq))
+            {
+                return infos
+                    .into_iter()
+                    .map(|info| info.expect("checked").state_root)
+                    .collect();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the members did not all apply the writes")
+}
+
+#[test]
+fn a_four_node_cluster_orders_a_gateways_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("consensus");
+    let config = commonware_runtime::tokio::Config::new().with_storage_directory(storage);
+    commonware_runtime::tokio::Runner::new(config).start(|context| async move {
+        let nodes = start_cluster(&context, dir.path(), 4).await;
+        let owner = Owner::new();
+        let gateway = NodeClient::connect(nodes[0].dial_addr(), Duration::from_secs(10))
+            .await
+            .unwrap();
+
+        // Create, then a second Create of the same id is refused as on a
+        // single node.
+        let created = write(&gateway, &owner.create()).await;
+        assert!(
+            matches!(created, Response::Written { seq: 0, .. }),
+            "{created:?}"
+        );
+        let again = owner.sign(WriteBody {
+            seq: 0,
+            dataset: owner.dataset,
+            action: Action::Create {
+                owner: PublicKey(owner.key.public_key()),
+                name_tag: owner.name_tag,
+                descriptor: b"another descriptor".to_vec(),
+                indexes: Vec::new(),
+            },
+        });
+        assert_eq!(
+            write(&gateway, &again).await,
+            Response::Error(NodeError::DatasetExists)
+        );
+
+        // Inserts, each answered once finalized with its own seq.
+        for seq in 1..=5u64 {
+            let put = owner.put(seq, seq as u8, Precondition::Absent, no_indexes());
+            match write(&gateway, &put).await {
+                Response::Written { seq: written, .. } => assert_eq!(written, seq),
+                other => panic!("write {seq}: {other:?}"),
+            }
+        }
+
+        // A resubmission of an applied write is acknowledged, not applied.
+        let third = owner.put(3, 3, Precondition::Absent, no_indexes());
+        assert!(matches!(
+            write(&gateway, &third).await,
+            Response::Written { seq: 3, .. }
+        ));
+        // A write with a taken number but another body is told the next.
+        let late = owner.put(3, 99, Precondition::Absent, no_indexes());
+        assert_eq!(
+            write(&gateway, &late).await,
+            Response::Error(NodeError::SeqMismatch { expected: 6 })
+        );
+
+        // The store's refusals keep their types.
+        let conflict = owner.put(6, 1, Precondition::Absent, no_indexes());
+        assert_eq!(
+            write(&gateway, &conflict).await,
+            Response::Error(NodeError::Precondition {
+                op_index: 0,
+                found_version: Some(1),
+            })
+        );
+        let stale = owner.put(6, 42, Precondition::Absent, Hash32([9; 32]));
+        assert_eq!(
+            write(&gateway, &stale).await,
+            Response::Error(NodeError::StaleSchema)
+        );
+        // A forged write (not the owner's signature) is refused.
+        let mut forged = owner.put(6, 50, Precondition::Absent, no_indexes());
+        forged.signature = Signature([7; 64]);
+        assert_eq!(
+            write(&gateway, &forged).await,
+            Response::Error(NodeError::BadSignature)
+        );
+
+        // The same write submitted twice at once: one apply, two answers.
+        let sixth = owner.put(6, 6, Precondition::Absent, no_indexes());
+        let (a, b) = futures::join!(write(&gateway, &sixth), write(&gateway, &sixth));
+        assert!(matches!(a, Response::Written { seq: 6, .. }), "{a:?}");
+        assert_eq!(a, b);
+
+        // Reads are local; every member ends on the same root.
+        let roots = converged(&nodes, &owner.dataset, 6).await;
+        assert!(roots.windows(2).all(|w| w[0] == w[1]), "{roots:?}");
+        let Response::Written { state_root, .. } = a else {
+            unreachable!()
+        };
+        assert_eq!(roots[0], state_root);
+        match gateway
+            .call(&Request::DatasetInfo {
+                dataset: owner.dataset,
+            })
+            .await
+            .unwrap()
+        {
+            Response::Info(info) => {
+                assert_eq!(info.seq, 6);
+                assert_eq!(info.doc_count, 6);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Every member's chain holds the writes, applied in the same blocks.
+        let mut tips = Vec::new();
+        for node in &nodes {
+            let tip = node
+                .replicas()
+                .unwrap()
+                .applied(&owner.dataset)
+                .await
+                .expect("every member runs the replica");
+            tips.push(tip);
+        }
+        assert!(tips.iter().all(|tip| tip.height >= 1));
+
+        for node in nodes {
+            node.shutdown().await;
+        }
+    });
+}
+
+#[test]
+fn a_restarted_cluster_resumes_its_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Owner::new();
+    let root = |seq: u64| {
+        let dir = dir.path().to_path_buf();
+        let storage = dir.join("consensus");
+        let config = commonware_runtime::tokio::Config::new().with_storage_directory(storage);
+        let owner = Owner::new();
+        commonware_runtime::tokio::Runner::new(config).start(move |context| async move {
+            let nodes = start_cluster(&context, &dir, 4).await;
+            let gateway = NodeClient::connect(nodes[1].dial_addr(), Duration::from_secs(10))
+                .await
+                .unwrap();
+            if seq == 1 {
+                assert!(matches!(
+                    write(&gateway, &owner.create()).await,
+                    Response::Written { seq: 0, .. }
+                ));
+            }
+            let put = owner.put(seq, seq as u8, Precondition::Absent, no_indexes());
+            let answer = write(&gateway, &put).await;
+            assert!(
+                matches!(answer, Response::Written { seq: s, .. } if s == seq),
+                "{answer:?}"
+            );
+            let roots = converged(&nodes, &owner.dataset, seq).await;
+            assert!(roots.windows(2).all(|w| w[0] == w[1]), "{roots:?}");
+            for node in nodes {
+                node.shutdown().await;
+            }
+            roots[0]
+        })
+    };
+    let first = root(1);
+    // Same directories: identities, stores, chains and consensus logs
+    // resume, and the next write extends the same dataset.
+    let second = root(2);
+    assert_ne!(first, second);
+    drop(owner);
+}
