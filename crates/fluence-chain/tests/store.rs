@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{child, Owner};
+use common::{child, insert, test_owner};
 use fluence_chain::{Block, ChainStore, ChainStoreError, FinalizedBlock};
 use fluence_proto::{DatasetId, Hash32};
 
@@ -17,10 +17,10 @@ fn finalized(block: Block, certificate: &[u8]) -> FinalizedBlock {
 #[test]
 fn blocks_append_in_order_and_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let owner = Owner::new(1);
+    let owner = test_owner(1);
     let genesis = Block::genesis(owner.dataset);
     let first = child(&genesis, vec![owner.create()], Hash32([1; 32]));
-    let second = child(&first, vec![owner.insert(1, 1)], Hash32([2; 32]));
+    let second = child(&first, vec![insert(&owner, 1, 1)], Hash32([2; 32]));
     {
         let store = ChainStore::open(dir.path(), owner.dataset).unwrap();
         assert_eq!(store.tip().unwrap().hash, genesis.hash());
@@ -39,11 +39,16 @@ fn blocks_append_in_order_and_survive_reopen() {
     );
     assert_eq!(store.get(3).unwrap(), None);
     assert_eq!(store.get(0).unwrap(), None);
-    let insert = owner.insert(1, 1);
-    let location = store.find_write(&insert.body.digest()).unwrap().unwrap();
+    let first_insert = insert(&owner, 1, 1);
+    let location = store
+        .find_write(&first_insert.body.digest())
+        .unwrap()
+        .unwrap();
     assert_eq!((location.height, location.seq), (2, 1));
     assert_eq!(
-        store.find_write(&owner.insert(2, 2).body.digest()).unwrap(),
+        store
+            .find_write(&insert(&owner, 2, 2).body.digest())
+            .unwrap(),
         None
     );
     let all = store.range(1, 10).unwrap();
@@ -54,7 +59,7 @@ fn blocks_append_in_order_and_survive_reopen() {
 #[test]
 fn only_the_next_block_of_the_tip_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
-    let owner = Owner::new(2);
+    let owner = test_owner(2);
     let store = ChainStore::open(dir.path(), owner.dataset).unwrap();
     let genesis = Block::genesis(owner.dataset);
     let first = child(&genesis, vec![], Hash32([0; 32]));
@@ -101,7 +106,7 @@ fn a_chain_file_of_another_dataset_is_refused() {
 #[test]
 fn a_damaged_record_is_a_typed_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let owner = Owner::new(3);
+    let owner = test_owner(3);
     let genesis = Block::genesis(owner.dataset);
     let first = child(&genesis, vec![owner.create()], Hash32([1; 32]));
     drop({

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{attest, child, members, public, Owner};
+use common::{attest, child, insert, members, public, test_owner, Owner};
 use fluence_chain::{
     check_attestations, check_link, check_timestamp, check_write_signatures, check_writes_shape,
     verify_block, verify_write_signature, Attestation, Block, BlockError, ChainRules, Evidence,
@@ -16,7 +16,7 @@ const ROOT_B: Hash32 = Hash32([0xB; 32]);
 
 #[test]
 fn link_checks_dataset_height_parent_and_time_order() {
-    let owner = Owner::new(1);
+    let owner = test_owner(1);
     let genesis = Block::genesis(owner.dataset);
     let block = child(&genesis, vec![owner.create()], ROOT_A);
     check_link(&block, &genesis, &genesis.hash()).unwrap();
@@ -72,19 +72,19 @@ fn timestamps_ahead_of_the_local_clock_beyond_the_bound_are_refused() {
 
 #[test]
 fn writes_must_be_this_datasets_consecutive_and_lifecycle_alone() {
-    let owner = Owner::new(2);
-    let stranger = Owner::new(3);
+    let owner = test_owner(2);
+    let stranger = test_owner(3);
     let genesis = Block::genesis(owner.dataset);
     check_writes_shape(&child(
         &genesis,
-        vec![owner.insert(4, 1), owner.insert(5, 2)],
+        vec![insert(&owner, 4, 1), insert(&owner, 5, 2)],
         ROOT_A,
     ))
     .unwrap();
     assert!(matches!(
         check_writes_shape(&child(
             &genesis,
-            vec![owner.insert(4, 1), owner.insert(6, 2)],
+            vec![insert(&owner, 4, 1), insert(&owner, 6, 2)],
             ROOT_A
         )),
         Err(BlockError::SeqGap {
@@ -94,13 +94,13 @@ fn writes_must_be_this_datasets_consecutive_and_lifecycle_alone() {
         })
     ));
     assert!(matches!(
-        check_writes_shape(&child(&genesis, vec![stranger.insert(1, 1)], ROOT_A)),
+        check_writes_shape(&child(&genesis, vec![insert(&stranger, 1, 1)], ROOT_A)),
         Err(BlockError::ForeignWrite { index: 0, .. })
     ));
     assert!(matches!(
         check_writes_shape(&child(
             &genesis,
-            vec![owner.create(), owner.insert(1, 2)],
+            vec![owner.create(), insert(&owner, 1, 2)],
             ROOT_A
         )),
         Err(BlockError::LifecycleNotAlone { index: 0 })
@@ -110,16 +110,16 @@ fn writes_must_be_this_datasets_consecutive_and_lifecycle_alone() {
 
 #[test]
 fn write_signatures_are_checked_against_the_owner() {
-    let owner = Owner::new(4);
-    let stranger = Owner::new(5);
+    let owner = test_owner(4);
+    let stranger = test_owner(5);
     verify_write_signature(&owner.create(), None).unwrap();
-    verify_write_signature(&owner.insert(1, 1), Some(&owner.public())).unwrap();
+    verify_write_signature(&insert(&owner, 1, 1), Some(&owner.public())).unwrap();
     assert_eq!(
-        verify_write_signature(&owner.insert(1, 1), None),
+        verify_write_signature(&insert(&owner, 1, 1), None),
         Err(WriteAuthError::NoOwner)
     );
     assert_eq!(
-        verify_write_signature(&owner.insert(1, 1), Some(&stranger.public())),
+        verify_write_signature(&insert(&owner, 1, 1), Some(&stranger.public())),
         Err(WriteAuthError::BadSignature)
     );
     // Someone else's key cannot create an id derived from the owner's key.
@@ -130,7 +130,7 @@ fn write_signatures_are_checked_against_the_owner() {
         verify_write_signature(&squat, None),
         Err(WriteAuthError::IdNotDerived)
     );
-    let mut tampered = owner.insert(1, 1);
+    let mut tampered = insert(&owner, 1, 1);
     tampered.body.seq = 2;
     assert_eq!(
         verify_write_signature(&tampered, Some(&owner.public())),
@@ -160,7 +160,7 @@ fn parent_and_child(owner: &Owner) -> (Block, Block) {
 
 #[test]
 fn attestations_must_be_members_signing_the_parent_root() {
-    let owner = Owner::new(6);
+    let owner = test_owner(6);
     let keys = members(4);
     let member_keys: Vec<PublicKey> = keys.iter().map(public).collect();
     let (parent, mut block) = parent_and_child(&owner);
@@ -252,7 +252,7 @@ fn attestations_must_be_members_signing_the_parent_root() {
 
 #[test]
 fn nobody_attests_the_genesis_block() {
-    let owner = Owner::new(7);
+    let owner = test_owner(7);
     let keys = members(4);
     let genesis = Block::genesis(owner.dataset);
     let mut block = child(&genesis, vec![], ROOT_A);
@@ -270,7 +270,7 @@ fn nobody_attests_the_genesis_block() {
 
 #[test]
 fn verify_block_runs_every_rule() {
-    let owner = Owner::new(8);
+    let owner = test_owner(8);
     let keys = members(4);
     let member_keys: Vec<PublicKey> = keys.iter().map(public).collect();
     let rules = ChainRules::default();
@@ -286,7 +286,7 @@ fn verify_block_runs_every_rule() {
 
     let batch = child(
         &created,
-        vec![owner.insert(1, 1), owner.insert(2, 2)],
+        vec![insert(&owner, 1, 1), insert(&owner, 2, 2)],
         ROOT_B,
     );
     let owned = VerifyContext {

@@ -31,12 +31,11 @@ use fluence_consensus::{
     start, Behavior, BlockLimits, Channel, ClusterNetwork, ReplicaConfig, ReplicaHandle,
     SubmitError, Timeouts,
 };
-use fluence_crypto::sign::SigningKey;
 use fluence_proto::{
-    Action, DatasetId, Decode, DocId, DocOp, Encode, Precondition, PublicKey, SealedDoc, Signature,
-    SignedWrite, WriteBody, WRITE_SIGNING_DOMAIN,
+    DatasetId, Decode, DocId, DocOp, Encode, Precondition, PublicKey, SealedDoc, SignedWrite,
 };
 use fluence_store::{PlaintextOrder, Store};
+use fluence_testkit::Owner;
 use rand::{Rng, SeedableRng};
 use zeroize::Zeroizing;
 
@@ -92,78 +91,34 @@ impl Fault {
     }
 }
 
-/// The dataset owner, signing writes as a gateway would.
-struct Owner {
-    key: SigningKey,
-    name_tag: [u8; 32],
-    dataset: DatasetId,
+/// The dataset owner of seed `seed`, signing writes as a gateway would.
+fn test_owner(seed: u64) -> Owner {
+    let mut secret = [0u8; 32];
+    secret[..8].copy_from_slice(&seed.to_le_bytes());
+    secret[31] = 0xd0;
+    Owner::new(secret, [7; 32])
 }
 
-impl Owner {
-    fn new(seed: u64) -> Self {
-        let mut secret = [0u8; 32];
-        secret[..8].copy_from_slice(&seed.to_le_bytes());
-        secret[31] = 0xd0;
-        let key = SigningKey::from_seed(&secret);
-        let name_tag = [7; 32];
-        let dataset = DatasetId(fluence_crypto::keys::dataset_id(
-            &key.public_key(),
-            &name_tag,
-        ));
-        Owner {
-            key,
-            name_tag,
-            dataset,
-        }
-    }
-
-    fn sign(&self, body: WriteBody) -> SignedWrite {
-        let signature = Signature(self.key.sign(WRITE_SIGNING_DOMAIN, &body.digest()));
-        SignedWrite { body, signature }
-    }
-
-    fn create(&self) -> SignedWrite {
-        self.sign(WriteBody {
-            dataset: self.dataset,
-            seq: 0,
-            action: Action::Create {
-                owner: PublicKey(self.key.public_key()),
-                name_tag: self.name_tag,
-                descriptor: b"sealed descriptor".to_vec(),
-                indexes: Vec::new(),
-            },
+/// Write `seq`: inserts of `docs` new documents.
+fn insert(owner: &Owner, seq: u64, docs: u64) -> SignedWrite {
+    let ops = (0..docs)
+        .map(|i| {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&seq.to_be_bytes());
+            id[8..].copy_from_slice(&i.to_be_bytes());
+            DocOp::Put {
+                doc: DocId(id),
+                expect: Precondition::Absent,
+                sealed: SealedDoc {
+                    version: 1,
+                    wrapped_key: vec![0xaa; 72],
+                    ciphertext: format!("doc {seq}/{i}").into_bytes(),
+                },
+                entries: Vec::new(),
+            }
         })
-    }
-
-    /// Write `seq`: inserts of `docs` new documents.
-    fn insert(&self, seq: u64, docs: u64) -> SignedWrite {
-        let ops = (0..docs)
-            .map(|i| {
-                let mut id = [0u8; 16];
-                id[..8].copy_from_slice(&seq.to_be_bytes());
-                id[8..].copy_from_slice(&i.to_be_bytes());
-                DocOp::Put {
-                    doc: DocId(id),
-                    expect: Precondition::Absent,
-                    sealed: SealedDoc {
-                        version: 1,
-                        wrapped_key: vec![0xaa; 72],
-                        ciphertext: format!("doc {seq}/{i}").into_bytes(),
-                    },
-                    entries: Vec::new(),
-                }
-            })
-            .collect();
-        self.sign(WriteBody {
-            dataset: self.dataset,
-            seq,
-            // The dataset declares no indexes.
-            action: Action::Batch {
-                schema: fluence_proto::schema_digest(&[]),
-                ops,
-            },
-        })
-    }
+        .collect();
+    owner.batch(seq, ops)
 }
 
 /// One member: its key, its directory, and its replica while it runs.
@@ -395,7 +350,7 @@ fn run(seed: u64) -> RunStats {
         let lossy = true;
         connect(&oracle, &keys, lossy).await;
 
-        let owner = Arc::new(Owner::new(seed));
+        let owner = Arc::new(test_owner(seed));
         for node in nodes.iter_mut() {
             node.handle =
                 Some(start_node(&context, &oracle, node.spec(), &members, owner.dataset).await);
@@ -426,7 +381,7 @@ fn run(seed: u64) -> RunStats {
                 let mut running = Vec::new();
                 while next <= WRITES || !running.is_empty() {
                     while running.len() < IN_FLIGHT && next <= WRITES {
-                        let write = owner.insert(next, 1 + next % 3);
+                        let write = insert(&owner, next, 1 + next % 3);
                         let nodes = Arc::clone(&nodes);
                         let acked = Arc::clone(&acked);
                         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ next);
@@ -469,7 +424,7 @@ fn run(seed: u64) -> RunStats {
 
         // The cluster finalizes again: one more write after healing.
         let mut rng2 = rand::rngs::StdRng::seed_from_u64(seed ^ 0xf1a1);
-        let last = owner.insert(WRITES + 1, 1);
+        let last = insert(&owner, WRITES + 1, 1);
         submit_until_acked(&context, &nodes, &last, &acked, &mut rng2).await;
 
         // Every honest member reaches the highest acknowledged height.

@@ -11,76 +11,41 @@ use std::time::Duration;
 
 use commonware_runtime::{Runner as _, Supervisor as _};
 use fluence_consensus::Timeouts;
-use fluence_crypto::sign::SigningKey;
 use fluence_net::cluster::ClusterMember;
 use fluence_net::{identity, NodeClient};
 use fluence_node::{ClusterConfig, NodeConfig, RunningNode};
 use fluence_proto::{
     Action, DatasetId, DocId, DocOp, Hash32, NodeError, Precondition, PublicKey, Request, Response,
-    SealedDoc, Signature, SignedWrite, WriteBody, WRITE_SIGNING_DOMAIN,
+    SealedDoc, Signature, SignedWrite, WriteBody,
 };
+use fluence_testkit::Owner;
 
 /// Far above anything these tests should take: reaching it means a hang.
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
-struct Owner {
-    key: SigningKey,
-    name_tag: [u8; 32],
-    dataset: DatasetId,
+fn test_owner() -> Owner {
+    Owner::new([0x0d; 32], [3; 32])
 }
 
-impl Owner {
-    fn new() -> Self {
-        let key = SigningKey::from_seed(&[0x0d; 32]);
-        let name_tag = [3; 32];
-        let dataset = DatasetId(fluence_crypto::keys::dataset_id(
-            &key.public_key(),
-            &name_tag,
-        ));
-        Owner {
-            key,
-            name_tag,
-            dataset,
-        }
-    }
-
-    fn sign(&self, body: WriteBody) -> SignedWrite {
-        let signature = Signature(self.key.sign(WRITE_SIGNING_DOMAIN, &body.digest()));
-        SignedWrite { body, signature }
-    }
-
-    fn create(&self) -> SignedWrite {
-        self.sign(WriteBody {
-            dataset: self.dataset,
-            seq: 0,
-            action: Action::Create {
-                owner: PublicKey(self.key.public_key()),
-                name_tag: self.name_tag,
-                descriptor: b"sealed descriptor".to_vec(),
-                indexes: Vec::new(),
-            },
-        })
-    }
-
-    fn put(&self, seq: u64, doc: u8, expect: Precondition, schema: Hash32) -> SignedWrite {
-        self.sign(WriteBody {
-            dataset: self.dataset,
-            seq,
-            action: Action::Batch {
-                schema,
-                ops: vec![DocOp::Put {
-                    doc: DocId([doc; 16]),
-                    expect,
-                    sealed: SealedDoc {
-                        version: 1,
-                        wrapped_key: vec![0xaa; 72],
-                        ciphertext: format!("document {doc} at {seq}").into_bytes(),
-                    },
-                    entries: Vec::new(),
-                }],
-            },
-        })
-    }
+/// Write `seq`: one new document `doc`, under the schema digest `schema`.
+fn put(owner: &Owner, seq: u64, doc: u8, expect: Precondition, schema: Hash32) -> SignedWrite {
+    owner.sign(WriteBody {
+        dataset: owner.dataset,
+        seq,
+        action: Action::Batch {
+            schema,
+            ops: vec![DocOp::Put {
+                doc: DocId([doc; 16]),
+                expect,
+                sealed: SealedDoc {
+                    version: 1,
+                    wrapped_key: vec![0xaa; 72],
+                    ciphertext: format!("document {doc} at {seq}").into_bytes(),
+                },
+                entries: Vec::new(),
+            }],
+        },
+    })
 }
 
 fn no_indexes() -> Hash32 {
@@ -179,7 +144,7 @@ fn a_four_node_cluster_orders_a_gateways_writes() {
     let config = commonware_runtime::tokio::Config::new().with_storage_directory(storage);
     commonware_runtime::tokio::Runner::new(config).start(|context| async move {
         let nodes = start_cluster(&context, dir.path(), 4).await;
-        let owner = Owner::new();
+        let owner = test_owner();
         let gateway = NodeClient::connect(nodes[0].dial_addr(), Duration::from_secs(10))
             .await
             .unwrap();
@@ -208,7 +173,7 @@ fn a_four_node_cluster_orders_a_gateways_writes() {
 
         // Inserts, each answered once finalized with its own seq.
         for seq in 1..=5u64 {
-            let put = owner.put(seq, seq as u8, Precondition::Absent, no_indexes());
+            let put = put(&owner, seq, seq as u8, Precondition::Absent, no_indexes());
             match write(&gateway, &put).await {
                 Response::Written { seq: written, .. } => assert_eq!(written, seq),
                 other => panic!("write {seq}: {other:?}"),
@@ -216,20 +181,20 @@ fn a_four_node_cluster_orders_a_gateways_writes() {
         }
 
         // A resubmission of an applied write is acknowledged, not applied.
-        let third = owner.put(3, 3, Precondition::Absent, no_indexes());
+        let third = put(&owner, 3, 3, Precondition::Absent, no_indexes());
         assert!(matches!(
             write(&gateway, &third).await,
             Response::Written { seq: 3, .. }
         ));
         // A write with a taken number but another body is told the next.
-        let late = owner.put(3, 99, Precondition::Absent, no_indexes());
+        let late = put(&owner, 3, 99, Precondition::Absent, no_indexes());
         assert_eq!(
             write(&gateway, &late).await,
             Response::Error(NodeError::SeqMismatch { expected: 6 })
         );
 
         // The store's refusals keep their types.
-        let conflict = owner.put(6, 1, Precondition::Absent, no_indexes());
+        let conflict = put(&owner, 6, 1, Precondition::Absent, no_indexes());
         assert_eq!(
             write(&gateway, &conflict).await,
             Response::Error(NodeError::Precondition {
@@ -237,13 +202,13 @@ fn a_four_node_cluster_orders_a_gateways_writes() {
                 found_version: Some(1),
             })
         );
-        let stale = owner.put(6, 42, Precondition::Absent, Hash32([9; 32]));
+        let stale = put(&owner, 6, 42, Precondition::Absent, Hash32([9; 32]));
         assert_eq!(
             write(&gateway, &stale).await,
             Response::Error(NodeError::StaleSchema)
         );
         // A forged write (not the owner's signature) is refused.
-        let mut forged = owner.put(6, 50, Precondition::Absent, no_indexes());
+        let mut forged = put(&owner, 6, 50, Precondition::Absent, no_indexes());
         forged.signature = Signature([7; 64]);
         assert_eq!(
             write(&gateway, &forged).await,
@@ -251,7 +216,7 @@ fn a_four_node_cluster_orders_a_gateways_writes() {
         );
 
         // The same write submitted twice at once: one apply, two answers.
-        let sixth = owner.put(6, 6, Precondition::Absent, no_indexes());
+        let sixth = put(&owner, 6, 6, Precondition::Absent, no_indexes());
         let (a, b) = futures::join!(write(&gateway, &sixth), write(&gateway, &sixth));
         assert!(matches!(a, Response::Written { seq: 6, .. }), "{a:?}");
         assert_eq!(a, b);
@@ -298,12 +263,12 @@ fn a_four_node_cluster_orders_a_gateways_writes() {
 #[test]
 fn a_restarted_cluster_resumes_its_chains() {
     let dir = tempfile::tempdir().unwrap();
-    let owner = Owner::new();
+    let owner = test_owner();
     let root = |seq: u64| {
         let dir = dir.path().to_path_buf();
         let storage = dir.join("consensus");
         let config = commonware_runtime::tokio::Config::new().with_storage_directory(storage);
-        let owner = Owner::new();
+        let owner = test_owner();
         commonware_runtime::tokio::Runner::new(config).start(move |context| async move {
             let nodes = start_cluster(&context, &dir, 4).await;
             let gateway = NodeClient::connect(nodes[1].dial_addr(), Duration::from_secs(10))
@@ -315,7 +280,7 @@ fn a_restarted_cluster_resumes_its_chains() {
                     Response::Written { seq: 0, .. }
                 ));
             }
-            let put = owner.put(seq, seq as u8, Precondition::Absent, no_indexes());
+            let put = put(&owner, seq, seq as u8, Precondition::Absent, no_indexes());
             let answer = write(&gateway, &put).await;
             assert!(
                 matches!(answer, Response::Written { seq: s, .. } if s == seq),

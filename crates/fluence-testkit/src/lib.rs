@@ -1,0 +1,103 @@
+//! Test support shared by Fluence's crates: a dataset owner that signs writes as a gateway would.
+//!
+//! Only ever a dev-dependency. The chain, consensus and node tests all need
+//! real owner signatures over real write bodies; this is the one place that
+//! builds them.
+
+use fluence_crypto::sign::SigningKey;
+use fluence_proto::{
+    Action, DatasetId, DocOp, PublicKey, Signature, SignedWrite, WriteBody, WRITE_SIGNING_DOMAIN,
+};
+
+/// A dataset owner: a signing key and the dataset it names `name_tag`
+/// (the id derived from both, as nodes check on `Create`).
+pub struct Owner {
+    pub key: SigningKey,
+    pub name_tag: [u8; 32],
+    pub dataset: DatasetId,
+}
+
+impl Owner {
+    /// The owner whose ed25519 secret key is `secret`.
+    pub fn new(secret: [u8; 32], name_tag: [u8; 32]) -> Self {
+        let key = SigningKey::from_seed(&secret);
+        let dataset = DatasetId(fluence_crypto::keys::dataset_id(
+            &key.public_key(),
+            &name_tag,
+        ));
+        Owner {
+            key,
+            name_tag,
+            dataset,
+        }
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.key.public_key())
+    }
+
+    /// `body` signed under the write-signing domain.
+    pub fn sign(&self, body: WriteBody) -> SignedWrite {
+        let signature = Signature(self.key.sign(WRITE_SIGNING_DOMAIN, &body.digest()));
+        SignedWrite { body, signature }
+    }
+
+    /// The `Create` of the dataset, declaring no indexes.
+    pub fn create(&self) -> SignedWrite {
+        self.sign(WriteBody {
+            dataset: self.dataset,
+            seq: 0,
+            action: Action::Create {
+                owner: self.public(),
+                name_tag: self.name_tag,
+                descriptor: b"sealed descriptor".to_vec(),
+                indexes: Vec::new(),
+            },
+        })
+    }
+
+    /// Write `seq`: a batch of `ops` for the dataset `create` made (no
+    /// indexes declared).
+    pub fn batch(&self, seq: u64, ops: Vec<DocOp>) -> SignedWrite {
+        self.sign(WriteBody {
+            dataset: self.dataset,
+            seq,
+            action: Action::Batch {
+                schema: fluence_proto::schema_digest(&[]),
+                ops,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_verify_under_the_owner_key_and_the_dataset_id_derives_from_it() {
+        let owner = Owner::new([5; 32], [6; 32]);
+        let create = owner.create();
+        fluence_crypto::sign::verify(
+            &owner.public().0,
+            WRITE_SIGNING_DOMAIN,
+            &create.body.digest(),
+            &create.signature.0,
+        )
+        .unwrap();
+        assert_eq!(
+            owner.dataset.0,
+            fluence_crypto::keys::dataset_id(&owner.public().0, &[6; 32])
+        );
+        assert_ne!(Owner::new([5; 32], [7; 32]).dataset, owner.dataset);
+        let batch = owner.batch(1, Vec::new());
+        let stranger = Owner::new([8; 32], [6; 32]);
+        assert!(fluence_crypto::sign::verify(
+            &stranger.public().0,
+            WRITE_SIGNING_DOMAIN,
+            &batch.body.digest(),
+            &batch.signature.0,
+        )
+        .is_err());
+    }
+}
