@@ -10,12 +10,8 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
-use bson::spec::BinarySubtype;
-use bson::{doc, Binary, Bson, Document};
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use bson::{doc, Bson, Document};
+use fluence_testkit::scram::{sasl_binary, sasl_payload, server_field, ScramClient};
 use support::{Process, PASSPHRASE};
 
 const USER: &str = "app@shop";
@@ -97,71 +93,27 @@ fn ok(reply: &Document) -> bool {
     reply.get_f64("ok").ok() == Some(1.0)
 }
 
-fn hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
-}
-
-fn binary(bytes: &[u8]) -> Bson {
-    Bson::Binary(Binary {
-        subtype: BinarySubtype::Generic,
-        bytes: bytes.to_vec(),
-    })
-}
-
-fn payload(reply: &Document) -> String {
-    match reply.get("payload") {
-        Some(Bson::Binary(b)) => String::from_utf8(b.bytes.clone()).unwrap(),
-        other => panic!("no payload in {reply}: {other:?}"),
-    }
-}
-
 /// Runs a SCRAM-SHA-256 conversation as `USER` with `password`; returns
 /// the reply to the client's proof.
 fn authenticate(conn: &mut Conn, password: &str) -> Document {
-    let nonce = BASE64.encode(rand::random::<[u8; 18]>());
-    // SCRAM's user name escapes ',' and '='; this one has neither.
-    let first_bare = format!("n={USER},r={nonce}");
+    let scram = ScramClient::new(USER, password);
     let reply = conn.command(doc! {
         "saslStart": 1, "mechanism": "SCRAM-SHA-256",
-        "payload": binary(format!("n,,{first_bare}").as_bytes()),
+        "payload": sasl_binary(scram.first().as_bytes()),
         "options": {"skipEmptyExchange": true}, "$db": "admin",
     });
     assert!(ok(&reply), "saslStart: {reply}");
     let conversation = reply.get("conversationId").cloned().unwrap();
-    let server_first = payload(&reply);
-    let field = |name: &str| {
-        server_first
-            .split(',')
-            .find_map(|f| f.strip_prefix(name))
-            .unwrap()
-            .to_string()
-    };
-    let combined_nonce = field("r=");
-    assert!(combined_nonce.starts_with(&nonce));
-    let salt = BASE64.decode(field("s=")).unwrap();
-    let iterations: u32 = field("i=").parse().unwrap();
-    let mut salted = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), &salt, iterations, &mut salted);
-    let client_key = hmac(&salted, b"Client Key");
-    let stored_key = Sha256::digest(&client_key);
-    let without_proof = format!("c=biws,r={combined_nonce}");
-    let auth_message = format!("{first_bare},{server_first},{without_proof}");
-    let signature = hmac(&stored_key, auth_message.as_bytes());
-    let proof: Vec<u8> = client_key
-        .iter()
-        .zip(&signature)
-        .map(|(a, b)| a ^ b)
-        .collect();
+    let server_first = sasl_payload(&reply);
+    assert!(server_field(&server_first, "r=").starts_with(scram.nonce()));
+    let last = scram.last(&server_first);
     let reply = conn.command(doc! {
         "saslContinue": 1, "conversationId": conversation,
-        "payload": binary(format!("{without_proof},p={}", BASE64.encode(proof)).as_bytes()),
+        "payload": sasl_binary(last.message.as_bytes()),
         "$db": "admin",
     });
     if ok(&reply) {
-        let expected = hmac(&hmac(&salted, b"Server Key"), auth_message.as_bytes());
-        assert_eq!(payload(&reply), format!("v={}", BASE64.encode(expected)));
+        assert_eq!(sasl_payload(&reply), last.server_signature);
         assert!(reply.get_bool("done").unwrap(), "{reply}");
     }
     reply

@@ -1,8 +1,10 @@
-//! Test support shared by Fluence's crates: a dataset owner that signs writes as a gateway would.
+//! Test support shared by Fluence's crates: a dataset owner that signs writes as a gateway would, and the client half of SCRAM-SHA-256.
 //!
 //! Only ever a dev-dependency. The chain, consensus and node tests all need
-//! real owner signatures over real write bodies; this is the one place that
-//! builds them.
+//! real owner signatures over real write bodies, and the gateway's MongoDB
+//! tests a SCRAM client ([`scram`]); this is the one place that builds them.
+
+pub mod scram;
 
 use fluence_crypto::sign::SigningKey;
 use fluence_proto::{
