@@ -413,20 +413,7 @@ fn mongo_command(addr: &str, command: bson::Document) -> bson::Document {
 #[test]
 fn the_mongodb_endpoint_serves_only_loopback_without_authentication() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = support::fluence();
-    command
-        .args([
-            "devnet",
-            "--http",
-            "127.0.0.1:0",
-            "--mongo",
-            "0.0.0.0:0",
-            "--p2p-port",
-            "0",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .env("FLUENCE_PASSPHRASE", PASSPHRASE);
+    let command = support::devnet_command(dir.path(), PASSPHRASE, "0.0.0.0:0", &[]);
     let (status, stderr) = support::Process::spawn(command).exit();
     assert!(!status.success());
     assert!(
@@ -442,18 +429,7 @@ fn wrong_passphrase_is_a_clear_error() {
     let (status, _) = devnet.process.stop();
     assert!(status.success());
 
-    let mut command = support::fluence();
-    command
-        .args([
-            "devnet",
-            "--http",
-            "127.0.0.1:0",
-            "--p2p-port",
-            "0",
-            "--dir",
-        ])
-        .arg(dir.path())
-        .env("FLUENCE_PASSPHRASE", "not the passphrase");
+    let command = support::devnet_command(dir.path(), "not the passphrase", "127.0.0.1:0", &[]);
     let (status, stderr) = support::Process::spawn(command).exit();
     assert!(!status.success());
     assert!(

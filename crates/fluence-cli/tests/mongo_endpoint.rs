@@ -20,23 +20,9 @@ const PASSWORD: &str = "s3cret mongo password";
 /// A devnet whose MongoDB endpoint requires `USER` / `password`; returns
 /// the process and the connection string it printed.
 fn devnet(dir: &std::path::Path, password: &str) -> (Process, String) {
-    let mut command = support::fluence();
-    command
-        .args([
-            "devnet",
-            "--http",
-            "127.0.0.1:0",
-            "--mongo",
-            "127.0.0.1:0",
-            "--mongo-user",
-            USER,
-            "--p2p-port",
-            "0",
-            "--dir",
-        ])
-        .arg(dir)
-        .env("FLUENCE_PASSPHRASE", PASSPHRASE)
-        .env("FLUENCE_MONGO_PASSWORD", password);
+    let mut command =
+        support::devnet_command(dir, PASSPHRASE, "127.0.0.1:0", &["--mongo-user", USER]);
+    command.env("FLUENCE_MONGO_PASSWORD", password);
     let mut process = Process::spawn(command);
     let line = process.wait_for("MongoDB:");
     let uri = line.split_whitespace().last().expect("uri").to_string();
@@ -180,12 +166,13 @@ fn devnet_with_a_mongo_user_requires_scram() {
 #[test]
 fn a_mongo_user_needs_its_password_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = support::fluence();
-    command
-        .args(["devnet", "--mongo-user", USER, "--p2p-port", "0", "--dir"])
-        .arg(dir.path())
-        .env("FLUENCE_PASSPHRASE", PASSPHRASE)
-        .env_remove("FLUENCE_MONGO_PASSWORD");
+    let mut command = support::devnet_command(
+        dir.path(),
+        PASSPHRASE,
+        "127.0.0.1:0",
+        &["--mongo-user", USER],
+    );
+    command.env_remove("FLUENCE_MONGO_PASSWORD");
     let (status, stderr) = Process::spawn(command).exit();
     assert!(!status.success());
     assert!(
@@ -193,12 +180,8 @@ fn a_mongo_user_needs_its_password_from_the_environment() {
         "stderr: {stderr}"
     );
     // And a password alone does not protect anything: refused too.
-    let mut command = support::fluence();
-    command
-        .args(["devnet", "--p2p-port", "0", "--dir"])
-        .arg(dir.path())
-        .env("FLUENCE_PASSPHRASE", PASSPHRASE)
-        .env("FLUENCE_MONGO_PASSWORD", PASSWORD);
+    let mut command = support::devnet_command(dir.path(), PASSPHRASE, "127.0.0.1:0", &[]);
+    command.env("FLUENCE_MONGO_PASSWORD", PASSWORD);
     let (status, stderr) = Process::spawn(command).exit();
     assert!(!status.success());
     assert!(stderr.contains("--mongo-user"), "stderr: {stderr}");

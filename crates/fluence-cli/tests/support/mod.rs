@@ -119,6 +119,28 @@ pub struct Devnet {
     pub nodes: Vec<String>,
 }
 
+/// `fluence devnet` on `dir` with free HTTP and p2p ports, its MongoDB
+/// endpoint on `mongo`, the passphrase in the environment, and `extra`
+/// arguments.
+pub fn devnet_command(dir: &Path, passphrase: &str, mongo: &str, extra: &[&str]) -> Command {
+    let mut command = fluence();
+    command
+        .args([
+            "devnet",
+            "--http",
+            "127.0.0.1:0",
+            "--mongo",
+            mongo,
+            "--p2p-port",
+            "0",
+        ])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .env("FLUENCE_PASSPHRASE", passphrase);
+    command
+}
+
 impl Devnet {
     /// A devnet of one node.
     pub fn start(dir: &Path, passphrase: &str) -> Devnet {
@@ -127,23 +149,12 @@ impl Devnet {
 
     /// A devnet of `nodes` nodes (one cluster when more than one).
     pub fn start_nodes(dir: &Path, passphrase: &str, nodes: usize) -> Devnet {
-        let mut command = fluence();
-        let nodes_arg = nodes.to_string();
-        command
-            .args([
-                "devnet",
-                "--nodes",
-                &nodes_arg,
-                "--http",
-                "127.0.0.1:0",
-                "--mongo",
-                "127.0.0.1:0",
-                "--p2p-port",
-                "0",
-                "--dir",
-            ])
-            .arg(dir)
-            .env("FLUENCE_PASSPHRASE", passphrase);
+        let command = devnet_command(
+            dir,
+            passphrase,
+            "127.0.0.1:0",
+            &["--nodes", &nodes.to_string()],
+        );
         let mut process = Process::spawn(command);
         let node_addrs = (0..nodes)
             .map(|i| {
