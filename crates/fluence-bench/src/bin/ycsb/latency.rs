@@ -25,6 +25,13 @@ pub struct Summary {
     pub mean_us: f64,
 }
 
+impl Summary {
+    /// p50, p99 and max, in milliseconds.
+    pub fn quantiles_ms(&self) -> [f64; 3] {
+        [self.p50_us, self.p99_us, self.max_us].map(|us| us as f64 / 1000.0)
+    }
+}
+
 impl Latencies {
     pub fn record(&mut self, op: Op, elapsed: Duration) {
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);

@@ -180,13 +180,11 @@ async fn main() -> Result<()> {
             println!("  first error: {error}");
         }
         for s in latencies.summaries() {
+            let [p50, p99, max] = s.quantiles_ms();
             println!(
-                "  {:<18} {:>7} ops  p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  mean {:>8.2} ms  errors {}",
+                "  {:<18} {:>7} ops  p50 {p50:>8.2} ms  p99 {p99:>8.2} ms  max {max:>8.2} ms  mean {:>8.2} ms  errors {}",
                 s.op.name(),
                 s.count,
-                s.p50_us as f64 / 1000.0,
-                s.p99_us as f64 / 1000.0,
-                s.max_us as f64 / 1000.0,
                 s.mean_us / 1000.0,
                 s.errors
             );
@@ -197,13 +195,11 @@ async fn main() -> Result<()> {
         println!("\n| workload | ops/s | operation | count | p50 ms | p99 ms | max ms | errors |");
         println!("|---|---:|---|---:|---:|---:|---:|---:|");
         for (name, throughput, s) in rows {
+            let [p50, p99, max] = s.quantiles_ms();
             println!(
-                "| {name} | {throughput:.0} | {} | {} | {:.2} | {:.2} | {:.2} | {} |",
+                "| {name} | {throughput:.0} | {} | {} | {p50:.2} | {p99:.2} | {max:.2} | {} |",
                 s.op.name(),
                 s.count,
-                s.p50_us as f64 / 1000.0,
-                s.p99_us as f64 / 1000.0,
-                s.max_us as f64 / 1000.0,
                 s.errors
             );
         }
