@@ -110,6 +110,27 @@ fn an_imported_snapshot_is_the_same_dataset() {
 }
 
 #[test]
+fn every_page_size_serves_every_document_once() {
+    let (_dir, store) = open();
+    let d = dataset(2);
+    create(&store, d);
+    let ops = (0..7).map(|n| insert(n, n as u8, &[1], n)).collect();
+    store.apply(&batch(d, 1, ops)).unwrap();
+    let snapshot = store.snapshot(&d).unwrap();
+    let all = pages(&snapshot, usize::MAX).concat();
+    assert_eq!(all.len(), 7);
+    // Every page limit, so that some page boundary falls just before the
+    // last document.
+    for bytes_max in 1..4096 {
+        assert_eq!(
+            pages(&snapshot, bytes_max).concat(),
+            all,
+            "bytes_max {bytes_max}"
+        );
+    }
+}
+
+#[test]
 fn a_snapshot_does_not_see_later_writes() {
     let (_dir, store, d) = populated();
     let snapshot = store.snapshot(&d).unwrap();

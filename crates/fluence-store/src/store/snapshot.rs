@@ -22,7 +22,9 @@ use fluence_proto::limits::OPS_PER_BATCH_MAX;
 use fluence_proto::{DatasetId, DocId, Hash32, SnapshotDoc, SnapshotHeader};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase};
 
-use super::{lock, open_database, read_meta, write_meta, Applied, Store, IMPORTING_FILE_EXT};
+use super::{
+    corrupt, lock, open_database, read_meta, write_meta, Applied, Store, IMPORTING_FILE_EXT,
+};
 use crate::apply::{self, DocTables};
 use crate::error::{ApplyError, StoreError};
 use crate::layout::{self, Meta};
@@ -31,7 +33,9 @@ use crate::order::OreOrder;
 use crate::query;
 
 /// A consistent view of one dataset to export: a read transaction, so
-/// writes applied meanwhile do not show in it.
+/// writes applied meanwhile do not show in it. While it lives, redb keeps
+/// the pages it sees, so the file cannot reuse them: drop it when the
+/// transfer ends (or stalls).
 pub struct Snapshot {
     txn: ReadTransaction,
     meta: Meta,
@@ -124,7 +128,8 @@ impl Snapshot {
         let mut bytes = 0usize;
         let done = loop {
             if docs.len() == OPS_PER_BATCH_MAX {
-                break false;
+                // Full by count: done only if nothing follows.
+                break items.next().is_none();
             }
             let Some(item) = items.next() else {
                 break true;
@@ -139,6 +144,7 @@ impl Snapshot {
             let size =
                 sealed.wrapped_key.len() + sealed.ciphertext.len() + entries_record.value().len();
             if !docs.is_empty() && bytes + size > bytes_max {
+                // This document starts the next page.
                 break false;
             }
             bytes += size;
@@ -148,8 +154,6 @@ impl Snapshot {
                 entries: layout::decode_entries(entries_record.value())?,
             });
         };
-        // The page may have stopped exactly at the end.
-        let done = done || items.next().is_none();
         Ok(SnapshotPage { docs, done })
     }
 }
@@ -266,8 +270,4 @@ impl<O: OreOrder> Drop for Import<'_, O> {
             let _ = fs::remove_file(&self.path);
         }
     }
-}
-
-fn corrupt(text: String) -> StoreError {
-    StoreError::Corrupt(text)
 }
