@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use fluence_proto::{DatasetId, DocEntry, DocId, Hash32, Plan, Request, Response};
 use tokio::sync::oneshot;
@@ -40,10 +40,14 @@ pub(crate) const BATCH_IDS_MAX: usize = 256;
 /// What lookups share: requests for one dataset under one index schema.
 type LaneKey = (DatasetId, Hash32);
 
+/// Every lane, shared with the [`Leadership`]s handed out, which must be
+/// able to hand their lane over wherever they are dropped.
+type Lanes = Arc<Mutex<HashMap<LaneKey, Lane>>>;
+
 /// The coalescer of one client (see the module docs).
 #[derive(Default)]
 pub(crate) struct PointReads {
-    lanes: Mutex<HashMap<LaneKey, Lane>>,
+    lanes: Lanes,
 }
 
 #[derive(Default)]
@@ -64,10 +68,13 @@ struct Waiter {
 enum Wake {
     /// Its answer.
     Answer(Result<Response, ClientError>),
-    /// It leads the next request, carrying `others` with it.
+    /// It leads the next request, carrying `others` with it. The
+    /// leadership travels with the message: if the lookup is dropped
+    /// before it takes it, dropping the message hands the lane on.
     Lead {
         ids: Vec<DocId>,
         others: Vec<Waiter>,
+        leadership: Leadership,
     },
     /// It sends its own request (the shared one cannot answer it exactly).
     Alone(Vec<DocId>),
@@ -135,17 +142,20 @@ impl PointReads {
                 Some(woken)
             }
         };
-        let (ids, others) = match queued {
-            None => (read.ids, Vec::new()),
+        let (ids, others, _leadership) = match queued {
+            None => (read.ids, Vec::new(), Leadership::new(&self.lanes, key)),
             Some(woken) => match woken.await {
                 Ok(Wake::Answer(answer)) => return answer,
-                Ok(Wake::Lead { ids, others }) => (ids, others),
+                Ok(Wake::Lead {
+                    ids,
+                    others,
+                    leadership,
+                }) => (ids, others, leadership),
                 Ok(Wake::Alone(ids)) => return send(request(key, ids)).await,
                 // The leader carrying this lookup was dropped mid-request.
                 Err(_) => return send(request(key, read.ids)).await,
             },
         };
-        let _leadership = Leadership { reads: self, key };
         self.lead(key, ids, others, &send).await
     }
 
@@ -208,60 +218,85 @@ impl PointReads {
             }
         }
     }
+}
 
-    /// Ends one leadership of `key`: the next queued lookups (up to
-    /// [`BATCH_IDS_MAX`] ids) go out as the next request, led by the first
-    /// of them; with none queued the lane has one request fewer in flight.
-    fn hand_over(&self, key: LaneKey) {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(lane) = lanes.get_mut(&key) else {
-            return;
-        };
-        loop {
-            let Some(first) = lane.queued.pop_front() else {
-                lane.leaders -= 1;
-                if lane.leaders == 0 {
-                    lanes.remove(&key);
-                }
-                return;
-            };
-            let mut batch_ids = first.ids.len();
-            let mut others = Vec::new();
-            while let Some(next) = lane.queued.front() {
-                if batch_ids + next.ids.len() > BATCH_IDS_MAX {
-                    break;
-                }
-                batch_ids += next.ids.len();
-                others.extend(lane.queued.pop_front());
-            }
-            let lead = Wake::Lead {
-                ids: first.ids,
-                others,
-            };
-            match first.wake.send(lead) {
-                Ok(()) => return,
-                // That lookup's caller went away: the next one leads.
-                Err(returned) => {
-                    if let Wake::Lead { others, .. } = returned {
-                        for waiter in others.into_iter().rev() {
-                            lane.queued.push_front(waiter);
-                        }
-                    }
-                }
-            }
+/// One of a lane's [`LEADERS_MAX`] places in flight. Dropped (a leader that
+/// finished, was cancelled, or never took its place), it hands the lane
+/// over: see [`hand_over`].
+struct Leadership {
+    lanes: Lanes,
+    key: LaneKey,
+    /// False once [`hand_over`] takes a place back itself.
+    armed: bool,
+}
+
+impl Leadership {
+    fn new(lanes: &Lanes, key: LaneKey) -> Self {
+        Leadership {
+            lanes: Arc::clone(lanes),
+            key,
+            armed: true,
         }
     }
 }
 
-/// Hands the lane over when a leader finishes or is dropped.
-struct Leadership<'a> {
-    reads: &'a PointReads,
-    key: LaneKey,
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        if self.armed {
+            hand_over(&self.lanes, self.key);
+        }
+    }
 }
 
-impl Drop for Leadership<'_> {
-    fn drop(&mut self) {
-        self.reads.hand_over(self.key);
+/// Ends one leadership of `key`: the next queued lookups (up to
+/// [`BATCH_IDS_MAX`] ids) go out as the next request, led by the first of
+/// them; with none queued the lane has one request fewer in flight.
+fn hand_over(lanes: &Lanes, key: LaneKey) {
+    let mut map = lanes.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(lane) = map.get_mut(&key) else {
+        return;
+    };
+    loop {
+        let Some(first) = lane.queued.pop_front() else {
+            lane.leaders -= 1;
+            if lane.leaders == 0 {
+                map.remove(&key);
+            }
+            return;
+        };
+        let mut batch_ids = first.ids.len();
+        let mut others = Vec::new();
+        while let Some(next) = lane.queued.front() {
+            if batch_ids + next.ids.len() > BATCH_IDS_MAX {
+                break;
+            }
+            batch_ids += next.ids.len();
+            others.extend(lane.queued.pop_front());
+        }
+        let lead = Wake::Lead {
+            ids: first.ids,
+            others,
+            leadership: Leadership::new(lanes, key),
+        };
+        match first.wake.send(lead) {
+            Ok(()) => return,
+            // That lookup's caller went away: the next one leads. The place
+            // stays taken by this loop, so the message's leadership must
+            // not hand it over again (that would also relock `lanes`).
+            Err(returned) => {
+                if let Wake::Lead {
+                    others,
+                    mut leadership,
+                    ..
+                } = returned
+                {
+                    leadership.armed = false;
+                    for waiter in others.into_iter().rev() {
+                        lane.queued.push_front(waiter);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -547,6 +582,44 @@ mod tests {
             assert_eq!(answer.expect("answered"), expected(&[n]));
         }
         assert!(reads.lanes.lock().unwrap().is_empty());
+    }
+
+    /// A lookup chosen to lead, whose caller goes away before it takes the
+    /// lead, must not keep the lane's place: the next queued lookup leads.
+    #[test]
+    fn a_lead_never_taken_is_handed_on() {
+        let reads = PointReads::default();
+        let key = (DatasetId([7; 32]), Hash32([1; 32]));
+        let mut woken = Vec::new();
+        {
+            let mut lanes = reads.lanes.lock().unwrap();
+            let lane = lanes.entry(key).or_default();
+            lane.leaders = LEADERS_MAX;
+            // 200 ids each: two do not fit one request.
+            const _: () = assert!(200 <= BATCH_IDS_MAX && 400 > BATCH_IDS_MAX);
+            for n in 0..2u8 {
+                let (wake, rx) = oneshot::channel();
+                lane.queued.push_back(Waiter {
+                    ids: (0..200u8).map(|i| doc_id(i ^ n)).collect(),
+                    wake,
+                });
+                woken.push(rx);
+            }
+        }
+        // A leader finishes: the first waiter is told to lead.
+        hand_over(&reads.lanes, key);
+        let mut second = woken.pop().unwrap();
+        let first = woken.pop().unwrap();
+        assert!(second.try_recv().is_err(), "only one lead is handed out");
+        // It goes away without taking it: the second waiter leads instead.
+        drop(first);
+        match second.try_recv() {
+            Ok(Wake::Lead { leadership, .. }) => drop(leadership),
+            _ => panic!("the second waiter should lead"),
+        }
+        // And when that leadership ends, the lane has one leader fewer.
+        let lanes = reads.lanes.lock().unwrap();
+        assert_eq!(lanes.get(&key).map(|l| l.leaders), Some(LEADERS_MAX - 1));
     }
 
     #[test]
