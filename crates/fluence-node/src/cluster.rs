@@ -21,7 +21,7 @@ use fluence_consensus::{
     Timeouts,
 };
 use fluence_net::cluster::{ClusterMember, ClusterNet, ClusterSender};
-use fluence_proto::{DatasetId, NodeError, PublicKey, Response, SignedWrite};
+use fluence_proto::{Action, DatasetId, NodeError, PublicKey, Response, SignedWrite};
 use zeroize::Zeroizing;
 
 use crate::order::LewiWuOrder;
@@ -169,6 +169,7 @@ impl Replicas {
     /// applied here (or refused).
     pub async fn submit(&self, write: SignedWrite) -> Response {
         let dataset = write.body.dataset;
+        let creating = matches!(write.body.action, Action::Create { .. });
         let replica = match self.get_or_start(dataset).await {
             Ok(replica) => replica,
             Err(error) => return Response::Error(error),
@@ -178,6 +179,14 @@ impl Replicas {
                 seq: committed.seq,
                 state_root: committed.state_root,
             },
+            // Another `Create` of the same dataset (the same owner and
+            // name, sealed anew) took sequence number 0 first: a single
+            // node answers that race with `DatasetExists`, and so must a
+            // cluster, or concurrent first writes to a new MongoDB
+            // collection fail instead of using the collection.
+            Ok(Err(SubmitError::Stale { .. } | SubmitError::SeqTaken { .. })) if creating => {
+                Response::Error(NodeError::DatasetExists)
+            }
             Ok(Err(error)) => Response::Error(self.node_error(&dataset, error)),
             Err(_) => Response::Error(NodeError::Internal(format!(
                 "the write was not finalized within {WRITE_ACK_TIMEOUT:?}; it may still be, and resubmitting it is safe"

@@ -149,25 +149,32 @@ fn a_four_node_cluster_orders_a_gateways_writes() {
             .await
             .unwrap();
 
-        // Create, then a second Create of the same id is refused as on a
-        // single node.
-        let created = write(&gateway, &owner.create()).await;
+        // Two Creates of the same id (sealed apart, so two bodies) race:
+        // one is applied, the other is told `DatasetExists`, as a single
+        // node tells it; a later Create is refused the same way.
+        let another_create = |descriptor: &[u8]| {
+            owner.sign(WriteBody {
+                seq: 0,
+                dataset: owner.dataset,
+                action: Action::Create {
+                    owner: PublicKey(owner.key.public_key()),
+                    name_tag: owner.name_tag,
+                    descriptor: descriptor.to_vec(),
+                    indexes: Vec::new(),
+                },
+            })
+        };
+        let (create, racing) = (owner.create(), another_create(b"a racing descriptor"));
+        let (first, second) = futures::join!(write(&gateway, &create), write(&gateway, &racing));
+        let mut outcomes = [first, second];
+        outcomes.sort_by_key(|outcome| matches!(outcome, Response::Error(_)));
         assert!(
-            matches!(created, Response::Written { seq: 0, .. }),
-            "{created:?}"
+            matches!(outcomes[0], Response::Written { seq: 0, .. }),
+            "{outcomes:?}"
         );
-        let again = owner.sign(WriteBody {
-            seq: 0,
-            dataset: owner.dataset,
-            action: Action::Create {
-                owner: PublicKey(owner.key.public_key()),
-                name_tag: owner.name_tag,
-                descriptor: b"another descriptor".to_vec(),
-                indexes: Vec::new(),
-            },
-        });
+        assert_eq!(outcomes[1], Response::Error(NodeError::DatasetExists));
         assert_eq!(
-            write(&gateway, &again).await,
+            write(&gateway, &another_create(b"another descriptor")).await,
             Response::Error(NodeError::DatasetExists)
         );
 

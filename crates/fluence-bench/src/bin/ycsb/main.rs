@@ -57,6 +57,11 @@ struct Args {
     /// Records per insert_many while loading.
     #[arg(long, default_value_t = 500)]
     load_batch: u64,
+    /// Concurrent insert_many tasks while loading. The load prints the
+    /// commit latency of each insert_many (p50/p99): against a cluster it
+    /// is the time to finalize and apply a batch.
+    #[arg(long, default_value_t = 1)]
+    load_threads: u64,
     /// Operations of workload E (scans) are capped separately: each scan may
     /// read the whole collection when `_id` has no ordered index.
     #[arg(long)]
@@ -215,28 +220,61 @@ fn record(key: u64, rng: &mut impl Rng) -> Document {
     document
 }
 
-/// Drops the collection and inserts `records` records in batches.
+/// Drops the collection and inserts `records` records in batches of
+/// `load_batch`, on `load_threads` tasks that take the next batch in turn.
 async fn load(coll: &Collection<Document>, args: &Args) -> Result<()> {
     coll.drop().await.context("dropping the collection")?;
-    let mut rng = StdRng::seed_from_u64(args.seed);
+    let batch_len = args.load_batch.max(1);
+    let next_batch = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let mut next = 0u64;
-    while next < args.records {
-        let end = (next + args.load_batch.max(1)).min(args.records);
-        let batch: Vec<Document> = (next..end).map(|k| record(k, &mut rng)).collect();
-        coll.insert_many(batch)
-            .await
-            .with_context(|| format!("loading records {next}..{end}"))?;
-        next = end;
+    let mut tasks = Vec::new();
+    for _ in 0..args.load_threads.max(1) {
+        let coll = coll.clone();
+        let next_batch = Arc::clone(&next_batch);
+        let (records, seed) = (args.records, args.seed);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Latencies::default();
+            loop {
+                let first = next_batch.fetch_add(batch_len, Ordering::AcqRel);
+                if first >= records {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                let end = (first + batch_len).min(records);
+                // Seeded by the batch, so a load is the same whatever the
+                // number of tasks.
+                let mut rng = StdRng::seed_from_u64(seed ^ first.rotate_left(17));
+                let batch: Vec<Document> = (first..end).map(|k| record(k, &mut rng)).collect();
+                let batch_started = Instant::now();
+                coll.insert_many(batch)
+                    .await
+                    .with_context(|| format!("loading records {first}..{end}"))?;
+                latencies.record(Op::Insert, batch_started.elapsed());
+            }
+        }));
+    }
+    let mut all = Latencies::default();
+    for task in tasks {
+        all.merge(task.await.context("load task failed")??);
     }
     let elapsed = started.elapsed();
     println!(
-        "loaded {} records in {:.2} s ({:.0} records/s, insert_many of {})",
+        "loaded {} records in {:.2} s ({:.0} records/s, insert_many of {} on {} tasks)",
         args.records,
         elapsed.as_secs_f64(),
         args.records as f64 / elapsed.as_secs_f64(),
-        args.load_batch
+        args.load_batch,
+        args.load_threads.max(1)
     );
+    if let Some(error) = &all.first_error {
+        println!("  first error: {error}");
+    }
+    if let Some(s) = all.summaries().first() {
+        let [p50, p99, max] = s.quantiles_ms();
+        println!(
+            "  insert_many        {:>7} ops  p50 {p50:>8.2} ms  p99 {p99:>8.2} ms  max {max:>8.2} ms",
+            s.count
+        );
+    }
     Ok(())
 }
 
