@@ -27,7 +27,7 @@ use crate::member::{Behavior, Member};
 
 /// How long a proposal or verification waits before looking again when it
 /// depends on blocks not yet finalized.
-pub const SPECULATION_RETRY: Duration = Duration::from_millis(10);
+pub const SPECULATION_RETRY: Duration = Duration::from_millis(5);
 
 /// The scheme simplex signs votes and certificates with.
 pub type Scheme = commonware_consensus::simplex::scheme::ed25519::Scheme;
@@ -128,7 +128,9 @@ impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ChainApp<O, S> {
 
     /// Walks the ancestry to the applied tip and runs `f` on the parent's
     /// state, waiting while it depends on unfinalized lifecycle blocks, a
-    /// store not yet reconciled after a restart, or too deep a backlog.
+    /// store not yet reconciled after a restart, or too deep a backlog;
+    /// and, for up to `BlockLimits::parent_apply_wait`, while unapplied
+    /// ancestors with writes would have to be replayed.
     async fn on_parent<E: Clock, R>(
         &self,
         runtime: &E,
@@ -136,6 +138,7 @@ impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ChainApp<O, S> {
         parent: &ChainBlock,
         mut f: impl FnMut(&crate::exec::ParentView<'_, O>) -> Result<R, SpecError>,
     ) -> Result<R, SpecError> {
+        let replay_from = runtime.current() + self.member.limits.parent_apply_wait;
         loop {
             let applied = self.member.exec.applied();
             let ancestors = match down_to_applied(ancestry.clone(), applied.height).await {
@@ -146,7 +149,12 @@ impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ChainApp<O, S> {
                     continue;
                 }
             };
-            match self.member.exec.with_parent(&ancestors, parent, &mut f) {
+            let replay = runtime.current() >= replay_from;
+            match self
+                .member
+                .exec
+                .with_parent(&ancestors, parent, replay, &mut f)
+            {
                 Err(SpecError::Wait) => runtime.sleep(SPECULATION_RETRY).await,
                 other => return other,
             }

@@ -17,13 +17,14 @@
 //! one is simulated only on top of fully applied ancestors, and no block is
 //! simulated on top of an unapplied one: the caller waits for finalization.
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use fluence_chain::{is_lifecycle_write, ChainStore, ChainTip, FinalizedBlock, ABSENT_STATE_ROOT};
 use fluence_proto::{
     Action, DatasetId, DatasetInfo, Encode, Hash32, NodeError, PublicKey, SignedWrite,
 };
-use fluence_store::{Applied, OreOrder, SequenceError, Store, StoreError};
+use fluence_store::{Applied, OreOrder, SequenceError, Staged, Store, StoreError};
 
 use crate::block::ChainBlock;
 use crate::error::ReplicaFault;
@@ -38,12 +39,32 @@ struct ExecState {
     /// crash between applying a block's writes and recording the block
     /// leaves the store one block ahead until that block is redelivered.
     reconciled: bool,
+    /// The last block's writes executed on the applied tip, uncommitted.
+    staged: Option<StagedWrites>,
+}
+
+/// Writes executed on the applied block `parent` in a transaction kept
+/// open: committing it applies exactly those writes on exactly that state.
+struct StagedWrites {
+    parent: Hash32,
+    writes: Vec<SignedWrite>,
+    staged: Staged,
+}
+
+impl StagedWrites {
+    fn matches(&self, parent: &Hash32, writes: &[SignedWrite]) -> bool {
+        self.parent == *parent && self.writes == writes
+    }
 }
 
 /// The dataset as of the end of the committed store state, plus the
 /// unapplied ancestors' writes, under the execution lock.
 pub struct ParentView<'a, O: OreOrder> {
     store: &'a Store<O>,
+    /// The applied tip the committed state is at.
+    applied: Hash32,
+    /// The executor's staged writes, replaced by a simulation on the tip.
+    staged: RefCell<&'a mut Option<StagedWrites>>,
     committed: Option<DatasetInfo>,
     pending: Vec<SignedWrite>,
     /// `(height, index of its last write in pending, claimed root)` for
@@ -107,6 +128,11 @@ impl<O: OreOrder> ParentView<'_, O> {
         if writes.iter().any(is_lifecycle_write) && !self.lifecycle_allowed() {
             return Err(SpecError::Wait);
         }
+        if self.pending.is_empty() && !writes.iter().any(is_lifecycle_write) {
+            return self.stage(writes);
+        }
+        // Only one write transaction may be open: the staged one goes.
+        self.staged.borrow_mut().take();
         let mut all = Vec::with_capacity(self.pending.len() + writes.len());
         all.extend_from_slice(&self.pending);
         all.extend_from_slice(writes);
@@ -133,6 +159,31 @@ impl<O: OreOrder> ParentView<'_, O> {
                     error: error.to_node_error(),
                 })
             }
+        }
+    }
+
+    /// Simulates `writes` on the applied tip itself, keeping the execution
+    /// staged for when the block that holds them is finalized.
+    fn stage(&self, writes: &[SignedWrite]) -> Result<Vec<Applied>, SpecError> {
+        let mut slot = self.staged.borrow_mut();
+        if let Some(staged) = slot.as_ref().filter(|s| s.matches(&self.applied, writes)) {
+            return Ok(staged.staged.applied().to_vec());
+        }
+        slot.take();
+        match self.store.stage_sequence(writes) {
+            Ok(staged) => {
+                let applied = staged.applied().to_vec();
+                **slot = Some(StagedWrites {
+                    parent: self.applied,
+                    writes: writes.to_vec(),
+                    staged,
+                });
+                Ok(applied)
+            }
+            Err(SequenceError { index, error }) => Err(SpecError::Refused {
+                index,
+                error: error.to_node_error(),
+            }),
         }
     }
 }
@@ -176,6 +227,7 @@ impl<O: OreOrder> Executor<O> {
             state: Mutex::new(ExecState {
                 applied,
                 reconciled: committed_root == applied.state_root,
+                staged: None,
             }),
         })
     }
@@ -211,13 +263,16 @@ impl<O: OreOrder> Executor<O> {
     /// Runs `f` on the parent state reached by `ancestors` (unapplied
     /// blocks, oldest first, ending with the parent; those the applied tip
     /// has meanwhile passed are skipped), under the execution lock.
+    /// Without `replay`, unapplied ancestors with writes are not replayed:
+    /// the caller is told to wait for them to be applied.
     pub fn with_parent<R>(
         &self,
         ancestors: &[Arc<ChainBlock>],
         parent: &ChainBlock,
+        replay: bool,
         f: impl FnOnce(&ParentView<'_, O>) -> Result<R, SpecError>,
     ) -> Result<R, SpecError> {
-        let state = self.lock();
+        let mut state = self.lock();
         if !state.reconciled {
             return Err(SpecError::Wait);
         }
@@ -255,6 +310,9 @@ impl<O: OreOrder> Executor<O> {
                 return Err(SpecError::Wait);
             }
             if !block.block().writes.is_empty() {
+                if !replay {
+                    return Err(SpecError::Wait);
+                }
                 pending.extend_from_slice(&block.block().writes);
                 checkpoints.push((
                     block.block().height,
@@ -267,6 +325,8 @@ impl<O: OreOrder> Executor<O> {
             .map_err(|e| SpecError::Storage(e.to_string()))?;
         let view = ParentView {
             store: &self.store,
+            applied: applied.hash,
+            staged: RefCell::new(&mut state.staged),
             committed,
             pending,
             checkpoints,
@@ -315,8 +375,23 @@ impl<O: OreOrder> Executor<O> {
             });
         }
         let writes = &block.block().writes;
-        let skip = self.already_applied(writes, &applied, height)?;
-        let computed = if skip < writes.len() {
+        let staged = state
+            .staged
+            .take()
+            .filter(|staged| staged.matches(&applied.hash, writes));
+        let skip = match staged {
+            Some(_) => 0,
+            None => self.already_applied(writes, &applied, height)?,
+        };
+        let computed = if let Some(staged) = staged {
+            match staged.staged.commit() {
+                Ok(results) => results
+                    .last()
+                    .map(|a| a.state_root)
+                    .unwrap_or(applied.state_root),
+                Err(error) => return Err(ReplicaFault::Store(error.to_string())),
+            }
+        } else if skip < writes.len() {
             match self.store.apply_sequence(&writes[skip..]) {
                 Ok(results) => results
                     .last()
@@ -414,5 +489,198 @@ impl<O: OreOrder> Executor<O> {
                 .is_some_and(|e| e.seq == seq && e.write == write.to_bytes()),
             Err(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fluence_chain::Block;
+    use fluence_proto::{DocId, DocOp, Precondition, SealedDoc};
+    use fluence_store::PlaintextOrder;
+    use fluence_testkit::Owner;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        owner: Owner,
+        exec: Executor<PlaintextOrder>,
+        /// The applied block holding the dataset's `Create`.
+        created: ChainBlock,
+    }
+
+    /// An executor whose dataset is created (block 1 applied).
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = Owner::new([0x0e; 32], [5; 32]);
+        let store = Arc::new(Store::<PlaintextOrder>::open(&dir.path().join("store")).unwrap());
+        let chain = ChainStore::open(&dir.path().join("chain"), owner.dataset).unwrap();
+        let exec = Executor::new(owner.dataset, store, chain).unwrap();
+        let genesis = ChainBlock::genesis(owner.dataset);
+        let create = owner.create();
+        let root = exec
+            .store()
+            .simulate_sequence(std::slice::from_ref(&create))
+            .unwrap()[0]
+            .state_root;
+        let created = child(&genesis, vec![create], root);
+        exec.apply_finalized(&created, Vec::new()).unwrap().unwrap();
+        Fixture {
+            _dir: dir,
+            owner,
+            exec,
+            created,
+        }
+    }
+
+    fn child(parent: &ChainBlock, writes: Vec<SignedWrite>, state_root: Hash32) -> ChainBlock {
+        ChainBlock::new(Block {
+            dataset: parent.block().dataset,
+            height: parent.block().height + 1,
+            parent: parent.hash(),
+            timestamp_ms: parent.block().timestamp_ms + 1,
+            writes,
+            state_root,
+            attestations: Vec::new(),
+            evidence: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    /// Write `seq`: `docs` new documents, told apart by `tag`.
+    fn insert(owner: &Owner, seq: u64, docs: u8, tag: u8) -> SignedWrite {
+        let ops = (0..docs)
+            .map(|i| DocOp::Put {
+                doc: doc_id(tag, i),
+                expect: Precondition::Absent,
+                sealed: SealedDoc {
+                    version: 1,
+                    wrapped_key: vec![tag; 72],
+                    ciphertext: vec![tag, i],
+                },
+                entries: Vec::new(),
+            })
+            .collect();
+        owner.batch(seq, ops)
+    }
+
+    fn doc_id(tag: u8, i: u8) -> DocId {
+        let mut id = [0; 16];
+        id[..2].copy_from_slice(&[tag, i]);
+        DocId(id)
+    }
+
+    /// The root `writes` leave on the committed state, from an aborted
+    /// simulation.
+    fn root_of(exec: &Executor<PlaintextOrder>, writes: &[SignedWrite]) -> Hash32 {
+        exec.store()
+            .simulate_sequence(writes)
+            .unwrap()
+            .last()
+            .unwrap()
+            .state_root
+    }
+
+    /// Whether a staged transaction holds the dataset: another write is
+    /// then refused with `StoreError::Staged`.
+    fn staged_held(exec: &Executor<PlaintextOrder>) -> bool {
+        let owner = Owner::new([0x0e; 32], [5; 32]);
+        let next = exec.committed().unwrap().unwrap().seq + 1;
+        match exec
+            .store()
+            .simulate_sequence(&[insert(&owner, next, 1, 0xee)])
+        {
+            Ok(_) => false,
+            Err(SequenceError {
+                error: fluence_store::ApplyError::Store(StoreError::Staged),
+                ..
+            }) => true,
+            Err(other) => panic!("probe refused: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_block_verified_on_the_applied_tip_is_committed_from_its_staged_execution() {
+        let f = fixture();
+        let writes = vec![insert(&f.owner, 1, 3, 1), insert(&f.owner, 2, 2, 2)];
+        let expected = root_of(&f.exec, &writes);
+        let simulated = f
+            .exec
+            .with_parent(&[], &f.created, false, |view| view.simulate(&writes))
+            .unwrap();
+        assert_eq!(simulated.last().unwrap().state_root, expected);
+        // The execution is held open, invisible to readers.
+        assert!(staged_held(&f.exec));
+        assert_eq!(f.exec.committed().unwrap().unwrap().seq, 0);
+
+        let block = child(&f.created, writes.clone(), expected);
+        let applied = f.exec.apply_finalized(&block, Vec::new()).unwrap().unwrap();
+        assert_eq!(
+            applied.iter().map(|(_, seq)| *seq).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        let info = f.exec.committed().unwrap().unwrap();
+        assert_eq!(
+            (info.seq, info.state_root, info.doc_count),
+            (2, expected, 5)
+        );
+        assert!(!staged_held(&f.exec), "the commit released the dataset");
+        assert_eq!(f.exec.applied().hash, block.hash());
+    }
+
+    #[test]
+    fn a_staged_execution_of_another_block_is_dropped_and_the_finalized_one_applied() {
+        let f = fixture();
+        let verified = vec![insert(&f.owner, 1, 3, 1)];
+        let finalized = vec![insert(&f.owner, 1, 4, 2)];
+        let expected = root_of(&f.exec, &finalized);
+        f.exec
+            .with_parent(&[], &f.created, false, |view| view.simulate(&verified))
+            .unwrap();
+        assert!(staged_held(&f.exec));
+        let block = child(&f.created, finalized, expected);
+        f.exec.apply_finalized(&block, Vec::new()).unwrap().unwrap();
+        let info = f.exec.committed().unwrap().unwrap();
+        assert_eq!(
+            (info.seq, info.state_root, info.doc_count),
+            (1, expected, 4)
+        );
+        assert!(!staged_held(&f.exec));
+    }
+
+    #[test]
+    fn unapplied_ancestors_with_writes_wait_unless_replayed_and_replaying_unstages() {
+        let f = fixture();
+        let first = vec![insert(&f.owner, 1, 3, 1)];
+        let first_root = root_of(&f.exec, &first);
+        // Staged on the tip, as a verification of block 2 would.
+        f.exec
+            .with_parent(&[], &f.created, false, |view| view.simulate(&first))
+            .unwrap();
+        let parent = Arc::new(child(&f.created, first.clone(), first_root));
+        let ancestors = [Arc::new(f.created.clone()), Arc::clone(&parent)];
+        let next = vec![insert(&f.owner, 2, 1, 9)];
+        let waited = f
+            .exec
+            .with_parent(&ancestors, &parent, false, |view| view.simulate(&next));
+        assert!(matches!(waited, Err(SpecError::Wait)), "{waited:?}");
+        assert!(staged_held(&f.exec), "waiting keeps the staged execution");
+
+        let replayed = f
+            .exec
+            .with_parent(&ancestors, &parent, true, |view| view.simulate(&next))
+            .unwrap();
+        let mut both = first.clone();
+        both.extend(next.clone());
+        assert!(
+            !staged_held(&f.exec),
+            "replaying needs the write transaction"
+        );
+        assert_eq!(replayed.last().unwrap().state_root, root_of(&f.exec, &both));
+        // The parent is then applied by executing it again.
+        f.exec
+            .apply_finalized(&parent, Vec::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.exec.committed().unwrap().unwrap().state_root, first_root);
     }
 }

@@ -34,6 +34,15 @@ pub struct BlockLimits {
     /// attestations of the block before. Capped at half the leader timeout
     /// so the view never times out while its leader waits.
     pub empty_block_delay: Duration,
+    /// How long a proposal or verification whose parent is finalized but
+    /// not yet applied here waits for it before it replays the parent's
+    /// writes speculatively. Waiting costs about one finalization round;
+    /// replaying executes the parent a second time and loses the staged
+    /// execution (see `exec`), which on a busy member costs more. Capped
+    /// at a quarter of the leader timeout, so a parent that is never
+    /// finalized (a notarized block left behind) delays a view only a
+    /// little.
+    pub parent_apply_wait: Duration,
 }
 
 impl Default for BlockLimits {
@@ -42,6 +51,7 @@ impl Default for BlockLimits {
             writes_max: 1024,
             write_bytes_max: 16 * 1024 * 1024,
             empty_block_delay: Duration::from_millis(500),
+            parent_apply_wait: Duration::from_millis(250),
         }
     }
 }

@@ -337,6 +337,10 @@ where
             .limits
             .empty_block_delay
             .min(config.timeouts.leader / 2),
+        parent_apply_wait: config
+            .limits
+            .parent_apply_wait
+            .min(config.timeouts.leader / 4),
         ..config.limits
     };
     let member = Arc::new(Member::new(

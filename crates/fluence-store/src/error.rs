@@ -26,6 +26,10 @@ pub enum StoreError {
     UnsupportedFormat { found: u16, supported: u16 },
     #[error("dataset not found")]
     DatasetNotFound,
+    /// A write began while a [`crate::Staged`] transaction of the dataset
+    /// was still open: its holder must commit or drop it first.
+    #[error("a staged transaction of the dataset is still open")]
+    Staged,
 }
 
 impl StoreError {
@@ -45,7 +49,7 @@ impl StoreError {
             StoreError::UnsupportedFormat { .. } => {
                 NodeError::Corrupt("dataset file format not supported".into())
             }
-            StoreError::Io { .. } | StoreError::Db(_) => {
+            StoreError::Io { .. } | StoreError::Db(_) | StoreError::Staged => {
                 NodeError::Internal("node storage failed".into())
             }
         }

@@ -41,8 +41,8 @@ pub use query::{
     Page, CANDIDATES_PER_PAGE_MAX, ESTIMATE_SCAN_MAX, PAGE_BYTES_MAX, RANGE_CHUNK_DOCS_MAX,
 };
 pub use store::{
-    Applied, CheckReport, Import, JournalEntry, SequenceError, Snapshot, SnapshotPage, Store,
-    StoreOptions, CREATING_FILE_EXT, DATASETS_DIR, DATASET_CACHE_BYTES, DATASET_FILES_MAX,
+    Applied, CheckReport, Import, JournalEntry, SequenceError, Snapshot, SnapshotPage, Staged,
+    Store, StoreOptions, CREATING_FILE_EXT, DATASETS_DIR, DATASET_CACHE_BYTES, DATASET_FILES_MAX,
     DATASET_FILE_EXT, IMPORTING_FILE_EXT, JOURNAL_BYTES_MAX, JOURNAL_READ_MAX,
 };
 
@@ -55,6 +55,12 @@ mod send_sync {
     #[test]
     fn store_is_shareable_across_request_handlers() {
         assert_send_sync::<Store<PlaintextOrder>>();
+    }
+
+    #[test]
+    fn a_staged_transaction_can_be_kept_by_another_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Staged>();
     }
 
     #[test]

@@ -20,7 +20,9 @@ use redb::{
 use crate::apply::{self, DocTables};
 
 mod snapshot;
+mod staged;
 pub use snapshot::{Import, Snapshot, SnapshotPage};
+pub use staged::Staged;
 
 use crate::error::{ApplyError, FindError, StoreError};
 use crate::layout::{self, Meta};
@@ -120,6 +122,11 @@ enum Outcome {
     Abort,
 }
 
+/// Write `index` of a sequence was refused with `error`.
+fn refuse(index: usize, error: ApplyError) -> SequenceError {
+    SequenceError { index, error }
+}
+
 /// The write of a one-write sequence that creates or drops its dataset.
 fn lifecycle_alone(writes: &[SignedWrite]) -> Option<&SignedWrite> {
     match writes {
@@ -140,6 +147,22 @@ struct Dataset {
 #[derive(Debug, Default)]
 struct WriterState {
     dropped: bool,
+    /// A [`Staged`] transaction is open: until it is committed or dropped
+    /// no other write may begin (redb would block the caller until then).
+    staged: bool,
+}
+
+impl WriterState {
+    /// Whether a new write transaction may begin.
+    fn check_writable(&self) -> Result<(), ApplyError> {
+        if self.dropped {
+            return Err(ApplyError::DatasetNotFound);
+        }
+        if self.staged {
+            return Err(ApplyError::Store(StoreError::Staged));
+        }
+        Ok(())
+    }
 }
 
 /// The node storage engine: every dataset of one node. `Send + Sync`:
@@ -388,9 +411,28 @@ impl<O: OreOrder> Store<O> {
         writes: &[SignedWrite],
         outcome: Outcome,
     ) -> Result<Vec<Applied>, SequenceError> {
-        let refuse = |index: usize, error: ApplyError| SequenceError { index, error };
-        let Some(first) = writes.first() else {
+        let Some((dataset, encoded)) = self.sequence_input(writes)? else {
             return Ok(Vec::new());
+        };
+        let writer = lock(&dataset.writer);
+        writer.check_writable().map_err(|error| refuse(0, error))?;
+        let (txn, applied) = Self::execute(&dataset, writes, &encoded, outcome)?;
+        match outcome {
+            Outcome::Commit => txn.commit().map_err(|e| refuse(0, e.into()))?,
+            Outcome::Abort => txn.abort().map_err(|e| refuse(0, e.into()))?,
+        }
+        drop(writer);
+        Ok(applied)
+    }
+
+    /// The dataset of a sequence of `Batch` and `Reindex` writes and each
+    /// write's canonical bytes (`None` for no writes).
+    fn sequence_input(
+        &self,
+        writes: &[SignedWrite],
+    ) -> Result<Option<(Arc<Dataset>, Vec<Vec<u8>>)>, SequenceError> {
+        let Some(first) = writes.first() else {
+            return Ok(None);
         };
         let id = first.body.dataset;
         let mut encoded = Vec::with_capacity(writes.len());
@@ -421,10 +463,18 @@ impl<O: OreOrder> Store<O> {
         let dataset = self
             .dataset(&id)
             .ok_or(refuse(0, ApplyError::DatasetNotFound))?;
-        let writer = lock(&dataset.writer);
-        if writer.dropped {
-            return Err(refuse(0, ApplyError::DatasetNotFound));
-        }
+        Ok(Some((dataset, encoded)))
+    }
+
+    /// Applies `writes` inside a new write transaction of `dataset` (whose
+    /// writer lock the caller holds), set to commit durably unless it is
+    /// to be aborted. A refused write aborts it.
+    fn execute(
+        dataset: &Dataset,
+        writes: &[SignedWrite],
+        encoded: &[Vec<u8>],
+        outcome: Outcome,
+    ) -> Result<(WriteTransaction, Vec<Applied>), SequenceError> {
         let at_first = |error: ApplyError| refuse(0, error);
         let mut txn = dataset.db.begin_write().map_err(|e| at_first(e.into()))?;
         if outcome == Outcome::Commit {
@@ -432,7 +482,7 @@ impl<O: OreOrder> Store<O> {
                 .map_err(|e| at_first(e.into()))?;
         }
         let mut applied = Vec::with_capacity(writes.len());
-        for (index, (write, bytes)) in writes.iter().zip(&encoded).enumerate() {
+        for (index, (write, bytes)) in writes.iter().zip(encoded).enumerate() {
             match Self::apply_in(&txn, write, bytes) {
                 Ok(one) => applied.push(one),
                 Err(error) => {
@@ -441,12 +491,7 @@ impl<O: OreOrder> Store<O> {
                 }
             }
         }
-        match outcome {
-            Outcome::Commit => txn.commit().map_err(|e| at_first(e.into()))?,
-            Outcome::Abort => txn.abort().map_err(|e| at_first(e.into()))?,
-        }
-        drop(writer);
-        Ok(applied)
+        Ok((txn, applied))
     }
 
     /// Everything a `Create` must satisfy before any file is touched.
@@ -657,9 +702,7 @@ impl<O: OreOrder> Store<O> {
         let _lifecycle = lock(&self.lifecycle);
         let dataset = self.dataset(id).ok_or(ApplyError::DatasetNotFound)?;
         let mut writer = lock(&dataset.writer);
-        if writer.dropped {
-            return Err(ApplyError::DatasetNotFound);
-        }
+        writer.check_writable()?;
         next_seq(&read_meta(&dataset.db.begin_read()?)?, seq)?;
         // Unlink first: if that fails the dataset is still whole and served.
         // Readers holding it keep reading the unlinked file until they

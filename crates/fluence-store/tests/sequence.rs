@@ -126,3 +126,111 @@ fn lifecycle_writes_stand_alone_and_sequences_stay_in_one_dataset() {
     assert!(store.datasets().is_empty());
     assert_eq!(store.apply_sequence(&[]).unwrap(), vec![]);
 }
+
+/// Writes 1..=3 of `id`: inserts, an update and a delete.
+fn three_writes(id: fluence_proto::DatasetId) -> Vec<fluence_proto::SignedWrite> {
+    vec![
+        batch(id, 1, vec![insert(1, 1, &[1], 10), insert(2, 2, &[2], 20)]),
+        batch(id, 2, vec![update(1, 1, 3, &[3], 30)]),
+        batch(id, 3, vec![delete(2, 1)]),
+    ]
+}
+
+#[test]
+fn a_staged_sequence_commits_what_apply_would_and_is_invisible_until_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = dataset(6);
+    let writes = three_writes(id);
+    let (_twin_dir, twin) = open();
+    create(&twin, id);
+    let expected = twin.apply_sequence(&writes).unwrap();
+
+    let store = TestStore::open(dir.path()).unwrap();
+    let created = create(&store, id);
+    let staged = store.stage_sequence(&writes).unwrap();
+    assert_eq!(staged.applied(), expected.as_slice());
+    // Readers see the committed state only.
+    let info = store.info(&id).unwrap();
+    assert_eq!((info.seq, info.state_root), (0, created.state_root));
+    assert_eq!(
+        find_all(&store, &id, &fluence_proto::Plan::All, 100).len(),
+        0
+    );
+
+    assert_eq!(staged.commit().unwrap(), expected);
+    let info = store.info(&id).unwrap();
+    assert_eq!((info.seq, info.state_root), (3, expected[2].state_root));
+    assert_eq!(store.journal(&id, 1, 10).unwrap().len(), 3);
+    // Durable: a reopened store holds it, and writing goes on.
+    drop(store);
+    let store = TestStore::open(dir.path()).unwrap();
+    assert_eq!(store.info(&id).unwrap().state_root, expected[2].state_root);
+    assert_eq!(
+        find_all(&store, &id, &fluence_proto::Plan::All, 100),
+        sorted_docs([1])
+    );
+    store.apply(&batch(id, 4, vec![delete(1, 2)])).unwrap();
+}
+
+#[test]
+fn a_dropped_staged_sequence_changes_nothing_and_blocks_no_one_after() {
+    let (_dir, store) = open();
+    let id = dataset(7);
+    let created = create(&store, id);
+    let writes = three_writes(id);
+    let staged = store.stage_sequence(&writes).unwrap();
+    // Other writers are refused, typed, rather than blocked.
+    for refused in [
+        store.apply_sequence(&writes[..1]).unwrap_err(),
+        store.simulate_sequence(&writes[..1]).unwrap_err(),
+        store.stage_sequence(&writes[..1]).err().unwrap(),
+    ] {
+        assert!(
+            matches!(
+                refused.error,
+                ApplyError::Store(fluence_store::StoreError::Staged)
+            ),
+            "{refused}"
+        );
+    }
+    assert!(matches!(
+        store.apply(&signed(id, 1, Action::Drop)).unwrap_err(),
+        ApplyError::Store(fluence_store::StoreError::Staged)
+    ));
+    drop(staged);
+    let info = store.info(&id).unwrap();
+    assert_eq!((info.seq, info.state_root), (0, created.state_root));
+    assert_eq!(store.journal(&id, 1, 10).unwrap(), vec![]);
+    // Writable again: the same writes apply as if never staged.
+    let (_twin_dir, twin) = open();
+    create(&twin, id);
+    assert_eq!(
+        store.apply_sequence(&writes).unwrap(),
+        twin.apply_sequence(&writes).unwrap()
+    );
+}
+
+#[test]
+fn staging_refuses_as_applying_does_and_leaves_the_dataset_writable() {
+    let (_dir, store) = open();
+    let id = dataset(8);
+    create(&store, id);
+    let writes = vec![
+        batch(id, 1, vec![insert(1, 1, &[1], 10)]),
+        batch(id, 2, vec![insert(1, 1, &[1], 10)]),
+    ];
+    let SequenceError { index, error } = store.stage_sequence(&writes).err().unwrap();
+    assert_eq!(index, 1);
+    assert!(
+        matches!(error, ApplyError::Precondition { op_index: 0, .. }),
+        "{error}"
+    );
+    let nothing = store.stage_sequence(&[]).err().unwrap();
+    assert!(matches!(nothing.error, ApplyError::BadWrite(_)));
+    let lifecycle = store
+        .stage_sequence(&[signed(id, 1, Action::Drop)])
+        .err()
+        .unwrap();
+    assert!(matches!(lifecycle.error, ApplyError::BadWrite(_)));
+    assert_eq!(store.apply_sequence(&writes[..1]).unwrap()[0].seq, 1);
+}
