@@ -22,6 +22,7 @@ use crate::transport::Transport;
 
 pub mod cursor;
 pub mod find_and_modify;
+mod group_commit;
 mod indexes;
 mod point_reads;
 mod update_spec;
@@ -88,6 +89,8 @@ struct DatasetState {
     /// Sequence number of the last write this client knows applied; the
     /// lock also serialises this gateway's writes to the dataset.
     last_seq: Mutex<u64>,
+    /// Inserts waiting to be sent together (see `group_commit`).
+    inserts: group_commit::InsertQueue,
 }
 
 pub struct Client<T: Transport> {
@@ -167,6 +170,7 @@ impl<T: Transport> Client<T> {
                     Arc::new(DatasetState {
                         dataset,
                         last_seq: Mutex::new(seq),
+                        inserts: Default::default(),
                     }),
                 );
                 Ok(DatasetView {
@@ -218,6 +222,7 @@ impl<T: Transport> Client<T> {
         let state = Arc::new(DatasetState {
             dataset,
             last_seq: Mutex::new(info.seq),
+            inserts: Default::default(),
         });
         self.datasets
             .lock()
@@ -450,8 +455,7 @@ impl<T: Transport> Client<T> {
                     .map(|d| d.get("_id").cloned().unwrap_or(Bson::Null))
                     .collect()
             });
-            let mut last_seq = state.last_seq.lock().await;
-            let (applied, error) = match self.submit_ops(&state, &mut last_seq, ops).await {
+            let (applied, error) = match self.submit_inserts(&state, ops).await {
                 Ok(_) => {
                     return Ok(InsertResult {
                         inserted_ids: std::mem::take(ids),

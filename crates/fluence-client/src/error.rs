@@ -6,7 +6,7 @@ use fluence_proto::NodeError;
 
 use crate::query::QueryError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     #[error("{0}")]
     InvalidRequest(String),

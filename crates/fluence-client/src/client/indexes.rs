@@ -173,6 +173,7 @@ impl<T: Transport> Client<T> {
         let state = Arc::new(DatasetState {
             dataset,
             last_seq: tokio::sync::Mutex::new(last_seq),
+            inserts: Default::default(),
         });
         self.datasets
             .lock()
