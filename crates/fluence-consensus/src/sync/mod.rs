@@ -55,7 +55,6 @@ use std::time::Duration;
 use commonware_cryptography::ed25519;
 use commonware_p2p::{Receiver, Recipients, Sender};
 use commonware_runtime::Clock;
-use fluence_proto::Encode;
 use fluence_store::OreOrder;
 use futures::channel::mpsc;
 use tracing::{debug, warn};
@@ -123,8 +122,8 @@ where
                 let _ = answers.try_send((from, message));
                 continue;
             }
-            if let Some(answer) = server.handle(&from, message, now) {
-                sender.send(Recipients::One(from), answer.to_bytes(), false);
+            if let Some(answer) = server.handle_encoded(&from, message, now) {
+                sender.send(Recipients::One(from), answer, false);
             }
         }
     };

@@ -102,14 +102,28 @@ impl<O: OreOrder> Server<O> {
             | SyncMessage::Page { .. }
             | SyncMessage::Refused { .. } => return None,
         };
-        if answer.to_bytes().len() > SYNC_MESSAGE_LEN_MAX {
-            warn!("a sync answer does not fit one message");
-            return Some(SyncMessage::Refused {
-                nonce: answer.answer_nonce().unwrap_or_default(),
-                reason: Refusal::Failed,
-            });
-        }
         Some(answer)
+    }
+
+    /// [`Server::handle`], encoded: an answer that would not fit one
+    /// message becomes a [`Refusal::Failed`].
+    pub fn handle_encoded(
+        &mut self,
+        from: &ed25519::PublicKey,
+        request: SyncMessage,
+        now: SystemTime,
+    ) -> Option<Vec<u8>> {
+        let answer = self.handle(from, request, now)?;
+        let bytes = answer.to_bytes();
+        if bytes.len() <= SYNC_MESSAGE_LEN_MAX {
+            return Some(bytes);
+        }
+        warn!(len = bytes.len(), "a sync answer does not fit one message");
+        let refused = SyncMessage::Refused {
+            nonce: answer.answer_nonce().unwrap_or_default(),
+            reason: Refusal::Failed,
+        };
+        Some(refused.to_bytes())
     }
 
     /// Opens a snapshot at the newest applied block, if that block has a
