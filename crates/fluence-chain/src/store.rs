@@ -16,10 +16,17 @@
 //!   transaction as its block, so a resubmitted write is recognised and
 //!   acknowledged instead of applied twice.
 //!
+//! - table `meta`, key `"floor"` (only on a member that synced from a
+//!   snapshot): the height `u64` LE of the first block this chain holds.
+//!   That block was installed by [`ChainStore::install_floor`] with its own
+//!   certificate; the blocks below it were never stored here (the member
+//!   took the dataset's state at that height from a peer's snapshot).
+//!
 //! Invariants, asserted on every append: heights start at 1 (the genesis
-//! block is implicit, [`Block::genesis`]) and grow by one; each block names
-//! the previous block's hash as its parent. Appends commit with immediate
-//! durability: a block reported as stored survives a crash.
+//! block is implicit, [`Block::genesis`]), or at the floor, and grow by
+//! one; each block names the previous block's hash as its parent. Appends
+//! commit with immediate durability: a block reported as stored survives a
+//! crash.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +45,7 @@ pub const CHAIN_RANGE_MAX: usize = 1_000;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const META_KEY: &str = "chain";
+const FLOOR_KEY: &str = "floor";
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const WRITES: TableDefinition<&[u8; 32], (u64, u64)> = TableDefinition::new("writes");
 
@@ -145,6 +153,10 @@ pub enum ChainStoreError {
     ForeignBlock { height: u64 },
     #[error("certificate of {len} bytes is above CERTIFICATE_LEN_MAX")]
     CertificateTooLong { len: usize },
+    #[error("a floor can only be installed in an empty chain (this one is at height {tip})")]
+    FloorOnNonEmpty { tip: u64 },
+    #[error("a floor block needs its own finalization certificate and a height above 0")]
+    FloorWithoutCertificate,
 }
 
 macro_rules! redb_into_chain_error {
@@ -169,6 +181,32 @@ impl From<DecodeError> for ChainStoreError {
     fn from(error: DecodeError) -> Self {
         ChainStoreError::Corrupt(error.to_string())
     }
+}
+
+/// A block's stored record (see the module docs) and its hash.
+fn record(finalized: &FinalizedBlock) -> Result<(Vec<u8>, Hash32), ChainStoreError> {
+    let block_bytes = finalized.block.to_bounded_bytes()?;
+    let hash = hash_encoded(&block_bytes);
+    let mut writer = Writer::new();
+    writer.bytes(&block_bytes);
+    writer.bytes(&finalized.certificate);
+    Ok((writer.into_bytes(), hash))
+}
+
+/// Records where each write of `block` was finalized, in the block's
+/// transaction.
+fn index_writes(txn: &redb::WriteTransaction, block: &Block) -> Result<(), ChainStoreError> {
+    let mut writes = txn.open_table(WRITES)?;
+    for write in &block.writes {
+        // The first finalization of a body wins: after a Drop and a new
+        // Create, sequence numbers restart, but a body names its seq, so a
+        // repeated body is the same write again and the store refuses it.
+        let digest = write.body.digest();
+        if writes.get(&digest)?.is_none() {
+            writes.insert(&digest, (block.height, write.body.seq))?;
+        }
+    }
+    Ok(())
 }
 
 /// The finalized blocks of one dataset's chain.
@@ -304,6 +342,74 @@ impl ChainStore {
         }))
     }
 
+    /// The height of the first block this chain holds when the member
+    /// synced from a snapshot (see [`ChainStore::install_floor`]); `None`
+    /// for a chain that starts at height 1.
+    pub fn floor_height(&self) -> Result<Option<u64>, ChainStoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let Some(guard) = meta.get(FLOOR_KEY)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = guard
+            .value()
+            .try_into()
+            .map_err(|_| ChainStoreError::Corrupt("floor record is not 8 bytes".into()))?;
+        Ok(Some(u64::from_le_bytes(bytes)))
+    }
+
+    /// The first block of a chain that starts at a floor, with the
+    /// certificate it was installed with; `None` for a chain that starts
+    /// at height 1.
+    pub fn floor(&self) -> Result<Option<FinalizedBlock>, ChainStoreError> {
+        let Some(height) = self.floor_height()? else {
+            return Ok(None);
+        };
+        let block = self.get(height)?.ok_or_else(|| {
+            ChainStoreError::Corrupt(format!("the floor block {height} is missing"))
+        })?;
+        Ok(Some(block))
+    }
+
+    /// Starts an empty chain at `finalized`, a block above the genesis
+    /// block with its own finalization certificate: a member that rebuilt
+    /// the dataset from a peer's snapshot taken at that block keeps its
+    /// chain from there on. The caller has verified the certificate (the
+    /// chain store treats it as opaque bytes). Later appends extend it as
+    /// usual; [`ChainStore::get`] answers `None` below it. Durable when it
+    /// returns.
+    pub fn install_floor(&self, finalized: &FinalizedBlock) -> Result<ChainTip, ChainStoreError> {
+        let block = &finalized.block;
+        if block.dataset != self.dataset {
+            return Err(ChainStoreError::ForeignBlock {
+                height: block.height,
+            });
+        }
+        if block.height == 0 || finalized.certificate.is_empty() {
+            return Err(ChainStoreError::FloorWithoutCertificate);
+        }
+        if finalized.certificate.len() > CERTIFICATE_LEN_MAX {
+            return Err(ChainStoreError::CertificateTooLong {
+                len: finalized.certificate.len(),
+            });
+        }
+        let (record, hash) = record(finalized)?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let mut table = txn.open_table(BLOCKS)?;
+            if let Some((tip, _)) = table.last()? {
+                return Err(ChainStoreError::FloorOnNonEmpty { tip: tip.value() });
+            }
+            table.insert(block.height, record.as_slice())?;
+            index_writes(&txn, block)?;
+            let mut meta = txn.open_table(META)?;
+            meta.insert(FLOOR_KEY, &block.height.to_le_bytes()[..])?;
+        }
+        txn.commit()?;
+        Ok(ChainTip::of(block, hash))
+    }
+
     /// Up to `limit` (at most [`CHAIN_RANGE_MAX`]) blocks from `from` on.
     pub fn range(&self, from: u64, limit: usize) -> Result<Vec<FinalizedBlock>, ChainStoreError> {
         let txn = self.db.begin_read()?;
@@ -344,13 +450,7 @@ impl ChainStore {
                 found: block.parent,
             });
         }
-        let block_bytes = block.to_bounded_bytes()?;
-        let hash = hash_encoded(&block_bytes);
-        let mut writer = Writer::new();
-        writer.bytes(&block_bytes);
-        writer.bytes(&finalized.certificate);
-        let record = writer.into_bytes();
-
+        let (record, hash) = record(finalized)?;
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         {
@@ -366,17 +466,7 @@ impl ChainStore {
                 });
             }
             table.insert(block.height, record.as_slice())?;
-            let mut writes = txn.open_table(WRITES)?;
-            for write in &block.writes {
-                // The first finalization of a body wins: after a Drop and
-                // a new Create, sequence numbers restart, but a body names
-                // its seq, so a repeated body is the same write again and
-                // the store refuses it.
-                let digest = write.body.digest();
-                if writes.get(&digest)?.is_none() {
-                    writes.insert(&digest, (block.height, write.body.seq))?;
-                }
-            }
+            index_writes(&txn, block)?;
         }
         txn.commit()?;
         Ok(ChainTip::of(block, hash))

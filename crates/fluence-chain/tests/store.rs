@@ -130,3 +130,55 @@ fn a_damaged_record_is_a_typed_error_not_a_panic() {
     assert!(matches!(store.get(1), Err(ChainStoreError::Corrupt(_))));
     assert!(matches!(store.tip(), Err(ChainStoreError::Corrupt(_))));
 }
+
+#[test]
+fn a_chain_can_start_at_a_certified_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = test_owner(4);
+    let genesis = Block::genesis(owner.dataset);
+    let first = child(&genesis, vec![owner.create()], Hash32([1; 32]));
+    let second = child(&first, vec![insert(&owner, 1, 1)], Hash32([2; 32]));
+    let third = child(&second, vec![insert(&owner, 2, 2)], Hash32([3; 32]));
+    {
+        let store = ChainStore::open(dir.path(), owner.dataset).unwrap();
+        assert_eq!(store.floor_height().unwrap(), None);
+        // A floor needs its own certificate, and is never genesis.
+        assert!(matches!(
+            store.install_floor(&finalized(second.clone(), b"")),
+            Err(ChainStoreError::FloorWithoutCertificate)
+        ));
+        assert!(matches!(
+            store.install_floor(&finalized(genesis.clone(), b"c")),
+            Err(ChainStoreError::FloorWithoutCertificate)
+        ));
+        let tip = store
+            .install_floor(&finalized(second.clone(), b"cert-2"))
+            .unwrap();
+        assert_eq!((tip.height, tip.hash), (2, second.hash()));
+        // Only an empty chain takes a floor.
+        assert!(matches!(
+            store.install_floor(&finalized(third.clone(), b"cert-3")),
+            Err(ChainStoreError::FloorOnNonEmpty { tip: 2 })
+        ));
+        store.append(&finalized(third.clone(), b"")).unwrap();
+    }
+    let store = ChainStore::open(dir.path(), owner.dataset).unwrap();
+    assert_eq!(store.floor_height().unwrap(), Some(2));
+    assert_eq!(
+        store.floor().unwrap(),
+        Some(finalized(second.clone(), b"cert-2"))
+    );
+    assert_eq!(store.tip().unwrap().hash, third.hash());
+    assert_eq!(store.get(1).unwrap(), None);
+    assert_eq!(store.range(0, 10).unwrap().len(), 2);
+    // The floor's writes are known; the ones below it are not.
+    let at_floor = store
+        .find_write(&insert(&owner, 1, 1).body.digest())
+        .unwrap()
+        .unwrap();
+    assert_eq!((at_floor.height, at_floor.seq), (2, 1));
+    assert_eq!(
+        store.find_write(&owner.create().body.digest()).unwrap(),
+        None
+    );
+}

@@ -3,6 +3,7 @@
 mod data;
 mod keys;
 mod mongo_auth;
+mod ops;
 mod passphrase;
 mod serve;
 
@@ -152,6 +153,57 @@ enum Command {
         dataset: String,
         #[arg(default_value = "{}")]
         filter: String,
+    },
+    /// Each node's view of its cluster: members, connections, and per
+    /// dataset the finalized and applied heights, state root and lag.
+    Status {
+        #[command(flatten)]
+        nodes: NodesArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A dataset's cluster chain.
+    Chain {
+        #[command(subcommand)]
+        command: ChainCommand,
+    },
+}
+
+/// Which nodes an operations command asks.
+#[derive(clap::Args)]
+struct NodesArg {
+    /// A node's address, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3...;
+    /// repeat for several. Without any, the nodes of the devnet in
+    /// --devnet.
+    #[arg(long = "node", value_name = "MULTIADDR")]
+    nodes: Vec<Multiaddr>,
+    /// Directory of a running `fluence devnet` (its nodes and its owner key).
+    #[arg(long, default_value = "devnet-data")]
+    devnet: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum ChainCommand {
+    /// Finalized blocks: height, hash, parent, timestamp, writes, state
+    /// root, the certificate's signers, attestations and evidence.
+    Show {
+        /// Dataset name (of the owner key in --key) or 64-digit hex id.
+        dataset: String,
+        /// Only this block (default: the newest --limit blocks).
+        #[arg(long)]
+        height: Option<u64>,
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        /// Owner keystore file, to resolve a dataset name (default: the
+        /// devnet's owner key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[command(flatten)]
+        nodes: NodesArg,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -348,6 +400,31 @@ fn main() -> Result<()> {
                 &json!({"filter": data::parse_json(&filter, "filter")?}),
             )?);
             Ok(())
+        }
+        Command::Status { nodes, json } => {
+            let addrs = ops::nodes(nodes.nodes, &nodes.devnet)?;
+            runtime()?.block_on(ops::status(addrs, json))
+        }
+        Command::Chain {
+            command:
+                ChainCommand::Show {
+                    dataset,
+                    height,
+                    limit,
+                    key,
+                    nodes,
+                    json,
+                },
+        } => {
+            let key = key.unwrap_or_else(|| ops::devnet_key(&nodes.devnet));
+            let dataset = ops::resolve_dataset(&dataset, &key)?;
+            let addr = ops::nodes(nodes.nodes, &nodes.devnet)?.remove(0);
+            let query = ops::ChainQuery {
+                dataset,
+                height,
+                limit,
+            };
+            runtime()?.block_on(ops::chain_show(addr, query, json))
         }
     }
 }

@@ -267,6 +267,8 @@ pub async fn devnet(
         }
     }
     let gateway = Gateway::start(master, running[0].dial_addr(), http, mongo).await?;
+    let dial_addrs: Vec<Multiaddr> = running.iter().map(RunningNode::dial_addr).collect();
+    crate::ops::write_devnet_nodes(&dir, &dial_addrs)?;
     println!(
         "fluence devnet is up ({} node{}, data in {})",
         nodes,

@@ -275,6 +275,38 @@ fn a_four_node_devnet_replicates_every_write() {
     assert_eq!(view["state_root"].as_str(), Some(root.as_str()), "{view}");
     assert_members_agree(&devnet.nodes, devnet_dataset(dir.path(), "users"));
 
+    // The operations commands find the devnet's nodes and owner key in
+    // its directory.
+    let status = support::fluence()
+        .arg("status")
+        .arg("--devnet")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{text}");
+    assert_eq!(text.matches("4 members, 4 reachable").count(), 4, "{text}");
+    assert_eq!(
+        text.matches(&ledger.to_hex()[..12]).count(),
+        4,
+        "one row per node: {text}"
+    );
+    let chain = support::fluence()
+        .args(["chain", "show", "ledger", "--limit", "2", "--devnet"])
+        .arg(dir.path())
+        .env("FLUENCE_PASSPHRASE", PASSPHRASE)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&chain.stdout);
+    assert!(
+        chain.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&chain.stderr)
+    );
+    assert!(text.contains(&format!("chain of {ledger}")), "{text}");
+    assert_eq!(text.matches("\nblock ").count(), 2, "{text}");
+    assert!(text.contains("verified against the members"), "{text}");
+
     let (status, out) = devnet.process.stop();
     assert!(status.success(), "devnet exited with {status}: {out:?}");
     assert!(out.iter().any(|l| l.contains("stopped cleanly")), "{out:?}");
@@ -302,22 +334,8 @@ fn a_four_node_devnet_replicates_every_write() {
 fn separate_node_processes_form_a_cluster_from_member_flags() {
     let dir = tempfile::tempdir().unwrap();
     // Identities first: each node is told every member's key at start.
-    let ports: Vec<u16> = (0..4)
-        .map(|_| {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        })
-        .collect();
-    let mut members = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let data_dir = dir.path().join(format!("n{i}"));
-        std::fs::create_dir_all(&data_dir).unwrap();
-        let keypair =
-            fluence_net::identity::load_or_create(&fluence_node::daemon::identity_path(&data_dir))
-                .unwrap();
-        let key = fluence_net::identity::member_key(&keypair).unwrap();
-        members.push(format!("{key}@/ip4/127.0.0.1/tcp/{port}"));
-    }
+    let ports: Vec<u16> = (0..4).map(|_| support::free_port()).collect();
+    let members = support::member_flags(dir.path(), &ports);
     let mut nodes = Vec::new();
     let mut dial = Vec::new();
     for (i, port) in ports.iter().enumerate() {

@@ -109,7 +109,7 @@ impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ChainApp<O, S> {
     fn attest(&self, block: &ChainBlock, root: Hash32) {
         let member = &self.member;
         let root = match member.behavior {
-            Behavior::Honest => root,
+            Behavior::Honest | Behavior::CorruptSnapshots => root,
             Behavior::WrongRoot => corrupt(root),
         };
         let attestation = SignedAttestation::sign(
@@ -285,7 +285,7 @@ where
             &parent_block.state_root,
         );
         let claimed = match self.member.behavior {
-            Behavior::Honest => root,
+            Behavior::Honest | Behavior::CorruptSnapshots => root,
             Behavior::WrongRoot => corrupt(root),
         };
         let block = Block {

@@ -33,6 +33,10 @@ pub enum SubmitError {
     PoolFull,
     #[error("the replica stopped before the write was finalized")]
     Stopped,
+    /// The member is rebuilding the dataset from another member's
+    /// snapshot; another member (or this one, shortly) takes the write.
+    #[error("this member is syncing the dataset from its peers; retry shortly")]
+    Syncing,
     #[error("the replica cannot read its storage: {0}")]
     Storage(String),
 }

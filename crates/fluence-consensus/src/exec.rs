@@ -260,6 +260,22 @@ impl<O: OreOrder> Executor<O> {
         committed_info(&self.store, &self.dataset)
     }
 
+    /// Takes the applied tip from the chain again, after the chain and the
+    /// store were changed under this executor before consensus started (a
+    /// sync installed a snapshot and its floor block, see `crate::sync`).
+    pub fn resume_from_chain(&self) -> Result<ChainTip, ReplicaFault> {
+        let mut state = self.lock();
+        let applied = self.chain.tip()?;
+        let committed_root = committed_info(&self.store, &self.dataset)
+            .map_err(|e| ReplicaFault::Store(e.to_string()))?
+            .map_or(ABSENT_STATE_ROOT, |info| info.state_root);
+        *state = ExecState {
+            applied,
+            reconciled: committed_root == applied.state_root,
+        };
+        Ok(applied)
+    }
+
     /// Runs `f` on the parent state reached by `ancestors` (unapplied
     /// blocks, oldest first, ending with the parent; those the applied tip
     /// has meanwhile passed are skipped), under the execution lock.

@@ -22,6 +22,10 @@
 //!    └─finalize─▶ marshal ─▶ Finalizer ─▶ Executor::apply_finalized
 //!                 (in order)               store (one commit) ─▶ chain (+ certificate)
 //!                                          ─▶ pool answers the waiting callers
+//!
+//! start, empty chain ─▶ sync: probe members ─▶ snapshot of one, checked against
+//!                       its finalized block ─▶ Store::import ─▶ chain floor
+//!                       ─▶ simplex and marshal start from that block
 //! ```
 //!
 //! # Guarantees
@@ -46,6 +50,7 @@
 mod app;
 mod attestations;
 pub mod block;
+pub mod certificate;
 mod error;
 mod exec;
 mod finalizer;
@@ -54,14 +59,16 @@ pub mod keys;
 mod member;
 mod pool;
 mod replica;
+pub mod sync;
 
 pub use app::{ConsensusContext, Scheme, SPECULATION_RETRY};
 pub use block::{ChainBlock, Digest};
+pub use certificate::{verify_finalization, CertificateError, CONSENSUS_NAMESPACE_DOMAIN};
 pub use error::{ReplicaFault, SubmitError, VerifyError};
 pub use exec::SPECULATION_DEPTH_MAX;
 pub use member::{Behavior, BlockLimits};
 pub use pool::{Committed, POOL_BYTES_MAX, POOL_WRITES_MAX};
 pub use replica::{
-    start, Channel, ClusterNetwork, ReplicaConfig, ReplicaHandle, StartError, Timeouts,
-    CONSENSUS_NAMESPACE_DOMAIN,
+    start, Channel, ClusterNetwork, ReplicaConfig, ReplicaHandle, StartError, Timeouts, CHANNELS,
 };
+pub use sync::SyncReport;

@@ -2,6 +2,7 @@
 //! pending writes, attestations, keys) and the admission of writes and
 //! attestations into it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use crate::attestations::Inbox;
 use crate::error::SubmitError;
 use crate::exec::Executor;
 use crate::pool::{Admitted, Committed, Outcome, Pool};
+use crate::sync::SyncReport;
 
 /// How large the blocks this member proposes may grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,10 @@ pub enum Behavior {
     /// Proposes blocks claiming a state root that is not the result of
     /// their writes, and attests wrong roots for others' blocks.
     WrongRoot,
+    /// Follows consensus honestly but serves snapshots whose documents
+    /// were altered (a member syncing from it must notice and go
+    /// elsewhere).
+    CorruptSnapshots,
 }
 
 /// One member's state for one dataset's chain.
@@ -83,6 +89,11 @@ pub struct Member<O: OreOrder> {
     /// proposes as soon as there is something to propose.
     admissions: watch::Sender<u64>,
     inbox: Mutex<Inbox>,
+    /// True while the member rebuilds the dataset from a snapshot: writes
+    /// are refused ([`SubmitError::Syncing`]) until store and chain agree.
+    syncing: AtomicBool,
+    /// What the sync at start did, if one ran.
+    sync_report: Mutex<Option<SyncReport>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -115,7 +126,27 @@ impl<O: OreOrder> Member<O> {
             pool: Mutex::new(Pool::default()),
             admissions: watch::channel(0).0,
             inbox: Mutex::new(Inbox::default()),
+            syncing: AtomicBool::new(false),
+            sync_report: Mutex::new(None),
         }
+    }
+
+    /// Whether the member is rebuilding the dataset from a snapshot.
+    pub(crate) fn syncing(&self) -> bool {
+        self.syncing.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_syncing(&self, syncing: bool) {
+        self.syncing.store(syncing, Ordering::Release);
+    }
+
+    /// What the sync at start did, if one ran.
+    pub(crate) fn sync_report(&self) -> Option<SyncReport> {
+        lock(&self.sync_report).clone()
+    }
+
+    pub(crate) fn set_sync_report(&self, report: SyncReport) {
+        *lock(&self.sync_report) = Some(report);
     }
 
     pub(crate) fn pool(&self) -> MutexGuard<'_, Pool> {
@@ -139,6 +170,9 @@ impl<O: OreOrder> Member<O> {
         write: SignedWrite,
         wait: bool,
     ) -> Result<Option<oneshot::Receiver<Outcome>>, SubmitError> {
+        if self.syncing() {
+            return Err(SubmitError::Syncing);
+        }
         let dataset = self.exec.dataset();
         if write.body.dataset != dataset {
             return Err(SubmitError::WrongDataset {

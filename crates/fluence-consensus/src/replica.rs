@@ -1,7 +1,10 @@
 //! [`start`]: wires one member of one cluster (simplex, marshal with its
-//! buffered broadcast and backfill resolver, the application, the applier
-//! and the two gossip channels) onto seven network channels, and returns a
-//! [`ReplicaHandle`] to submit writes and observe progress.
+//! buffered broadcast and backfill resolver, the application, the applier,
+//! the two gossip channels and sync) onto eight network channels, and
+//! returns a [`ReplicaHandle`] to submit writes and observe progress.
+//!
+//! A member with no state of the dataset first syncs it from the others
+//! (see [`crate::sync`]); consensus then starts from the synced block.
 
 use std::num::{NonZeroU16, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
@@ -42,10 +45,8 @@ use crate::finalizer::{self, Progress};
 use crate::keys::{to_consensus_key, Identity};
 use crate::member::{Behavior, BlockLimits, Member};
 use crate::pool::{Committed, Outcome};
-
-/// Domain of the namespace simplex signs votes under; the dataset id
-/// follows it, so a vote in one cluster is worthless in another.
-pub const CONSENSUS_NAMESPACE_DOMAIN: &[u8] = b"FLUENCE_CONSENSUS_V1";
+use crate::sync::SyncReport;
+use tracing::error;
 
 /// The channels of one cluster, in a fixed order. A network adapter keys
 /// its demultiplexing by (dataset, [`Channel::id`]).
@@ -65,11 +66,13 @@ pub enum Channel {
     Submissions,
     /// State-root attestations.
     Attestations,
+    /// Empty-disk sync: tips, snapshots and their pages ([`crate::sync`]).
+    Sync,
 }
 
 impl Channel {
     /// Every channel, in id order.
-    pub const ALL: [Channel; 7] = [
+    pub const ALL: [Channel; CHANNELS] = [
         Channel::Votes,
         Channel::Certificates,
         Channel::Resolver,
@@ -77,9 +80,10 @@ impl Channel {
         Channel::Blocks,
         Channel::Submissions,
         Channel::Attestations,
+        Channel::Sync,
     ];
 
-    /// The channel's number within its cluster (0..7). Stable: part of the
+    /// The channel's number within its cluster (0..8). Stable: part of the
     /// wire protocol.
     pub const fn id(self) -> u64 {
         match self {
@@ -90,15 +94,19 @@ impl Channel {
             Channel::Blocks => 4,
             Channel::Submissions => 5,
             Channel::Attestations => 6,
+            Channel::Sync => 7,
         }
     }
 }
+
+/// Channels a replica uses.
+pub const CHANNELS: usize = 8;
 
 /// One sender and receiver per [`Channel`], plus the peer set and blocker
 /// of the cluster: everything the replica needs from the network.
 pub struct ClusterNetwork<S, R, P, B> {
     /// Pairs indexed by [`Channel::id`].
-    pub channels: [(S, R); 7],
+    pub channels: [(S, R); CHANNELS],
     /// The cluster's members as the network tracks them.
     pub peers: P,
     /// Disconnects peers that send invalid messages.
@@ -244,6 +252,23 @@ impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ReplicaHandle<O, S>
     pub fn pending(&self) -> usize {
         self.member.pool().len()
     }
+
+    /// Whether the member is rebuilding the dataset from another member's
+    /// snapshot (writes are refused meanwhile).
+    pub fn syncing(&self) -> bool {
+        self.member.syncing()
+    }
+
+    /// What the sync at start did, if this member synced from a snapshot
+    /// since it started.
+    pub fn sync_report(&self) -> Option<SyncReport> {
+        self.member.sync_report()
+    }
+
+    /// The cluster's members, sorted.
+    pub fn members(&self) -> &[PublicKey] {
+        &self.member.members
+    }
 }
 
 const PAGE_SIZE: NonZeroU16 = NonZeroU16::new(4096).expect("non-zero");
@@ -324,8 +349,8 @@ where
         participants.push(to_consensus_key(member).ok_or(StartError::BadMemberKey(*member))?);
     }
     let participants = Set::from_iter_dedup(participants);
-    let mut namespace = CONSENSUS_NAMESPACE_DOMAIN.to_vec();
-    namespace.extend_from_slice(config.dataset.as_bytes());
+    let sync_peers: Vec<_> = participants.iter().cloned().collect();
+    let namespace = crate::certificate::namespace(&config.dataset);
     let scheme = Scheme::signer(&namespace, participants, identity.consensus.clone())
         .ok_or(StartError::NotAMember(me))?;
     let consensus_key = to_consensus_key(&me).ok_or(StartError::BadMemberKey(me))?;
@@ -357,7 +382,8 @@ where
         peers,
         blocker,
     } = network;
-    let [votes, certificates, resolver, backfill, blocks, submissions, attestations] = channels;
+    let [votes, certificates, resolver, backfill, blocks, submissions, attestations, sync] =
+        channels;
     let submissions_sender = submissions.0.clone();
     let prefix = config.partition_prefix.clone();
     let timeouts = config.timeouts;
@@ -368,6 +394,53 @@ where
 
     let task = context.child("replica").spawn(move |context| async move {
         let member = task_member;
+        // Sync first: serve the other members from the start, and bring
+        // this member's state to where consensus can start.
+        let (sync_sender, sync_receiver) = sync;
+        let (serve, answers) = crate::sync::serve(
+            context.child("sync_server"),
+            Arc::clone(&member),
+            sync_sender.clone(),
+            sync_receiver,
+        );
+        context.child("sync_server").spawn(move |_| serve);
+        let client = crate::sync::client::Client::new(
+            context.child("sync_client"),
+            sync_sender,
+            answers,
+            Arc::clone(&member),
+            &consensus_key,
+            sync_peers,
+        );
+        let (prefix, marshal_start, simplex_floor) = match crate::sync::prepare(client, &member)
+            .await
+        {
+            Ok(crate::sync::Start::Genesis) => {
+                let genesis = ChainBlock::genesis(dataset);
+                let digest = genesis.digest();
+                (
+                    prefix,
+                    Start::Genesis(Digested::precomputed(genesis, digest)),
+                    Floor::Genesis(digest),
+                )
+            }
+            Ok(crate::sync::Start::Floor {
+                height,
+                finalization,
+            }) => (
+                format!("{prefix}-f{height}"),
+                Start::Floor(finalization.clone()),
+                Floor::Finalized(finalization),
+            ),
+            Err(fault) => {
+                error!(%fault, "the replica cannot start");
+                *task_progress
+                    .fault
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fault.to_string());
+                return;
+            }
+        };
         let page_cache = CacheRef::new(PAGE_SIZE, PAGE_CACHE_PAGES);
         let resolver_engine = marshal_resolver::init(
             context.child("marshal_resolver"),
@@ -421,8 +494,6 @@ where
             return;
         };
         let epocher = FixedEpocher::new(EPOCH_LENGTH);
-        let genesis = ChainBlock::genesis(dataset);
-        let genesis_digest = genesis.digest();
         let (actor, marshal, _floor) = MarshalActor::init(
             context.child("marshal"),
             finalizations,
@@ -430,7 +501,7 @@ where
             MarshalConfig {
                 provider: ConstantProvider::new(scheme.clone()),
                 epocher: epocher.clone(),
-                start: Start::Genesis(Digested::precomputed(genesis, genesis_digest)),
+                start: marshal_start,
                 partition_prefix: format!("{prefix}-marshal"),
                 mailbox_size: MAILBOX_SIZE,
                 view_retention: ViewDelta::new(VIEW_RETENTION),
@@ -479,7 +550,7 @@ where
                 partition: format!("{prefix}-simplex"),
                 mailbox_size: MAILBOX_SIZE,
                 epoch: Epoch::zero(),
-                floor: Floor::Genesis(genesis_digest),
+                floor: simplex_floor,
                 replay_buffer: BUFFER_ITEMS,
                 write_buffer: WRITE_BUFFER_BYTES,
                 page_cache,

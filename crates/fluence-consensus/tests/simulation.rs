@@ -2,13 +2,15 @@
 //! the chain application, real store and chain files) on commonware's
 //! deterministic runtime and simulated network, with message loss and
 //! delay, partitions that heal, a member that crashes and restarts from its
-//! storage, and a Byzantine member.
+//! storage, a member whose storage is wiped (it rejoins by syncing a
+//! snapshot from the others), and a Byzantine member.
 //!
 //! Every run checks: no two finalized blocks at one height; all honest
 //! members hold the same block, hence the same state root, at every
 //! height, and their stores end on the root of their chain tip; every
-//! acknowledged write is in every honest member's journal and chain; the
-//! cluster finalizes again once faults heal.
+//! acknowledged write is in every honest member's journal and chain (for a
+//! member that synced, below its floor: its documents are in the store);
+//! the cluster finalizes again once faults heal.
 //!
 //! Seeds: a short default run; `FLUENCE_SIM_SEEDS=N` runs N seeds,
 //! `FLUENCE_LONG_TESTS=1` runs LONG_SEEDS, `FLUENCE_SIM_SEED=S` replays one
@@ -70,16 +72,24 @@ enum Fault {
     WrongRoot,
     /// Seven members: one Byzantine and one crashing at once (f = 2).
     SevenByzantineAndCrash,
+    /// One member loses its whole storage (store, chain and consensus
+    /// partitions) and restarts empty: it syncs a snapshot and rejoins.
+    Wipe,
+    /// As `Wipe`, and the member the wiped one asks first serves altered
+    /// snapshots: it must be abandoned for another.
+    WipeAndBadSnapshot,
 }
 
 impl Fault {
     fn for_seed(seed: u64) -> Self {
-        match seed % 5 {
+        match seed % 7 {
             0 => Fault::Lossy,
             1 => Fault::Partition,
             2 => Fault::Crash,
             3 => Fault::WrongRoot,
-            _ => Fault::SevenByzantineAndCrash,
+            4 => Fault::SevenByzantineAndCrash,
+            5 => Fault::Wipe,
+            _ => Fault::WipeAndBadSnapshot,
         }
     }
 
@@ -127,6 +137,9 @@ struct Node {
     key: ed25519::PublicKey,
     dir: tempfile::TempDir,
     behavior: Behavior,
+    /// Bumped when the member's storage is wiped: its consensus partitions
+    /// are named after it, so the new life starts with none.
+    generation: u32,
     handle: Option<Handle>,
 }
 
@@ -144,12 +157,27 @@ impl Node {
             key,
             dir: tempfile::tempdir_in(sim_dir()).expect("temporary directory"),
             behavior,
+            generation: 0,
             handle: None,
         }
     }
 
+    /// Whether the member follows consensus honestly (one that only
+    /// serves bad snapshots does).
     fn honest(&self) -> bool {
-        self.behavior == Behavior::Honest
+        matches!(self.behavior, Behavior::Honest | Behavior::CorruptSnapshots)
+    }
+
+    /// Removes everything the (stopped) member stored.
+    fn wipe(&mut self) {
+        assert!(self.handle.is_none(), "wipe a stopped member only");
+        for part in ["store", "chain"] {
+            let path = self.dir.path().join(part);
+            if path.exists() {
+                std::fs::remove_dir_all(&path).expect("wipe member storage");
+            }
+        }
+        self.generation += 1;
     }
 }
 
@@ -218,6 +246,7 @@ struct Spec {
     key: ed25519::PublicKey,
     dir: std::path::PathBuf,
     behavior: Behavior,
+    generation: u32,
 }
 
 impl Node {
@@ -227,6 +256,7 @@ impl Node {
             key: self.key.clone(),
             dir: self.dir.path().to_path_buf(),
             behavior: self.behavior,
+            generation: self.generation,
         }
     }
 }
@@ -249,7 +279,8 @@ async fn start_node(
                 .expect("channel registration"),
         );
     }
-    let channels: [_; 7] = channels.try_into().expect("seven channels");
+    let channels: [_; fluence_consensus::CHANNELS] =
+        channels.try_into().expect("one pair per channel");
     // A crashed replica's files close once its aborted tasks are dropped;
     // give the runtime a moment if they are not yet.
     let store = loop {
@@ -270,7 +301,7 @@ async fn start_node(
         members: members.to_vec(),
         store,
         chain_dir: node.dir.join("chain"),
-        partition_prefix: format!("member-{}", hex(&node.secret[..9])),
+        partition_prefix: format!("member-{}-g{}", hex(&node.secret[..9]), node.generation),
         rules: ChainRules::default(),
         limits: BlockLimits::default(),
         timeouts: Timeouts {
@@ -316,7 +347,7 @@ fn run(seed: u64) -> RunStats {
     deterministic::Runner::new(config).start(|context| async move {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed);
         let n = fault.members();
-        let byzantine = match fault {
+        let mut byzantine = match fault {
             Fault::WrongRoot | Fault::SevenByzantineAndCrash => Some(rng.gen_range(0..n)),
             _ => None,
         };
@@ -330,6 +361,15 @@ fn run(seed: u64) -> RunStats {
                 Node::new(seed, i, behavior)
             })
             .collect();
+        // A wiped member asks the others in key order starting after its
+        // own key: the victim is the first in key order, the bad server
+        // the second.
+        let mut in_key_order: Vec<usize> = (0..n).collect();
+        in_key_order.sort_by_key(|&i| nodes[i].key.clone());
+        if fault == Fault::WipeAndBadSnapshot {
+            nodes[in_key_order[1]].behavior = Behavior::CorruptSnapshots;
+            byzantine = Some(in_key_order[1]);
+        }
         let keys: Vec<ed25519::PublicKey> = nodes.iter().map(|n| n.key.clone()).collect();
         let members: Vec<PublicKey> = keys.iter().map(to_public_key).collect();
         let (network, oracle) = Network::new_with_peers(
@@ -358,10 +398,14 @@ fn run(seed: u64) -> RunStats {
 
         // The victim of a crash or partition is never the Byzantine member
         // (that would be f + 1 faults in a 4-member cluster).
-        let victim = loop {
-            let candidate = rng.gen_range(0..n);
-            if Some(candidate) != byzantine {
-                break candidate;
+        let victim = if fault == Fault::WipeAndBadSnapshot {
+            in_key_order[0]
+        } else {
+            loop {
+                let candidate = rng.gen_range(0..n);
+                if Some(candidate) != byzantine {
+                    break candidate;
+                }
             }
         };
         let acked: Acked = Arc::default();
@@ -405,12 +449,23 @@ fn run(seed: u64) -> RunStats {
                 context.sleep(Duration::from_secs(6)).await;
                 connect(&oracle, &keys, lossy).await;
             }
-            Fault::Crash | Fault::SevenByzantineAndCrash => {
+            Fault::Crash
+            | Fault::SevenByzantineAndCrash
+            | Fault::Wipe
+            | Fault::WipeAndBadSnapshot => {
+                let wipe = matches!(fault, Fault::Wipe | Fault::WipeAndBadSnapshot);
+                // A wipe after the dataset exists, so there is state to sync.
+                while wipe && acked.lock().unwrap().len() < 4 {
+                    context.sleep(Duration::from_millis(100)).await;
+                }
                 let handle = nodes.lock().unwrap()[victim]
                     .handle
                     .take()
                     .expect("running");
                 handle.crash().await;
+                if wipe {
+                    nodes.lock().unwrap()[victim].wipe();
+                }
                 context.sleep(Duration::from_secs(5)).await;
                 let spec = nodes.lock().unwrap()[victim].spec();
                 let handle = start_node(&context, &oracle, spec, &members, owner.dataset).await;
@@ -458,6 +513,24 @@ fn run(seed: u64) -> RunStats {
                 "{behind} honest members did not reach height {target} within 60 s after healing"
             );
             context.sleep(Duration::from_millis(50)).await;
+        }
+        if matches!(fault, Fault::Wipe | Fault::WipeAndBadSnapshot) {
+            let nodes = nodes.lock().unwrap();
+            let report = nodes[victim]
+                .handle
+                .as_ref()
+                .expect("running")
+                .sync_report()
+                .expect("the wiped member synced from a snapshot");
+            assert!(report.height >= 1);
+            if fault == Fault::WipeAndBadSnapshot {
+                let bad = to_public_key(&nodes[in_key_order[1]].key);
+                assert_ne!(report.from, bad, "synced from the bad snapshot");
+                assert!(
+                    report.abandoned.iter().any(|(member, _)| *member == bad),
+                    "the bad snapshot was not abandoned: {report:?}"
+                );
+            }
         }
         let mut stats = check(
             &nodes.lock().unwrap(),
@@ -511,7 +584,12 @@ async fn submit_until_acked(
             // A member that has not applied the dataset's creation yet answers
             // `NoDataset`; another member (or a moment later) will do.
             futures::future::Either::Left((
-                Err(SubmitError::Stopped | SubmitError::PoolFull | SubmitError::NoDataset),
+                Err(
+                    SubmitError::Stopped
+                    | SubmitError::PoolFull
+                    | SubmitError::NoDataset
+                    | SubmitError::Syncing,
+                ),
                 _,
             )) => {
                 context.sleep(Duration::from_millis(100)).await;
@@ -539,13 +617,20 @@ fn check(
     for handle in &honest {
         assert_eq!(handle.fault(), None, "an honest member stopped applying");
     }
+    // A member that synced holds its chain from its floor on.
+    let floors: Vec<Option<u64>> = honest
+        .iter()
+        .map(|handle| handle.chain().floor_height().expect("chain readable"))
+        .collect();
     // One block per height, the same on every honest member (and so the
     // same state root).
     let mut evidence = 0;
     for h in 1..=height {
         let blocks: Vec<_> = honest
             .iter()
-            .map(|handle| {
+            .zip(&floors)
+            .filter(|(_, floor)| floor.is_none_or(|floor| h >= floor))
+            .map(|(handle, _)| {
                 handle
                     .chain()
                     .get(h)
@@ -569,9 +654,26 @@ fn check(
             "store root differs from its chain tip"
         );
     }
-    // Every acknowledged write is in every honest member's journal and chain.
+    // Every acknowledged write is in every honest member's journal and chain,
+    // or (up to a synced member's floor: its snapshot was the state after
+    // the floor block) its documents are in the store.
     for (seq, (bytes, at)) in acked {
-        for handle in &honest {
+        for (handle, floor) in honest.iter().zip(&floors) {
+            if floor.is_some_and(|floor| *at <= floor) {
+                let write =
+                    <SignedWrite as Decode>::from_bytes(bytes).expect("acknowledged bytes decode");
+                if let fluence_proto::Action::Batch { ops, .. } = &write.body.action {
+                    for op in ops {
+                        if let DocOp::Put { doc, .. } = op {
+                            assert!(
+                                handle.store().get(&dataset, doc).expect("store").is_some(),
+                                "document of write {seq} missing on a synced member"
+                            );
+                        }
+                    }
+                }
+                continue;
+            }
             let entries = handle.store().journal(&dataset, *seq, 1).expect("journal");
             assert_eq!(
                 entries.first().map(|e| &e.write),

@@ -128,8 +128,8 @@ impl Replicas {
             })?;
             channels.push(pair);
         }
-        let Ok(channels) = <[_; 7]>::try_from(channels) else {
-            unreachable!("one pair per channel, and there are seven")
+        let Ok(channels) = <[_; fluence_consensus::CHANNELS]>::try_from(channels) else {
+            unreachable!("one pair per channel of Channel::ALL")
         };
         let config = ReplicaConfig {
             dataset,
@@ -219,7 +219,10 @@ impl Replicas {
             error @ (SubmitError::WrongDataset { .. } | SubmitError::TooLarge) => {
                 NodeError::BadRequest(error.to_string())
             }
-            error @ (SubmitError::PoolFull | SubmitError::Stopped | SubmitError::Storage(_)) => {
+            error @ (SubmitError::PoolFull
+            | SubmitError::Stopped
+            | SubmitError::Syncing
+            | SubmitError::Storage(_)) => {
                 tracing::warn!(%dataset, %error, "write not taken by the replica");
                 NodeError::Internal(error.to_string())
             }
@@ -243,6 +246,17 @@ impl Replicas {
                 }
             }
         });
+    }
+
+    /// Whether this node keeps a chain of `dataset` (it replicated it
+    /// before, perhaps before a restart).
+    pub fn holds_chain(&self, dataset: &DatasetId) -> bool {
+        fluence_chain::ChainStore::path_in(&self.chain_dir, dataset).exists()
+    }
+
+    /// The replica of `dataset`, if it runs.
+    pub async fn replica(&self, dataset: &DatasetId) -> Option<Arc<Replica>> {
+        self.running.lock().await.get(dataset).cloned()
     }
 
     /// The newest block applied by the replica of `dataset`, if it runs.

@@ -108,6 +108,12 @@ impl NodeService {
                     async move { replicas.submit(write).await.to_bytes() },
                 ))
             }
+            (Request::Ops(request), Some(replicas)) => {
+                let replicas = Arc::clone(replicas);
+                Answer::Pending(Box::pin(async move {
+                    crate::ops::answer(&replicas, request).await.to_bytes()
+                }))
+            }
             (request, _) => self.handle(request).to_bytes().into(),
         }
     }
@@ -150,6 +156,14 @@ impl NodeService {
                     next: page.next,
                 })
                 .map_err(|e| e.to_node_error()),
+            Request::Ops(request) => match &self.replicas {
+                Some(replicas) => {
+                    return futures::executor::block_on(crate::ops::answer(replicas, request))
+                }
+                None => Err(NodeError::BadRequest(
+                    "this node runs alone: it has no cluster and keeps no chain".into(),
+                )),
+            },
         };
         result.unwrap_or_else(|error| {
             if matches!(error, NodeError::Corrupt(_) | NodeError::Internal(_)) {

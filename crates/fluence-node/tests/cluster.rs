@@ -10,7 +10,8 @@
 use std::time::Duration;
 
 use commonware_runtime::{Runner as _, Supervisor as _};
-use fluence_consensus::Timeouts;
+use fluence_chain::FinalizedBlock;
+use fluence_consensus::{CertificateError, Timeouts};
 use fluence_net::cluster::ClusterMember;
 use fluence_net::{identity, NodeClient};
 use fluence_node::{ClusterConfig, NodeConfig, RunningNode};
@@ -66,6 +67,16 @@ async fn start_cluster(
     dir: &std::path::Path,
     n: usize,
 ) -> Vec<RunningNode> {
+    start_cluster_with_config(context, dir, n).await.0
+}
+
+/// [`start_cluster`], also returning the cluster configuration (to
+/// restart a member with).
+async fn start_cluster_with_config(
+    context: &commonware_runtime::tokio::Context,
+    dir: &std::path::Path,
+    n: usize,
+) -> (Vec<RunningNode>, ClusterConfig) {
     let mut keys = Vec::new();
     for i in 0..n {
         let data_dir = dir.join(format!("node-{i}"));
@@ -90,26 +101,41 @@ async fn start_cluster(
     };
     let mut nodes = Vec::new();
     for i in 0..n {
-        let config = NodeConfig {
-            data_dir: dir.join(format!("node-{i}")),
-            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-            record_requests: None,
-        };
-        let node = RunningNode::start_member(context.child("node"), config, cluster.clone())
-            .await
-            .unwrap();
+        let node = start_member(context, dir, i, &cluster).await;
         assert_eq!(node.member_key(), keys[i]);
         nodes.push(node);
     }
-    for node in &nodes {
-        for other in &nodes {
+    introduce(&nodes);
+    (nodes, cluster)
+}
+
+/// Starts member `i` of `cluster` on its directory under `dir`.
+async fn start_member(
+    context: &commonware_runtime::tokio::Context,
+    dir: &std::path::Path,
+    i: usize,
+    cluster: &ClusterConfig,
+) -> RunningNode {
+    let config = NodeConfig {
+        data_dir: dir.join(format!("node-{i}")),
+        listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        record_requests: None,
+    };
+    RunningNode::start_member(context.child("node"), config, cluster.clone())
+        .await
+        .unwrap()
+}
+
+/// Tells every member where the others listen.
+fn introduce(nodes: &[RunningNode]) {
+    for node in nodes {
+        for other in nodes {
             if other.member_key() != node.member_key() {
                 let net = node.replicas().unwrap().net();
                 assert!(net.set_addresses(&other.member_key(), other.listen_addrs().to_vec()));
             }
         }
     }
-    nodes
 }
 
 /// Waits until every node's store holds the dataset at `seq`, and returns
@@ -307,4 +333,119 @@ fn a_restarted_cluster_resumes_its_chains() {
     let second = root(2);
     assert_ne!(first, second);
     drop(owner);
+}
+
+#[test]
+fn a_member_whose_disk_was_wiped_syncs_a_snapshot_and_rejoins() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("consensus");
+    let config = commonware_runtime::tokio::Config::new().with_storage_directory(storage);
+    commonware_runtime::tokio::Runner::new(config).start(|context| async move {
+        let (mut nodes, cluster) = start_cluster_with_config(&context, dir.path(), 4).await;
+        let owner = test_owner();
+        let gateway = NodeClient::connect(nodes[0].dial_addr(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        let written = |answer: Response, seq: u64| {
+            assert!(
+                matches!(answer, Response::Written { seq: s, .. } if s == seq),
+                "write {seq}: {answer:?}"
+            );
+        };
+        written(write(&gateway, &owner.create()).await, 0);
+        for seq in 1..=10u64 {
+            let put = put(&owner, seq, seq as u8, Precondition::Absent, no_indexes());
+            written(write(&gateway, &put).await, seq);
+        }
+        converged(&nodes, &owner.dataset, 10).await;
+
+        // Member 3 stops and loses its store and chain (its identity key
+        // stays: it is the same member). The cluster goes on without it.
+        let wiped = nodes.pop().unwrap();
+        let key = wiped.member_key();
+        wiped.shutdown().await;
+        let data_dir = dir.path().join("node-3");
+        std::fs::remove_dir_all(data_dir.join("store")).unwrap();
+        std::fs::remove_dir_all(data_dir.join("chain")).unwrap();
+        for seq in 11..=20u64 {
+            let put = put(&owner, seq, seq as u8, Precondition::Absent, no_indexes());
+            written(write(&gateway, &put).await, seq);
+        }
+
+        // Back with an empty disk: it syncs from a member and follows on.
+        let back = start_member(&context, dir.path(), 3, &cluster).await;
+        assert_eq!(back.member_key(), key);
+        nodes.push(back);
+        introduce(&nodes);
+        for seq in 21..=30u64 {
+            let put = put(&owner, seq, seq as u8, Precondition::Absent, no_indexes());
+            written(write(&gateway, &put).await, seq);
+        }
+        // It rebuilt the dataset from a snapshot (not by replaying).
+        let replica = tokio::time::timeout(HANG_GUARD, async {
+            loop {
+                if let Some(replica) = nodes[3].replicas().unwrap().replica(&owner.dataset).await {
+                    if replica.sync_report().is_some() {
+                        return replica;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the wiped member did not sync");
+        let report = replica.sync_report().unwrap();
+        assert!(report.height >= 1, "{report:?}");
+        assert_ne!(report.from, key);
+        let floor = replica.chain().floor_height().unwrap().expect("a floor");
+        assert_eq!(floor, report.height);
+        // Its floor block carries the certificate it was checked against;
+        // an altered certificate, another block or other keys fail.
+        let anchor = replica.chain().floor().unwrap().expect("the floor block");
+        let members = replica.members().to_vec();
+        let mut rng = context.child("verify");
+        let verify = |rng: &mut commonware_runtime::tokio::Context, block: &FinalizedBlock| {
+            fluence_consensus::verify_finalization(rng, &owner.dataset, &members, block)
+        };
+        assert!(verify(&mut rng, &anchor).is_ok());
+        let mut altered = anchor.clone();
+        *altered.certificate.last_mut().unwrap() ^= 1;
+        assert!(verify(&mut rng, &altered).is_err());
+        let mut other = anchor.clone();
+        other.block.timestamp_ms += 1;
+        assert_eq!(
+            verify(&mut rng, &other).unwrap_err(),
+            CertificateError::OtherBlock
+        );
+        let strangers: Vec<PublicKey> = (1..=4u8)
+            .map(|i| PublicKey(fluence_crypto::sign::SigningKey::from_seed(&[i; 32]).public_key()))
+            .collect();
+        assert!(fluence_consensus::verify_finalization(
+            &mut rng,
+            &owner.dataset,
+            &strangers,
+            &anchor
+        )
+        .is_err());
+        // It applies the blocks after its floor like every member, and
+        // every document is there, those before the floor included.
+        let put = put(&owner, 31, 31, Precondition::Absent, no_indexes());
+        written(write(&gateway, &put).await, 31);
+        let roots = converged(&nodes, &owner.dataset, 31).await;
+        assert!(roots.windows(2).all(|w| w[0] == w[1]), "{roots:?}");
+        assert!(replica.applied().height > floor);
+        let store = nodes[3].service().store();
+        for seq in 1..=31u8 {
+            assert!(
+                store
+                    .get(&owner.dataset, &DocId([seq; 16]))
+                    .unwrap()
+                    .is_some(),
+                "document {seq} missing on the synced member"
+            );
+        }
+        for node in nodes {
+            node.shutdown().await;
+        }
+    });
 }

@@ -15,6 +15,7 @@ pub mod codec;
 pub mod ids;
 pub mod limits;
 pub mod message;
+pub mod ops;
 pub mod plan;
 pub mod snapshot;
 pub mod write;
@@ -23,6 +24,9 @@ pub use codec::{Decode, DecodeError, Encode, Reader, Writer};
 pub use ids::{DatasetId, DocId, Hash32, IndexId, PublicKey, Signature, Token};
 pub use message::{
     DatasetInfo, DatasetSummary, DocEntry, NodeError, Request, Response, PROTOCOL_VERSION,
+};
+pub use ops::{
+    ChainRecord, ChainSlice, DatasetStatus, MemberStatus, NodeStatus, OpsRequest, OpsResponse,
 };
 pub use plan::{OreBound, Plan};
 pub use snapshot::{SnapshotDoc, SnapshotHeader};

@@ -7,6 +7,7 @@
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::ids::{DatasetId, DocId, Hash32, IndexId, PublicKey};
 use crate::limits::*;
+use crate::ops::{OpsRequest, OpsResponse};
 use crate::plan::Plan;
 use crate::write::{IndexDecl, SealedDoc, SignedWrite};
 
@@ -35,6 +36,9 @@ pub enum Request {
         after: Option<DocId>,
         page_docs_max: u32,
     },
+    /// Operations (`fluence status`, `fluence chain show`): every such
+    /// request is one [`OpsRequest`] (see [`crate::ops`]).
+    Ops(OpsRequest),
 }
 
 /// A dataset as listed for its owner.
@@ -77,6 +81,8 @@ pub enum Response {
         next: Option<DocId>,
     },
     Error(NodeError),
+    /// The answer to a [`Request::Ops`].
+    Ops(OpsResponse),
 }
 
 /// Why a node refused a request. Stable: gateways map these to user errors.
@@ -140,6 +146,11 @@ impl Encode for Request {
                 writer.option(after);
                 writer.u32(*page_docs_max);
             }
+            // Operations tags start at 32, away from the data-path ones.
+            Request::Ops(request) => {
+                writer.u8(32);
+                request.encode(writer);
+            }
         }
     }
 }
@@ -173,6 +184,7 @@ impl Decode for Request {
                 after: reader.option("cursor")?,
                 page_docs_max: reader.u32("page size")?,
             }),
+            32 => Ok(Request::Ops(OpsRequest::decode(reader)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "request",
                 tag,
@@ -345,6 +357,10 @@ impl Encode for Response {
                 writer.u8(5);
                 error.encode(writer);
             }
+            Response::Ops(answer) => {
+                writer.u8(32);
+                answer.encode(writer);
+            }
         }
     }
 }
@@ -366,6 +382,7 @@ impl Decode for Response {
                 next: reader.option("cursor")?,
             }),
             5 => Ok(Response::Error(NodeError::decode(reader)?)),
+            32 => Ok(Response::Ops(OpsResponse::decode(reader)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "response",
                 tag,

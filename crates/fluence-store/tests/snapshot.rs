@@ -260,3 +260,25 @@ fn an_existing_dataset_is_not_imported_over_and_an_unfinished_import_is_removed(
     assert!(!importing.exists());
     assert!(reopened.info(&d).is_err());
 }
+
+#[test]
+fn a_discarded_dataset_is_gone_for_good_and_can_be_imported_again() {
+    let (dir, store, d) = populated();
+    let snapshot = store.snapshot(&d).unwrap();
+    let header = snapshot.header();
+    let docs = pages(&snapshot, usize::MAX);
+    drop(snapshot);
+    store.discard(&d).unwrap();
+    // Absent now, and discarding again is not an error.
+    assert!(store.info(&d).is_err());
+    store.discard(&d).unwrap();
+    drop(store);
+    let store = TestStore::open(dir.path()).unwrap();
+    assert!(store.info(&d).is_err(), "the discard is durable");
+    let mut import = store.import(header.clone()).unwrap();
+    for page in &docs {
+        import.add(page).unwrap();
+    }
+    import.finish().unwrap();
+    assert_eq!(store.info(&d).unwrap().state_root, header.info.state_root);
+}

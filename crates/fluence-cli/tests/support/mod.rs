@@ -91,6 +91,12 @@ impl Process {
         (status, self.seen.clone())
     }
 
+    /// SIGKILL (no shutdown path runs), then waits for it to be gone.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL fluence");
+        let _ = self.child.wait();
+    }
+
     /// Waits for the process to exit by itself; returns status and stderr.
     pub fn exit(mut self) -> (std::process::ExitStatus, String) {
         let status = self.child.wait().expect("wait for fluence");
@@ -314,6 +320,32 @@ impl Http {
         );
         value
     }
+}
+
+/// A free TCP port on loopback (free when asked; a node binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+/// The `--member` values of a cluster whose member `i` keeps its data in
+/// `dir/n<i>` and listens on `ports[i]`: each identity is created now, so
+/// every node can be told every member's key at start.
+pub fn member_flags(dir: &Path, ports: &[u16]) -> Vec<String> {
+    let mut members = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let data_dir = dir.join(format!("n{i}"));
+        std::fs::create_dir_all(&data_dir).expect("data dir");
+        let keypair =
+            fluence_net::identity::load_or_create(&fluence_node::daemon::identity_path(&data_dir))
+                .expect("identity");
+        let key = fluence_net::identity::member_key(&keypair).expect("member key");
+        members.push(format!("{key}@/ip4/127.0.0.1/tcp/{port}"));
+    }
+    members
 }
 
 /// Every file under `dir`, recursively.

@@ -80,7 +80,7 @@ pub const DATASET_PREFIX_LEN: usize = DatasetId::LEN;
 /// The largest message one cluster frame carries.
 pub const CLUSTER_MESSAGE_LEN_MAX: usize = MESSAGE_LEN_MAX - DATASET_PREFIX_LEN;
 /// Channel ids a dataset may use (`0..CHANNELS_PER_DATASET_MAX`); a
-/// replica uses seven.
+/// replica uses eight.
 pub const CHANNELS_PER_DATASET_MAX: u64 = 16;
 /// Messages one inbound (dataset, channel) queue holds before arrivals
 /// are dropped.
@@ -293,6 +293,20 @@ impl ClusterNet {
         self.shared.links.values().any(|link| {
             link.member.key == *member && link.connected.load(std::sync::atomic::Ordering::Acquire)
         })
+    }
+
+    /// Where `member` is dialed now (for this node: where it was
+    /// configured to be reached).
+    pub fn addresses(&self, member: &PublicKey) -> Vec<Multiaddr> {
+        match self.shared.links.values().find(|l| l.member.key == *member) {
+            Some(link) => lock(&link.addrs).clone(),
+            None => self
+                .members()
+                .iter()
+                .find(|m| m.key == *member)
+                .map(|m| m.addrs.clone())
+                .unwrap_or_default(),
+        }
     }
 
     /// Replaces where `member` is dialed (a member that listens on a port

@@ -23,7 +23,8 @@ use fluence_proto::{DatasetId, DocId, Hash32, SnapshotDoc, SnapshotHeader};
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase};
 
 use super::{
-    corrupt, lock, open_database, read_meta, write_meta, Applied, Store, IMPORTING_FILE_EXT,
+    corrupt, lock, open_database, read_meta, sync_dir, write_meta, Applied, Store,
+    IMPORTING_FILE_EXT,
 };
 use crate::apply::{self, DocTables};
 use crate::error::{ApplyError, StoreError};
@@ -97,6 +98,28 @@ impl<O: OreOrder> Store<O> {
         };
         import.commit(&[], Durability::None)?;
         Ok(import)
+    }
+
+    /// Removes `dataset` without a write, durably; nothing happens if it
+    /// is absent. For a cluster member whose chain holds no block backing
+    /// its copy (a crash inside a sync, or between a `Create`'s commit and
+    /// the record of its block), before it fetches the dataset again.
+    /// Readers holding the dataset finish on the unlinked file.
+    pub fn discard(&self, dataset: &DatasetId) -> Result<(), StoreError> {
+        let _lifecycle = lock(&self.lifecycle);
+        let Some(held) = self.dataset(dataset) else {
+            return Ok(());
+        };
+        // No writer commits to it from here on (this thread holds the
+        // writer lock until it is gone from the map).
+        let mut writer = lock(&held.writer);
+        fs::remove_file(&held.path).map_err(|e| StoreError::io(&held.path, e))?;
+        writer.dropped = true;
+        self.datasets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(dataset);
+        sync_dir(&self.datasets_dir)
     }
 }
 

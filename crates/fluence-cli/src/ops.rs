@@ -1,0 +1,395 @@
+//! Operations commands: `fluence status` (each node's view of its cluster
+//! and datasets) and `fluence chain show` (a dataset's finalized blocks).
+//! Both ask nodes directly over `/fluence/rpc/2` (`Request::Ops`); no
+//! gateway is involved.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use fluence_chain::Block;
+use fluence_net::{Multiaddr, NodeClient};
+use fluence_proto::{
+    ChainSlice, DatasetId, NodeStatus, OpsRequest, OpsResponse, PublicKey, Request, Response,
+};
+use serde_json::{json, Value};
+
+use crate::keys;
+
+/// How long a node may take to accept the connection and answer.
+const NODE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The file a devnet writes its nodes' dial addresses to, one per line.
+pub const DEVNET_NODES_FILE: &str = "nodes.txt";
+
+/// The nodes to ask: the `--node` addresses, else those of the devnet in
+/// `devnet` (written when it started).
+pub fn nodes(addrs: Vec<Multiaddr>, devnet: &Path) -> Result<Vec<Multiaddr>> {
+    if !addrs.is_empty() {
+        return Ok(addrs);
+    }
+    let path = devnet.join(DEVNET_NODES_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no --node given and no devnet node list at {} (is `fluence devnet` running there?)",
+            path.display()
+        )
+    })?;
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        out.push(
+            line.parse()
+                .with_context(|| format!("{}: {line:?} is not a multiaddr", path.display()))?,
+        );
+    }
+    if out.is_empty() {
+        bail!("{} lists no node", path.display());
+    }
+    Ok(out)
+}
+
+/// Writes the devnet's node list (see [`nodes`]).
+pub fn write_devnet_nodes(dir: &Path, addrs: &[Multiaddr]) -> Result<()> {
+    let path = dir.join(DEVNET_NODES_FILE);
+    let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+async fn ask(addr: &Multiaddr, request: OpsRequest) -> Result<OpsResponse> {
+    let client = tokio::time::timeout(
+        NODE_TIMEOUT,
+        NodeClient::connect(addr.clone(), NODE_TIMEOUT),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no connection within {NODE_TIMEOUT:?}"))?
+    .with_context(|| format!("connecting to {addr}"))?;
+    let answer = tokio::time::timeout(NODE_TIMEOUT, client.call(&Request::Ops(request)))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {NODE_TIMEOUT:?}"))?
+        .with_context(|| format!("asking {addr}"))?;
+    match answer {
+        Response::Ops(answer) => Ok(answer),
+        Response::Error(error) => bail!("{addr}: {error}"),
+        other => bail!("{addr} answered something else: {other:?}"),
+    }
+}
+
+fn short(key: &PublicKey) -> String {
+    key.to_hex()[..12].to_string()
+}
+
+/// `fluence status`: asks every node, prints one table (or JSON).
+pub async fn status(addrs: Vec<Multiaddr>, as_json: bool) -> Result<()> {
+    let mut answers: Vec<(Multiaddr, Result<NodeStatus>)> = Vec::new();
+    for addr in addrs {
+        let answer = match ask(&addr, OpsRequest::Status).await {
+            Ok(OpsResponse::Status(status)) => Ok(status),
+            Ok(_) => Err(anyhow::anyhow!("{addr} answered with something else")),
+            Err(error) => Err(error),
+        };
+        answers.push((addr, answer));
+    }
+    // The highest height any node has seen finalized, per dataset.
+    let mut highest: BTreeMap<DatasetId, u64> = BTreeMap::new();
+    for (_, answer) in &answers {
+        if let Ok(status) = answer {
+            for d in &status.datasets {
+                let h = highest.entry(d.dataset).or_default();
+                *h = (*h).max(d.finalized_height).max(d.applied_height);
+            }
+        }
+    }
+    let lag =
+        |d: &fluence_proto::DatasetStatus| highest[&d.dataset].saturating_sub(d.applied_height);
+    if as_json {
+        let nodes: Vec<Value> = answers
+            .iter()
+            .map(|(addr, answer)| match answer {
+                Ok(status) => json!({
+                    "address": addr.to_string(),
+                    "node": status.node.to_hex(),
+                    "members": status.members.iter().map(|m| json!({
+                        "key": m.key.to_hex(),
+                        "addresses": m.addrs,
+                        "local": m.local,
+                        "connected": m.connected,
+                    })).collect::<Vec<_>>(),
+                    "datasets": status.datasets.iter().map(|d| json!({
+                        "dataset": d.dataset.to_hex(),
+                        "finalized_height": d.finalized_height,
+                        "applied_height": d.applied_height,
+                        "lag": lag(d),
+                        "state_root": d.state_root.to_hex(),
+                        "floor_height": d.floor_height,
+                        "syncing": d.syncing,
+                        "fault": d.fault,
+                    })).collect::<Vec<_>>(),
+                }),
+                Err(error) => json!({"address": addr.to_string(), "error": format!("{error:#}")}),
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "nodes": nodes }))?
+        );
+        return Ok(());
+    }
+    for (addr, answer) in &answers {
+        match answer {
+            Ok(status) => {
+                let connected = status.members.iter().filter(|m| m.connected).count();
+                println!(
+                    "node {} at {addr}: {} members, {} reachable",
+                    short(&status.node),
+                    status.members.len(),
+                    connected
+                );
+                for m in &status.members {
+                    let state = match (m.local, m.connected) {
+                        (true, _) => "this node",
+                        (false, true) => "connected",
+                        (false, false) => "not connected",
+                    };
+                    let addrs = m.addrs.join(" ");
+                    println!("  member {}  {state:<13}  {addrs}", short(&m.key));
+                }
+            }
+            Err(error) => println!("node at {addr}: unreachable: {error:#}"),
+        }
+    }
+    println!();
+    println!(
+        "{:<14} {:<14} {:>10} {:>10} {:>6}  {:<16}  note",
+        "dataset", "node", "finalized", "applied", "lag", "state root"
+    );
+    for (_, answer) in &answers {
+        let Ok(status) = answer else { continue };
+        for d in &status.datasets {
+            let mut note = Vec::new();
+            if d.syncing {
+                note.push("syncing".to_string());
+            }
+            if let Some(floor) = d.floor_height {
+                note.push(format!("synced at {floor}"));
+            }
+            if let Some(fault) = &d.fault {
+                note.push(format!("FAULT: {fault}"));
+            }
+            println!(
+                "{:<14} {:<14} {:>10} {:>10} {:>6}  {:<16}  {}",
+                &d.dataset.to_hex()[..12],
+                short(&status.node),
+                d.finalized_height,
+                d.applied_height,
+                lag(d),
+                &d.state_root.to_hex()[..16],
+                note.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A dataset named on the command line: a 64-digit hex id, or a name of
+/// the owner key in `key` (unlocked with its passphrase).
+pub fn resolve_dataset(text: &str, key: &Path) -> Result<DatasetId> {
+    if text.len() == 64 {
+        if let Ok(id) = DatasetId::from_hex(text) {
+            return Ok(id);
+        }
+    }
+    if !key.exists() {
+        bail!(
+            "{text:?} is not a dataset id (64 hex digits), and naming a dataset needs its owner key: {} does not exist (use --key)",
+            key.display()
+        );
+    }
+    let master = keys::unlock(key)?;
+    let name_tag = master.catalog_key().name_tag(text);
+    Ok(DatasetId(fluence_crypto::keys::dataset_id(
+        &master.owner_public_key(),
+        &name_tag,
+    )))
+}
+
+/// The default owner key of `chain show`: the devnet's.
+pub fn devnet_key(devnet: &Path) -> PathBuf {
+    devnet.join("keys").join("owner.key")
+}
+
+/// What to show of a chain.
+pub struct ChainQuery {
+    pub dataset: DatasetId,
+    /// One block, or the newest `limit` when `None`.
+    pub height: Option<u64>,
+    pub limit: u32,
+}
+
+/// `fluence chain show`: asks one node for blocks and prints them.
+pub async fn chain_show(addr: Multiaddr, query: ChainQuery, as_json: bool) -> Result<()> {
+    let request = OpsRequest::Chain {
+        dataset: query.dataset,
+        from: query.height,
+        limit: if query.height.is_some() {
+            1
+        } else {
+            query.limit
+        },
+    };
+    let slice = match ask(&addr, request).await? {
+        OpsResponse::Chain(slice) => slice,
+        OpsResponse::Status(_) => bail!("{addr} answered with something else"),
+    };
+    if let Some(height) = query.height {
+        if !slice
+            .blocks
+            .first()
+            .is_some_and(|b| Block::from_untrusted(&b.block).is_ok_and(|b| b.height == height))
+        {
+            match slice.floor {
+                Some(floor) if height < floor => bail!(
+                    "{addr} holds this chain from height {floor} on: it rebuilt the dataset from a snapshot at that block and never stored the blocks below"
+                ),
+                _ => bail!("{addr} holds no block {height} (its chain tip is {})", slice.tip),
+            }
+        }
+    }
+    let blocks = describe(&slice, &query.dataset)?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "dataset": query.dataset.to_hex(),
+                "node": addr.to_string(),
+                "tip": slice.tip,
+                "floor": slice.floor,
+                "blocks": blocks,
+            }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "chain of {} at {addr}: tip {}{}",
+        query.dataset,
+        slice.tip,
+        match slice.floor {
+            Some(floor) => format!(
+                ", held from {floor} (synced from a snapshot there; blocks below are not stored on this node)"
+            ),
+            None => String::new(),
+        }
+    );
+    for block in &blocks {
+        print_block(block);
+    }
+    Ok(())
+}
+
+/// Each block of `slice` as JSON, its certificate decoded and checked
+/// against the member keys the node reported.
+fn describe(slice: &ChainSlice, dataset: &DatasetId) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut rng = commonware_utils::rng::sys_rng();
+    for record in &slice.blocks {
+        let block = Block::from_untrusted(&record.block).context("a block the node sent")?;
+        let finalized = fluence_chain::FinalizedBlock {
+            block: block.clone(),
+            certificate: record.certificate.clone(),
+        };
+        let certificate = if record.certificate.is_empty() {
+            json!({"kind": "through a descendant's certificate"})
+        } else {
+            match fluence_consensus::certificate::decode(&record.certificate, slice.members.len()) {
+                Ok(decoded) => {
+                    let signers = fluence_consensus::certificate::signers(&decoded, &slice.members)
+                        .unwrap_or_default();
+                    let verified = fluence_consensus::verify_finalization(
+                        &mut rng,
+                        dataset,
+                        &slice.members,
+                        &finalized,
+                    );
+                    json!({
+                        "kind": "finalization",
+                        "view": decoded.proposal.round.view().get(),
+                        "signers": signers.iter().map(|k| k.to_hex()).collect::<Vec<_>>(),
+                        "verified": verified.is_ok(),
+                        "problem": verified.err().map(|e| e.to_string()),
+                    })
+                }
+                Err(error) => json!({"kind": "undecodable", "problem": error.to_string()}),
+            }
+        };
+        out.push(json!({
+            "height": block.height,
+            "hash": block.hash().to_hex(),
+            "parent": block.parent.to_hex(),
+            "timestamp_ms": block.timestamp_ms,
+            "writes": block.writes.len(),
+            "seqs": block.writes.first().map(|w| [w.body.seq, block.writes.last().map_or(w.body.seq, |l| l.body.seq)]),
+            "state_root": block.state_root.to_hex(),
+            "certificate": certificate,
+            "attestations": block.attestations.iter().map(|a| a.member.to_hex()).collect::<Vec<_>>(),
+            "evidence": block.evidence.iter().map(|e| json!({
+                "member": e.member.to_hex(),
+                "root": e.root.to_hex(),
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(out)
+}
+
+fn print_block(block: &Value) {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    println!();
+    println!("block {}  {}", block["height"], text(&block["hash"]));
+    println!("  parent       {}", text(&block["parent"]));
+    println!("  timestamp    {} ms", block["timestamp_ms"]);
+    match block["seqs"].as_array() {
+        Some(seqs) => println!(
+            "  writes       {} (seq {} to {})",
+            block["writes"], seqs[0], seqs[1]
+        ),
+        None => println!("  writes       0"),
+    }
+    println!("  state root   {}", text(&block["state_root"]));
+    let certificate = &block["certificate"];
+    match certificate["kind"].as_str() {
+        Some("finalization") => {
+            let signers: Vec<String> = certificate["signers"]
+                .as_array()
+                .map(|s| s.iter().map(|k| text(k)[..12].to_string()).collect())
+                .unwrap_or_default();
+            println!(
+                "  certificate  view {}, {} signers ({}){}",
+                certificate["view"],
+                signers.len(),
+                signers.join(" "),
+                if certificate["verified"].as_bool() == Some(true) {
+                    ", verified against the members".to_string()
+                } else {
+                    format!(", DOES NOT VERIFY: {}", text(&certificate["problem"]))
+                }
+            );
+        }
+        _ => println!("  certificate  {}", text(&certificate["kind"])),
+    }
+    let attestations: Vec<String> = block["attestations"]
+        .as_array()
+        .map(|a| a.iter().map(|k| text(k)[..12].to_string()).collect())
+        .unwrap_or_default();
+    println!(
+        "  attestations {} of the parent's root ({})",
+        attestations.len(),
+        attestations.join(" ")
+    );
+    if let Some(evidence) = block["evidence"].as_array().filter(|e| !e.is_empty()) {
+        for e in evidence {
+            println!(
+                "  EVIDENCE     member {} attested root {}",
+                &text(&e["member"])[..12],
+                text(&e["root"])
+            );
+        }
+    }
+}
