@@ -199,6 +199,26 @@ pub struct Executor<O: OreOrder> {
     state: Mutex<ExecState>,
 }
 
+impl ExecState {
+    /// The chain's tip as applied, nothing staged; reconciled if the
+    /// store's committed root is the tip's.
+    fn from_chain<O: OreOrder>(
+        store: &Store<O>,
+        dataset: &DatasetId,
+        chain: &ChainStore,
+    ) -> Result<ExecState, ReplicaFault> {
+        let applied = chain.tip()?;
+        let committed_root = committed_info(store, dataset)
+            .map_err(|e| ReplicaFault::Store(e.to_string()))?
+            .map_or(ABSENT_STATE_ROOT, |info| info.state_root);
+        Ok(ExecState {
+            applied,
+            reconciled: committed_root == applied.state_root,
+            staged: None,
+        })
+    }
+}
+
 fn committed_info<O: OreOrder>(
     store: &Store<O>,
     dataset: &DatasetId,
@@ -216,19 +236,12 @@ impl<O: OreOrder> Executor<O> {
         store: Arc<Store<O>>,
         chain: ChainStore,
     ) -> Result<Self, ReplicaFault> {
-        let applied = chain.tip()?;
-        let committed_root = committed_info(&store, &dataset)
-            .map_err(|e| ReplicaFault::Store(e.to_string()))?
-            .map_or(ABSENT_STATE_ROOT, |info| info.state_root);
+        let state = ExecState::from_chain(&store, &dataset, &chain)?;
         Ok(Executor {
             dataset,
             store,
             chain,
-            state: Mutex::new(ExecState {
-                applied,
-                reconciled: committed_root == applied.state_root,
-                staged: None,
-            }),
+            state: Mutex::new(state),
         })
     }
 
@@ -265,15 +278,9 @@ impl<O: OreOrder> Executor<O> {
     /// sync installed a snapshot and its floor block, see `crate::sync`).
     pub fn resume_from_chain(&self) -> Result<ChainTip, ReplicaFault> {
         let mut state = self.lock();
-        let applied = self.chain.tip()?;
-        let committed_root = committed_info(&self.store, &self.dataset)
-            .map_err(|e| ReplicaFault::Store(e.to_string()))?
-            .map_or(ABSENT_STATE_ROOT, |info| info.state_root);
-        *state = ExecState {
-            applied,
-            reconciled: committed_root == applied.state_root,
-        };
-        Ok(applied)
+        // Anything staged was executed on the state the sync replaced.
+        *state = ExecState::from_chain(&self.store, &self.dataset, &self.chain)?;
+        Ok(state.applied)
     }
 
     /// Runs `f` on the parent state reached by `ancestors` (unapplied
