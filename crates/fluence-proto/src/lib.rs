@@ -14,6 +14,7 @@
 pub mod codec;
 pub mod ids;
 pub mod limits;
+pub mod merkle;
 pub mod message;
 pub mod plan;
 pub mod snapshot;
@@ -21,6 +22,7 @@ pub mod write;
 
 pub use codec::{Decode, DecodeError, Encode, Reader, Writer};
 pub use ids::{DatasetId, DocId, Hash32, IndexId, PublicKey, Signature, Token};
+pub use merkle::{verify_proof, DocDigest, MerkleProof, ProofError};
 pub use message::{
     DatasetInfo, DatasetSummary, DocEntry, NodeError, Request, Response, PROTOCOL_VERSION,
 };
