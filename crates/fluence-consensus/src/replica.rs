@@ -44,8 +44,9 @@ use crate::member::{Behavior, BlockLimits, Member};
 use crate::pool::{Committed, Outcome};
 
 /// Domain of the namespace simplex signs votes under; the dataset id
-/// follows it, so a vote in one cluster is worthless in another.
-pub const CONSENSUS_NAMESPACE_DOMAIN: &[u8] = b"FLUENCE_CONSENSUS_V1";
+/// follows it, so a vote in one cluster is worthless in another. Defined
+/// beside the certificate check that gateways run (`fluence_chain`).
+pub use fluence_chain::CONSENSUS_NAMESPACE_DOMAIN;
 
 /// The channels of one cluster, in a fixed order. A network adapter keys
 /// its demultiplexing by (dataset, [`Channel::id`]).
