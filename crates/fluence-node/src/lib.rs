@@ -11,6 +11,7 @@
 pub mod cluster;
 pub mod daemon;
 pub mod order;
+pub mod reads;
 pub mod service;
 
 pub use cluster::{ClusterConfig, Replicas};

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod merkle;
 pub mod message;
 pub mod plan;
+pub mod read;
 pub mod snapshot;
 pub mod write;
 
@@ -27,6 +28,10 @@ pub use message::{
     DatasetInfo, DatasetSummary, DocEntry, NodeError, Request, Response, PROTOCOL_VERSION,
 };
 pub use plan::{OreBound, Plan};
+pub use read::{
+    CertifiedBlock, FindQuery, KnownRoot, ProvenDoc, ProvenDocs, ReadState, SignedPage, StatePin,
+    READ_ANSWER_SIGNING_DOMAIN,
+};
 pub use snapshot::{SnapshotDoc, SnapshotHeader};
 pub use write::{
     schema_digest, Action, DocOp, IndexDecl, IndexEntry, IndexKind, IndexValues, Precondition,
