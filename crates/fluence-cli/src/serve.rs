@@ -266,6 +266,11 @@ pub async fn devnet(
         p2p_port == 0 || usize::from(p2p_port) + nodes <= usize::from(u16::MAX),
         "--p2p-port {p2p_port} leaves no room for {nodes} consecutive ports"
     );
+    // Refused before any node starts rather than after.
+    reads
+        .quorum
+        .resolve(nodes)
+        .map_err(|e| anyhow::anyhow!("--read-quorum: {e}"))?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let master = devnet_key(&dir)?;
     let listen = |i: usize| -> Result<Multiaddr> {

@@ -41,6 +41,10 @@ use crate::error::ClientError;
 use crate::members::Member;
 use crate::transport::Transport;
 
+/// Times every member is asked again when none could prove a read, and
+/// the pause before the first of them (growing with each).
+const PASSES_MAX: u32 = 2;
+const PASS_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
 /// Verified roots kept per dataset (the newest by height).
 const ROOTS_PER_DATASET_MAX: usize = 64;
 /// Datasets whose verified roots are kept.
@@ -112,10 +116,18 @@ pub(crate) async fn read<T: Transport>(
     for chunk in ids.chunks(PROVE_IDS_MAX) {
         let mut remaining = chunk;
         let mut member = 0usize;
+        let mut passes = 0u32;
         // Every answer proves at least one id or brings a new root, so
         // this ends; the bound only stops a member that loops.
-        let mut answers_left = 2 * chunk.len() + 2 * members.len() + 2;
+        let mut answers_left = 2 * chunk.len() + 2 * members.len() * (PASSES_MAX as usize + 1) + 2;
         while !remaining.is_empty() {
+            if member == members.len() && passes < PASSES_MAX {
+                // Every member was busy (a block landing, a tip not yet
+                // certified on its own): a moment later one usually is not.
+                passes += 1;
+                member = 0;
+                tokio::time::sleep(PASS_PAUSE * passes).await;
+            }
             let Some(asked) = members.get(member) else {
                 return Err(ClientError::Unavailable(format!(
                     "no member could prove this read ({})",
