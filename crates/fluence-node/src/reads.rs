@@ -10,11 +10,11 @@
 //! transactions open (and their pages unreclaimed); one state costs
 //! nothing.
 //!
-//! In a cluster the height a read names is the member's last applied
-//! finalized block. The store commits a block's writes before the chain
-//! records the block, so a read checks that the chain tip it names has
-//! the state root the page was read at, and reads again when a block was
-//! applied in between (a few milliseconds at most).
+//! In a cluster the height a read names is the newest applied finalized
+//! block whose state root is the state the page was read at. The chain
+//! moves on while a long page is read (found a few blocks below the tip)
+//! and records a block a moment after the store commits it (found once
+//! recorded, within milliseconds).
 
 use std::time::{Duration, Instant};
 
@@ -35,14 +35,15 @@ use crate::service::NodeStore;
 pub const PIN_WAIT_MAX: Duration = Duration::from_secs(2);
 /// How often a waiting read looks at the store again.
 const PIN_POLL: Duration = Duration::from_millis(5);
-/// Reads of store and chain tip before giving up on finding them at one
-/// state (each apart by [`SETTLE_POLL`]): a block is applied to the store
-/// and recorded in the chain within milliseconds.
+/// Looks at the chain tip before giving up on finding the block of a
+/// state just read (each apart by [`SETTLE_POLL`]): the store commits a
+/// block's writes and the chain records the block within milliseconds.
 const SETTLE_ATTEMPTS_MAX: usize = 100;
 const SETTLE_POLL: Duration = Duration::from_millis(2);
-/// Blocks looked at below the tip for one with its own certificate and
-/// the state's root (a block finalized through a descendant has none).
-const CERTIFIED_LOOKBACK_MAX: u64 = 16;
+/// Blocks below the tip searched for the one whose state a read saw (the
+/// chain moves on while a long page is read) and for one with its own
+/// certificate (a block finalized through a descendant has none).
+const LOOKBACK_BLOCKS_MAX: u64 = 64;
 /// Room left in a proven answer for its framing and fixed fields.
 const ANSWER_SLACK_BYTES: usize = 64 * 1024;
 
@@ -91,17 +92,49 @@ pub enum Heights<'a> {
 }
 
 impl Heights<'_> {
-    /// The height whose state root is `state`'s, if the chain tip is at
-    /// that state now.
-    fn height_of(&self, state: &StatePin) -> Option<u64> {
+    /// The newest height whose state root is `state`'s.
+    fn height_of(&self, state: &StatePin) -> Result<u64, NodeError> {
         match self {
-            Heights::Single => Some(state.seq),
+            Heights::Single => Ok(state.seq),
             Heights::Cluster(replica) => {
-                let tip = replica.applied();
-                (tip.state_root == state.state_root).then_some(tip.height)
+                let blocks = blocks_with_root(replica, state)?;
+                let newest = blocks.first().ok_or_else(unsettled)?;
+                Ok(newest.block.height)
             }
         }
     }
+}
+
+/// The applied blocks (newest first) whose state root is `state`'s, among
+/// the [`LOOKBACK_BLOCKS_MAX`] below the chain tip. A state read a moment
+/// ago may be some blocks old by now (found below the tip) or be the
+/// block the chain is recording right now (found once it is recorded).
+fn blocks_with_root(replica: &Replica, state: &StatePin) -> Result<Vec<FinalizedBlock>, NodeError> {
+    for _ in 0..SETTLE_ATTEMPTS_MAX {
+        let tip = replica.applied();
+        let floor = tip.height.saturating_sub(LOOKBACK_BLOCKS_MAX);
+        let mut found = Vec::new();
+        for height in (floor.max(1)..=tip.height).rev() {
+            let Some(finalized) = replica
+                .chain()
+                .get(height)
+                .map_err(|e| NodeError::Internal(format!("reading the chain: {e}")))?
+            else {
+                break;
+            };
+            if finalized.block.state_root == state.state_root {
+                found.push(finalized);
+            } else if !found.is_empty() {
+                // Roots only repeat across consecutive (empty) blocks.
+                break;
+            }
+        }
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        std::thread::sleep(SETTLE_POLL);
+    }
+    Ok(Vec::new())
 }
 
 /// Answers a `SignedFind`.
@@ -115,34 +148,28 @@ pub fn signed_find(
     if let Some(pin) = &at {
         wait_for_seq(store, &query.dataset, pin.seq)?;
     }
-    for _ in 0..SETTLE_ATTEMPTS_MAX {
-        let (page, state) = store
-            .find_with_state(
-                &query.dataset,
-                Some(&query.schema),
-                &query.plan,
-                query.after,
-                query.page_docs_max as usize,
-            )
-            .map_err(|e| e.to_node_error())?;
-        if let Some(pin) = at {
-            if pin != state {
-                return Err(not_at(&state));
-            }
+    let (page, state) = store
+        .find_with_state(
+            &query.dataset,
+            Some(&query.schema),
+            &query.plan,
+            query.after,
+            query.page_docs_max as usize,
+        )
+        .map_err(|e| e.to_node_error())?;
+    if let Some(pin) = at {
+        if pin != state {
+            return Err(not_at(&state));
         }
-        let Some(height) = heights.height_of(&state) else {
-            std::thread::sleep(SETTLE_POLL);
-            continue;
-        };
-        let state = ReadState {
-            height,
-            seq: state.seq,
-            state_root: state.state_root,
-        };
-        let signed = signer.sign(query, page.docs, page.next, state);
-        return Ok(Response::SignedPage(signed));
     }
-    Err(unsettled())
+    let height = heights.height_of(&state)?;
+    let state = ReadState {
+        height,
+        seq: state.seq,
+        state_root: state.state_root,
+    };
+    let signed = signer.sign(query, page.docs, page.next, state);
+    Ok(Response::SignedPage(signed))
 }
 
 /// Answers a `ProveIds` on a cluster member.
@@ -164,75 +191,47 @@ pub fn prove_ids(
             "the ids of a proven read must be sorted, without repeats".into(),
         ));
     }
-    for _ in 0..SETTLE_ATTEMPTS_MAX {
-        let (docs, state) = store
-            .prove_docs(dataset, ids, PROVEN_BYTES_MAX)
-            .map_err(|e| e.to_node_error())?;
-        let tip = replica.applied();
-        if tip.state_root != state.state_root {
-            std::thread::sleep(SETTLE_POLL);
-            continue;
-        }
-        if let Some(known) = known.filter(|k| k.state_root == state.state_root) {
-            // The gateway holds this root verified at `known.height`; this
-            // node's state is that state, whatever empty blocks followed.
-            return Ok(Response::Proven(ProvenDocs {
-                height: known.height,
-                state_root: state.state_root,
-                docs,
-                certified: None,
-            }));
-        }
-        let finalized = certified_block(replica, tip.height, &state)?;
-        let block = finalized.block.to_bytes();
-        let docs_len: usize = docs.iter().map(|d| d.to_bytes().len()).sum();
-        let room = MESSAGE_LEN_MAX.saturating_sub(ANSWER_SLACK_BYTES);
-        // A block too large to travel with the documents goes alone: the
-        // gateway verifies it and asks again naming the root as known.
-        let docs = if block.len() + finalized.certificate.len() + docs_len > room {
-            Vec::new()
-        } else {
-            docs
-        };
+    let (docs, state) = store
+        .prove_docs(dataset, ids, PROVEN_BYTES_MAX)
+        .map_err(|e| e.to_node_error())?;
+    if let Some(known) = known.filter(|k| k.state_root == state.state_root) {
+        // The gateway holds this root verified at `known.height`; the
+        // state read is that state, whatever empty blocks followed.
         return Ok(Response::Proven(ProvenDocs {
-            height: finalized.block.height,
+            height: known.height,
             state_root: state.state_root,
             docs,
-            certified: Some(CertifiedBlock {
-                block,
-                certificate: finalized.certificate,
-            }),
+            certified: None,
         }));
     }
-    Err(unsettled())
-}
-
-/// The newest block at or below `tip` with its own certificate whose state
-/// root is `state`'s.
-fn certified_block(
-    replica: &Replica,
-    tip: u64,
-    state: &StatePin,
-) -> Result<FinalizedBlock, NodeError> {
-    let floor = tip.saturating_sub(CERTIFIED_LOOKBACK_MAX);
-    for height in (floor..=tip).rev() {
-        let Some(finalized) = replica
-            .chain()
-            .get(height)
-            .map_err(|e| NodeError::Internal(format!("reading the chain: {e}")))?
-        else {
-            break;
-        };
-        if finalized.block.state_root != state.state_root {
-            break;
-        }
-        if !finalized.certificate.is_empty() {
-            return Ok(finalized);
-        }
+    let blocks = blocks_with_root(replica, &state)?;
+    if blocks.is_empty() {
+        return Err(unsettled());
     }
-    Err(NodeError::Unavailable(
-        "no block holding this node's state has its own certificate yet".into(),
-    ))
+    let Some(finalized) = blocks.into_iter().find(|f| !f.certificate.is_empty()) else {
+        return Err(NodeError::Unavailable(
+            "no block holding this node's state has its own certificate yet".into(),
+        ));
+    };
+    let block = finalized.block.to_bytes();
+    let docs_len: usize = docs.iter().map(|d| d.to_bytes().len()).sum();
+    let room = MESSAGE_LEN_MAX.saturating_sub(ANSWER_SLACK_BYTES);
+    // A block too large to travel with the documents goes alone: the
+    // gateway verifies it and asks again naming the root as known.
+    let docs = if block.len() + finalized.certificate.len() + docs_len > room {
+        Vec::new()
+    } else {
+        docs
+    };
+    Ok(Response::Proven(ProvenDocs {
+        height: finalized.block.height,
+        state_root: state.state_root,
+        docs,
+        certified: Some(CertifiedBlock {
+            block,
+            certificate: finalized.certificate,
+        }),
+    }))
 }
 
 /// Waits until the dataset's seq reaches `seq` (or [`PIN_WAIT_MAX`]
