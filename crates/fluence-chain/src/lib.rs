@@ -1,9 +1,11 @@
 //! Fluence cluster chain: the block format of a dataset's chain, its canonical encoding and hash, the rules a block must satisfy, and the store of finalized blocks.
 //!
 //! Owns: what a block is and when it is valid, short of executing it.
-//! Must not depend on networking or on the consensus engine: blocks are
-//! plain data verified with plain functions, so the consensus replica, the
-//! CLI (`fluence chain show`) and, later, arbiters share them.
+//! Must not depend on networking or on running the consensus engine:
+//! blocks are plain data verified with plain functions, so the consensus
+//! replica, the CLI (`fluence chain show`), gateways checking proofs and,
+//! later, arbiters share them. It uses commonware's consensus crate only
+//! for the certificate type and its codec (see [`certificate`]).
 //!
 //! # One chain per dataset
 //!
@@ -32,8 +34,14 @@
 //! # Storage ([`ChainStore`])
 //!
 //! Finalized blocks with their finalization certificates, one redb file per
-//! dataset; the certificate is opaque bytes here (the consensus crate
-//! encodes and checks it).
+//! dataset; the certificate is stored as the consensus engine encoded it.
+//!
+//! # Certificates ([`certificate`])
+//!
+//! [`CertificateVerifier`] checks that a certificate finalizes a given
+//! block with a quorum of the configured members' signatures, using the
+//! engine's certificate type and codec but no engine: a gateway checks the
+//! state root behind a Merkle proof with it.
 //!
 //! Every encoding is bounded by limits in `fluence_proto::limits`
 //! (`WRITES_PER_BLOCK_MAX`, `CLUSTER_MEMBERS_MAX`, `BLOCK_LEN_MAX`,
@@ -42,6 +50,7 @@
 
 pub mod attest;
 pub mod block;
+pub mod certificate;
 pub mod store;
 pub mod verify;
 
@@ -49,6 +58,9 @@ pub use attest::{AttestationBody, SignedAttestation, ATTESTATION_SIGNING_DOMAIN}
 pub use block::{
     hash_encoded, is_lifecycle_write, Attestation, Block, Evidence, ABSENT_STATE_ROOT,
     BLOCK_FORMAT_VERSION, BLOCK_HASH_CONTEXT,
+};
+pub use certificate::{
+    consensus_namespace, CertificateError, CertificateVerifier, CONSENSUS_NAMESPACE_DOMAIN,
 };
 pub use store::{
     ChainStore, ChainStoreError, ChainTip, FinalizedBlock, WriteLocation, CHAIN_RANGE_MAX,

@@ -48,6 +48,8 @@ enum Command {
         /// First node's TCP port (0: pick free ports).
         #[arg(long, default_value_t = 4001)]
         p2p_port: u16,
+        #[command(flatten)]
+        reads: ReadArgs,
     },
     /// Run a node.
     Node {
@@ -64,11 +66,14 @@ enum Command {
         #[arg(long, hide = true)]
         debug_record_requests: Option<PathBuf>,
     },
-    /// Run a gateway holding an owner key, in front of one node.
+    /// Run a gateway holding an owner key, in front of one node or the
+    /// members of a cluster.
     Gateway {
-        /// The node's address, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3...
-        #[arg(long)]
-        node: Multiaddr,
+        /// A node's address, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3...;
+        /// repeat for every member of a cluster (writes go to the first,
+        /// reads to as many as the read quorum asks).
+        #[arg(long = "node", value_name = "MULTIADDR", required = true)]
+        nodes: Vec<Multiaddr>,
         /// Keystore file of the owner key.
         #[arg(long)]
         key: PathBuf,
@@ -79,6 +84,8 @@ enum Command {
         mongo: SocketAddr,
         #[command(flatten)]
         mongo_user: MongoUserArg,
+        #[command(flatten)]
+        reads: ReadArgs,
     },
     /// Manage owner keys.
     Keys {
@@ -216,6 +223,44 @@ struct MongoUserArg {
     name: Option<String>,
 }
 
+/// How the gateway verifies reads by default (a request may choose
+/// otherwise: `readQuorum` and `proof` in the HTTP API, `readConcern` in
+/// MongoDB).
+#[derive(clap::Args)]
+struct ReadArgs {
+    /// Members that must answer a read identically: a number from 1 to
+    /// the member count, `majority` (2f + 1) or `all`.
+    #[arg(long, value_name = "R", default_value = "1", value_parser = parse_read_quorum)]
+    read_quorum: fluence_client::ReadQuorum,
+    /// Prove lookups by _id read at quorum 1 with Merkle proofs against a
+    /// certified state root (cluster members only).
+    #[arg(long)]
+    proof_reads: bool,
+}
+
+impl ReadArgs {
+    fn config(&self) -> fluence_client::ReadConfig {
+        fluence_client::ReadConfig {
+            quorum: self.read_quorum,
+            proofs: self.proof_reads,
+        }
+    }
+}
+
+fn parse_read_quorum(text: &str) -> Result<fluence_client::ReadQuorum, String> {
+    use fluence_client::ReadQuorum;
+    match text {
+        "majority" => Ok(ReadQuorum::Majority),
+        "all" => Ok(ReadQuorum::All),
+        number => match number.parse::<usize>() {
+            Ok(r) if r >= 1 => Ok(ReadQuorum::Count(r)),
+            _ => Err(format!(
+                "{text:?} is not a read quorum (a positive number, majority or all)"
+            )),
+        },
+    }
+}
+
 #[derive(clap::Args)]
 struct GatewayArg {
     /// The gateway's HTTP address.
@@ -272,10 +317,12 @@ fn main() -> Result<()> {
             mongo,
             mongo_user,
             p2p_port,
+            reads,
         } => {
             let mongo = serve::MongoEndpoint::new(mongo, mongo_user.name)?;
+            let reads = reads.config();
             serve::runtime(dir.join("consensus"))
-                .start(|context| serve::devnet(context, nodes, dir, http, mongo, p2p_port))
+                .start(|context| serve::devnet(context, nodes, dir, http, mongo, p2p_port, reads))
         }
         Command::Node {
             data_dir,
@@ -286,14 +333,15 @@ fn main() -> Result<()> {
             serve::node(context, data_dir, listen, members, debug_record_requests)
         }),
         Command::Gateway {
-            node,
+            nodes,
             key,
             http,
             mongo,
             mongo_user,
+            reads,
         } => {
             let mongo = serve::MongoEndpoint::new(mongo, mongo_user.name)?;
-            runtime()?.block_on(serve::gateway(key, node, http, mongo))
+            runtime()?.block_on(serve::gateway(key, nodes, reads.config(), http, mongo))
         }
         Command::Keys { dir, command } => {
             let dir = dir.unwrap_or_else(keys::default_dir);

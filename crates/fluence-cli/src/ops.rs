@@ -289,7 +289,6 @@ pub async fn chain_show(addr: Multiaddr, query: ChainQuery, as_json: bool) -> Re
 /// against the member keys the node reported.
 fn describe(slice: &ChainSlice, dataset: &DatasetId) -> Result<Vec<Value>> {
     let mut out = Vec::new();
-    let mut rng = commonware_utils::rng::sys_rng();
     for record in &slice.blocks {
         let block = Block::from_untrusted(&record.block).context("a block the node sent")?;
         let finalized = fluence_chain::FinalizedBlock {
@@ -303,12 +302,8 @@ fn describe(slice: &ChainSlice, dataset: &DatasetId) -> Result<Vec<Value>> {
                 Ok(decoded) => {
                     let signers = fluence_consensus::certificate::signers(&decoded, &slice.members)
                         .unwrap_or_default();
-                    let verified = fluence_consensus::verify_finalization(
-                        &mut rng,
-                        dataset,
-                        &slice.members,
-                        &finalized,
-                    );
+                    let verified =
+                        fluence_consensus::verify_finalization(dataset, &slice.members, &finalized);
                     json!({
                         "kind": "finalization",
                         "view": decoded.proposal.round.view().get(),

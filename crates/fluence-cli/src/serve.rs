@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use commonware_runtime::Supervisor as _;
-use fluence_client::Client;
+use fluence_client::{Client, Member, ReadConfig};
 use fluence_crypto::keys::MasterKey;
 use fluence_net::cluster::ClusterMember;
 use fluence_net::{identity, Multiaddr, NodeClient};
@@ -89,7 +89,8 @@ impl MongoEndpoint {
     }
 }
 
-/// The gateway's listeners, running over one client connection to a node.
+/// The gateway's listeners, running over one client with a connection to
+/// each node it reads from.
 struct Gateway {
     http: SocketAddr,
     mongo: SocketAddr,
@@ -99,12 +100,15 @@ struct Gateway {
 }
 
 impl Gateway {
-    /// Connects to `node_addr` and binds the HTTP API and the MongoDB wire
-    /// protocol listener (authenticated when `mongo` has credentials;
-    /// `MongoEndpoint::new` refused a non-loopback address without).
+    /// Connects to every node of `nodes` (one node, or the members of a
+    /// cluster; writes go to the first) and binds the HTTP API and the
+    /// MongoDB wire protocol listener (authenticated when `mongo` has
+    /// credentials; `MongoEndpoint::new` refused a non-loopback address
+    /// without). Refuses a read quorum above the node count.
     async fn start(
         master: MasterKey,
-        node_addr: Multiaddr,
+        nodes: &[Multiaddr],
+        reads: ReadConfig,
         http: SocketAddr,
         mongo: MongoEndpoint,
     ) -> Result<Gateway> {
@@ -114,10 +118,11 @@ impl Gateway {
             credentials,
         } = mongo;
         mongo_auth::check_bind(mongo, credentials.as_ref())?;
-        let connection = NodeClient::connect(node_addr.clone(), DIAL_TIMEOUT)
-            .await
-            .with_context(|| format!("connecting to node {node_addr}"))?;
-        let client = Arc::new(Client::new(master, connection));
+        let members = connect_members(nodes).await?;
+        let client = Client::with_members(master, members, reads)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("configuring the gateway's reads")?;
+        let client = Arc::new(client);
         let http_listener = tokio::net::TcpListener::bind(http)
             .await
             .with_context(|| format!("binding the HTTP API on {http}"))?;
@@ -170,20 +175,58 @@ impl Gateway {
     }
 }
 
+/// A connection to each of `nodes`, with the member key its peer id
+/// carries (checked by the noise handshake), labelled by its address.
+async fn connect_members(nodes: &[Multiaddr]) -> Result<Vec<Member<NodeClient>>> {
+    let mut members = Vec::with_capacity(nodes.len());
+    for addr in nodes {
+        let connection = NodeClient::connect(addr.clone(), DIAL_TIMEOUT)
+            .await
+            .with_context(|| format!("connecting to node {addr}"))?;
+        let key = identity::member_key_of(&connection.peer_id())
+            .with_context(|| format!("the key of node {addr}"))?;
+        let text = addr.to_string();
+        let label = text.split("/p2p/").next().unwrap_or(&text);
+        members.push(Member::new(Some(key), label, connection));
+    }
+    Ok(members)
+}
+
 pub async fn gateway(
     key: PathBuf,
-    node_addr: Multiaddr,
+    nodes: Vec<Multiaddr>,
+    reads: ReadConfig,
     http: SocketAddr,
     mongo: MongoEndpoint,
 ) -> Result<()> {
     let shutdown = ShutdownSignal::install()?;
     let master = keys::unlock(&key)?;
-    let gateway = Gateway::start(master, node_addr.clone(), http, mongo).await?;
-    println!("gateway for node {node_addr}");
+    let gateway = Gateway::start(master, &nodes, reads, http, mongo).await?;
+    match nodes.as_slice() {
+        [node] => println!("gateway for node {node}"),
+        nodes => println!("gateway for a cluster of {} members", nodes.len()),
+    }
+    print_reads(&reads);
     gateway.print_endpoints();
     shutdown.wait().await;
     println!("shutting down");
     gateway.stop().await
+}
+
+fn print_reads(reads: &ReadConfig) {
+    let quorum = match reads.quorum {
+        fluence_client::ReadQuorum::Count(r) => r.to_string(),
+        fluence_client::ReadQuorum::Majority => "majority (2f + 1)".into(),
+        fluence_client::ReadQuorum::All => "all members".into(),
+    };
+    println!(
+        "  reads:    quorum {quorum}{}",
+        if reads.proofs {
+            ", lookups by _id proven at quorum 1"
+        } else {
+            ""
+        }
+    );
 }
 
 /// The owner key of a devnet lives in its directory; created on first run.
@@ -203,7 +246,8 @@ fn devnet_key(dir: &Path) -> Result<MasterKey> {
 pub const DEVNET_NODES_MAX: usize = fluence_proto::limits::CLUSTER_MEMBERS_MAX;
 
 /// `fluence devnet`: `nodes` nodes on loopback forming one cluster (one
-/// node runs alone, as a single node), and a gateway in front of node 0.
+/// node runs alone, as a single node), and a gateway in front of them
+/// (writing through node 0, reading as `reads` says).
 pub async fn devnet(
     context: commonware_runtime::tokio::Context,
     nodes: usize,
@@ -211,6 +255,7 @@ pub async fn devnet(
     http: SocketAddr,
     mongo: MongoEndpoint,
     p2p_port: u16,
+    reads: ReadConfig,
 ) -> Result<()> {
     let shutdown = ShutdownSignal::install()?;
     anyhow::ensure!(
@@ -221,6 +266,11 @@ pub async fn devnet(
         p2p_port == 0 || usize::from(p2p_port) + nodes <= usize::from(u16::MAX),
         "--p2p-port {p2p_port} leaves no room for {nodes} consecutive ports"
     );
+    // Refused before any node starts rather than after.
+    reads
+        .quorum
+        .resolve(nodes)
+        .map_err(|e| anyhow::anyhow!("--read-quorum: {e}"))?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let master = devnet_key(&dir)?;
     let listen = |i: usize| -> Result<Multiaddr> {
@@ -266,8 +316,8 @@ pub async fn devnet(
             }
         }
     }
-    let gateway = Gateway::start(master, running[0].dial_addr(), http, mongo).await?;
     let dial_addrs: Vec<Multiaddr> = running.iter().map(RunningNode::dial_addr).collect();
+    let gateway = Gateway::start(master, &dial_addrs, reads, http, mongo).await?;
     crate::ops::write_devnet_nodes(&dir, &dial_addrs)?;
     println!(
         "fluence devnet is up ({} node{}, data in {})",
@@ -279,8 +329,9 @@ pub async fn devnet(
         println!("  node {i}:   {}", node.dial_addr());
     }
     if nodes > 1 {
-        println!("  one cluster of {nodes} nodes; the gateway talks to node 0");
+        println!("  one cluster of {nodes} nodes; the gateway writes through node 0");
     }
+    print_reads(&reads);
     gateway.print_endpoints();
     println!(
         "press Ctrl-C to stop; running it again on {} resumes the same data",

@@ -17,7 +17,9 @@ use tokio::sync::Mutex;
 use crate::dataset::Dataset;
 use crate::descriptor::{Descriptor, IndexSpec};
 use crate::error::ClientError;
+use crate::members::{check_members, Member};
 use crate::query::{self, Filter, Projection, SortSpec, Update, UpdateSpec};
+use crate::reads::{proven, quorum, ReadChoice, ReadConfig, ReadOptions};
 use crate::transport::Transport;
 
 pub mod cursor;
@@ -97,43 +99,155 @@ pub struct Client<T: Transport> {
     master: MasterKey,
     signer: SigningKey,
     owner: PublicKey,
-    transport: T,
+    /// Every node this client reads from; writes, dataset information and
+    /// listings go to the first.
+    members: Vec<Member<T>>,
+    reads: ReadConfig,
+    /// State roots whose finalization certificates were checked.
+    roots: proven::RootCache,
     datasets: Mutex<HashMap<String, Arc<DatasetState>>>,
     point_reads: point_reads::PointReads,
 }
 
 impl<T: Transport> Client<T> {
+    /// A client of one node whose key it does not know: every read at
+    /// r = 1 from that node (its signatures are checked for form only).
     pub fn new(master: MasterKey, transport: T) -> Self {
+        Self::with_members(
+            master,
+            vec![Member::new(None, "node", transport)],
+            ReadConfig::default(),
+        )
+        .expect("one node at read quorum 1 is a valid configuration")
+    }
+
+    /// A client of the cluster `members` (or of one node with a known
+    /// key), reading with `reads` unless a request says otherwise. Fails
+    /// on a read quorum above the member count, a member without a key in
+    /// a cluster, or a member listed twice.
+    pub fn with_members(
+        master: MasterKey,
+        members: Vec<Member<T>>,
+        reads: ReadConfig,
+    ) -> Result<Self, ClientError> {
+        check_members(&members)?;
+        reads.quorum.resolve(members.len())?;
         let signer = master.owner_signing_key();
         let owner = PublicKey(master.owner_public_key());
-        Client {
+        Ok(Client {
             master,
             signer,
             owner,
-            transport,
+            members,
+            reads,
+            roots: proven::RootCache::default(),
             datasets: Mutex::new(HashMap::new()),
             point_reads: point_reads::PointReads::default(),
-        }
+        })
     }
 
     pub fn owner(&self) -> PublicKey {
         self.owner
     }
 
+    /// The nodes this client reads from.
+    pub fn members(&self) -> &[Member<T>] {
+        &self.members
+    }
+
+    /// The read defaults.
+    pub fn read_config(&self) -> ReadConfig {
+        self.reads
+    }
+
+    /// One request to the first member (writes, dataset information).
     async fn call(&self, request: &Request) -> Result<Response, ClientError> {
-        let response = match point_reads::PointRead::of(request) {
-            Some(read) => {
-                self.point_reads
-                    .read(read, |request| async move {
-                        self.transport.call(&request).await
-                    })
-                    .await?
-            }
-            None => self.transport.call(request).await?,
-        };
-        match response {
+        match self.members[0].transport.call(request).await? {
             Response::Error(error) => Err(ClientError::Node(error)),
             response => Ok(response),
+        }
+    }
+
+    /// The read choices of the running request (see [`ReadOptions`]).
+    pub(crate) fn read_choice(&self, options: ReadOptions) -> Result<ReadChoice, ClientError> {
+        let keys_known = self.members.iter().all(|m| m.key.is_some());
+        ReadChoice::resolve(options, &self.reads, self.members.len(), keys_known)
+    }
+
+    /// One page of `query`, agreed on by `choice.quorum` members, at
+    /// `pin` (or at whatever state they settle on).
+    pub(crate) async fn read_page(
+        &self,
+        query: &fluence_proto::FindQuery,
+        pin: Option<fluence_proto::StatePin>,
+        choice: ReadChoice,
+    ) -> Result<quorum::Agreed, ClientError> {
+        quorum::read(&self.members, choice.quorum, query, pin).await
+    }
+
+    /// A lookup of `ids` (at most `point_reads::BATCH_IDS_MAX`) sharing
+    /// requests with concurrent lookups of the same dataset and choice;
+    /// verified as `choice` says before it is shared out.
+    pub(crate) async fn point_read(
+        &self,
+        dataset: fluence_proto::DatasetId,
+        schema: fluence_proto::Hash32,
+        ids: Vec<DocId>,
+        choice: ReadChoice,
+    ) -> Result<(Vec<DocEntry>, Option<DocId>), ClientError> {
+        let read = point_reads::PointRead::new(dataset, schema, ids, choice);
+        let send = |request: Request| async move { self.verified_lookup(request, choice).await };
+        match self.point_reads.read(read, send).await? {
+            Response::Page { docs, next } => Ok((docs, next)),
+            Response::Error(error) => Err(ClientError::Node(error)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// One (possibly shared) lookup by ids, verified, as an unsigned page
+    /// the lookups sharing it split; node refusals stay answers so every
+    /// lookup they answer gets them.
+    async fn verified_lookup(
+        &self,
+        request: Request,
+        choice: ReadChoice,
+    ) -> Result<Response, ClientError> {
+        let Request::Find {
+            dataset,
+            schema,
+            plan: Plan::Ids(mut ids),
+            after,
+            page_docs_max,
+        } = request
+        else {
+            return Err(ClientError::Internal(
+                "a point read is a lookup by ids".into(),
+            ));
+        };
+        let answer = if choice.proof {
+            ids.sort_unstable();
+            ids.dedup();
+            proven::read(&self.members, &self.roots, dataset, &ids)
+                .await
+                .map(|docs| Response::Page { docs, next: None })
+        } else {
+            let query = fluence_proto::FindQuery {
+                dataset,
+                schema,
+                plan: Plan::Ids(ids),
+                after,
+                page_docs_max,
+            };
+            self.read_page(&query, None, choice)
+                .await
+                .map(|agreed| Response::Page {
+                    docs: agreed.docs,
+                    next: agreed.next,
+                })
+        };
+        match answer {
+            Err(ClientError::Node(error)) => Ok(Response::Error(error)),
+            answer => answer,
         }
     }
 

@@ -32,6 +32,14 @@ pub enum ClientError {
     Node(NodeError),
     #[error("node unavailable: {0}")]
     Unavailable(String),
+    /// The members asked for a read did not agree on its answer (or on
+    /// the dataset's state); `disagreeing` names the members outvoted, or
+    /// every member asked when no answer has a majority.
+    #[error("read quorum not reached: {detail}")]
+    ReadDisagreement {
+        disagreeing: Vec<String>,
+        detail: String,
+    },
     #[error("write conflict: {0}")]
     Conflict(String),
     #[error("internal error: {0}")]
@@ -55,6 +63,7 @@ impl ClientError {
             ClientError::Integrity(_) => "integrity_error",
             ClientError::Node(_) => "node_error",
             ClientError::Unavailable(_) => "node_unavailable",
+            ClientError::ReadDisagreement { .. } => "read_disagreement",
             ClientError::Conflict(_) => "write_conflict",
             ClientError::Internal(_) => "internal_error",
         }

@@ -7,7 +7,10 @@
 //! proves a block final when it verifies under the cluster's namespace
 //! ([`CONSENSUS_NAMESPACE_DOMAIN`] ‖ dataset id), carries at least 2f + 1
 //! signatures of members (commonware checks the quorum) and names the
-//! block's hash as its payload.
+//! block's hash as its payload. The check itself is
+//! [`fluence_chain::CertificateVerifier`], the one gateways run; this
+//! module adds decoding (a synced member starts consensus from the floor's
+//! finalization) and the epoch.
 //!
 //! This is the one place the replica checks a certificate it did not
 //! assemble itself: the floor block a member syncs from, and what
@@ -15,63 +18,47 @@
 
 use commonware_codec::Decode as _;
 use commonware_consensus::simplex::types::Finalization;
-use commonware_parallel::Sequential;
 use commonware_utils::ordered::{Quorum as _, Set};
-use fluence_chain::FinalizedBlock;
+use fluence_chain::{CertificateVerifier, FinalizedBlock};
 use fluence_proto::limits::{CERTIFICATE_LEN_MAX, CLUSTER_MEMBERS_MAX};
 use fluence_proto::{DatasetId, PublicKey};
-use rand_core::CryptoRng;
 
 use crate::app::Scheme;
-use crate::block::{to_digest, Digest};
+use crate::block::Digest;
 use crate::keys::{to_consensus_key, to_public_key};
 
-/// Domain of the namespace simplex signs votes under; the dataset id
-/// follows it, so a vote in one cluster is worthless in another.
-pub const CONSENSUS_NAMESPACE_DOMAIN: &[u8] = b"FLUENCE_CONSENSUS_V1";
+pub use fluence_chain::CONSENSUS_NAMESPACE_DOMAIN;
 
 /// A decoded finalization certificate of one cluster.
 pub type FinalizationCertificate = Finalization<Scheme, Digest>;
 
-/// Why a certificate does not prove a block final.
+/// Why a certificate does not prove a block final here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertificateError {
-    #[error("the block has no certificate of its own (a descendant's finalized it)")]
-    Missing,
-    #[error("the certificate is {0} bytes, above CERTIFICATE_LEN_MAX")]
-    TooLong(usize),
-    #[error("the certificate does not decode: {0}")]
-    Malformed(String),
-    #[error("the cluster has {0} members; a cluster has 1 to CLUSTER_MEMBERS_MAX")]
-    BadClusterSize(usize),
-    #[error("member key {0} is not a valid ed25519 key")]
-    BadMemberKey(PublicKey),
-    #[error("the certificate finalizes another block")]
-    OtherBlock,
+    /// Refused by the certificate check gateways run too
+    /// ([`fluence_chain::CertificateVerifier`]).
+    #[error(transparent)]
+    Check(#[from] fluence_chain::CertificateError),
+    #[error("the block is of another dataset")]
+    OtherDataset,
     #[error("the certificate is from another epoch")]
     OtherEpoch,
-    #[error("the certificate's signatures do not verify against 2f + 1 members of the cluster")]
-    BadSignatures,
-}
-
-/// The namespace the members of `dataset`'s cluster sign votes under.
-pub fn namespace(dataset: &DatasetId) -> Vec<u8> {
-    let mut namespace = CONSENSUS_NAMESPACE_DOMAIN.to_vec();
-    namespace.extend_from_slice(dataset.as_bytes());
-    namespace
 }
 
 /// The cluster's members as commonware's sorted participant set (signer
 /// indexes in certificates count in this order).
-pub fn participants(
+fn participants(
     members: &[PublicKey],
 ) -> Result<Set<commonware_cryptography::ed25519::PublicKey>, CertificateError> {
     if members.is_empty() || members.len() > CLUSTER_MEMBERS_MAX {
-        return Err(CertificateError::BadClusterSize(members.len()));
+        return Err(fluence_chain::CertificateError::BadClusterSize(members.len()).into());
     }
     let mut keys = Vec::with_capacity(members.len());
     for member in members {
-        keys.push(to_consensus_key(member).ok_or(CertificateError::BadMemberKey(*member))?);
+        keys.push(
+            to_consensus_key(member)
+                .ok_or(fluence_chain::CertificateError::BadMemberKey(*member))?,
+        );
     }
     Ok(Set::from_iter_dedup(keys))
 }
@@ -82,39 +69,35 @@ pub fn decode(
     bytes: &[u8],
     members_len: usize,
 ) -> Result<FinalizationCertificate, CertificateError> {
+    use fluence_chain::CertificateError as Check;
     if bytes.is_empty() {
-        return Err(CertificateError::Missing);
+        return Err(Check::Missing.into());
     }
     if bytes.len() > CERTIFICATE_LEN_MAX {
-        return Err(CertificateError::TooLong(bytes.len()));
+        return Err(Check::TooLong(bytes.len()).into());
     }
     // The whole input must be one finalization (trailing bytes are refused).
     FinalizationCertificate::decode_cfg(bytes::Bytes::copy_from_slice(bytes), &members_len)
-        .map_err(|e| CertificateError::Malformed(e.to_string()))
+        .map_err(|e| Check::Undecodable(e.to_string()).into())
 }
 
 /// Checks that `finalized`'s certificate proves its block final in the
-/// cluster of `members` replicating `dataset`, and returns it decoded.
+/// cluster of `members` replicating `dataset` (the gateways' check, plus
+/// the epoch), and returns it decoded.
 pub fn verify_finalization(
-    rng: &mut impl CryptoRng,
     dataset: &DatasetId,
     members: &[PublicKey],
     finalized: &FinalizedBlock,
 ) -> Result<FinalizationCertificate, CertificateError> {
-    let participants = participants(members)?;
-    let finalization = decode(&finalized.certificate, participants.len())?;
-    if finalized.block.dataset != *dataset
-        || finalization.proposal.payload != to_digest(&finalized.block.hash())
-    {
-        return Err(CertificateError::OtherBlock);
+    if finalized.block.dataset != *dataset {
+        return Err(CertificateError::OtherDataset);
     }
+    CertificateVerifier::new(dataset, members)?
+        .verify(&finalized.block.hash(), &finalized.certificate)?;
+    let finalization = decode(&finalized.certificate, members.len())?;
     // Membership is fixed, so the whole chain is epoch 0.
     if finalization.round().epoch() != commonware_consensus::types::Epoch::zero() {
         return Err(CertificateError::OtherEpoch);
-    }
-    let verifier = Scheme::verifier(&namespace(dataset), participants);
-    if !finalization.verify(rng, &verifier, &Sequential) {
-        return Err(CertificateError::BadSignatures);
     }
     Ok(finalization)
 }
@@ -128,9 +111,9 @@ pub fn signers(
     let participants = participants(members)?;
     let mut out = Vec::new();
     for signer in certificate.certificate.signers.iter() {
-        let key = participants
-            .key(signer)
-            .ok_or_else(|| CertificateError::Malformed("signer index out of range".into()))?;
+        let key = participants.key(signer).ok_or_else(|| {
+            fluence_chain::CertificateError::Undecodable("signer index out of range".into())
+        })?;
         out.push(to_public_key(key));
     }
     Ok(out)

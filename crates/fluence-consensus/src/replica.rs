@@ -350,7 +350,7 @@ where
     }
     let participants = Set::from_iter_dedup(participants);
     let sync_peers: Vec<_> = participants.iter().cloned().collect();
-    let namespace = crate::certificate::namespace(&config.dataset);
+    let namespace = fluence_chain::consensus_namespace(&config.dataset);
     let scheme = Scheme::signer(&namespace, participants, identity.consensus.clone())
         .ok_or(StartError::NotAMember(me))?;
     let consensus_key = to_consensus_key(&me).ok_or(StartError::BadMemberKey(me))?;

@@ -15,7 +15,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bson::Document;
 use fluence_client::descriptor::{kind_name, parse_kind, IndexSpec};
-use fluence_client::{Client, ClientError, DatasetView, FindOptions, Transport};
+use fluence_client::{
+    Client, ClientError, DatasetView, FindOptions, ReadOptions, ReadQuorum, Transport,
+};
 use serde_json::{json, Map, Value};
 
 use crate::json::{from_bson, from_document, optional_document, to_document};
@@ -32,6 +34,9 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Fields beside code and message (`disagreeing` of a
+    /// `read_disagreement`).
+    details: Map<String, Value>,
 }
 
 impl ApiError {
@@ -40,14 +45,18 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "bad_request",
             message: message.into(),
+            details: Map::new(),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut error = Map::new();
+        error.insert("code".into(), json!(self.code));
+        error.insert("message".into(), json!(self.message));
+        error.extend(self.details);
+        (self.status, Json(json!({ "error": error }))).into_response()
     }
 }
 
@@ -64,17 +73,24 @@ impl From<ClientError> for ApiError {
             | ClientError::UniqueViolation { .. }
             | ClientError::IndexConflict(_)
             | ClientError::Conflict(_) => StatusCode::CONFLICT,
-            ClientError::Integrity(_) | ClientError::Node(_) => StatusCode::BAD_GATEWAY,
+            ClientError::Integrity(_)
+            | ClientError::Node(_)
+            | ClientError::ReadDisagreement { .. } => StatusCode::BAD_GATEWAY,
             ClientError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ClientError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
             tracing::warn!(code = error.code(), %error, "request failed");
         }
+        let mut details = Map::new();
+        if let ClientError::ReadDisagreement { disagreeing, .. } = &error {
+            details.insert("disagreeing".into(), json!(disagreeing));
+        }
         ApiError {
             status,
             code: error.code(),
             message: error.to_string(),
+            details,
         }
     }
 }
@@ -127,6 +143,7 @@ fn payload_too_large() -> ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         code: "payload_too_large",
         message: format!("request body is larger than {REQUEST_BODY_LEN_MAX} bytes"),
+        details: Map::new(),
     }
 }
 
@@ -163,6 +180,7 @@ fn body_object(body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>
             status: StatusCode::BAD_REQUEST,
             code: "invalid_json",
             message: format!("request body is not valid JSON: {e}"),
+            details: Map::new(),
         })?
     };
     match value {
@@ -205,6 +223,44 @@ fn integer_field(body: &Map<String, Value>, key: &str) -> Result<i64, ApiError> 
     }
 }
 
+/// The fields of a reading request that choose how it is verified.
+const READ_FIELDS: [&str; 2] = ["readQuorum", "proof"];
+
+/// `readQuorum`: members that must agree (an integer, `"majority"` for
+/// 2f + 1, `"all"`); `proof`: Merkle proofs for a lookup by `_id` at
+/// `readQuorum` 1. Absent fields take the gateway's defaults.
+fn read_options(body: &Map<String, Value>) -> Result<ReadOptions, ApiError> {
+    let quorum = match body.get("readQuorum") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(r) if r >= 1 => Some(ReadQuorum::Count(usize::try_from(r).unwrap_or(usize::MAX))),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "readQuorum must be a positive integer, \"majority\" or \"all\"",
+                ))
+            }
+        },
+        Some(Value::String(s)) if s == "majority" => Some(ReadQuorum::Majority),
+        Some(Value::String(s)) if s == "all" => Some(ReadQuorum::All),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "readQuorum must be a positive integer, \"majority\" or \"all\"",
+            ))
+        }
+    };
+    let proof = match body.get("proof") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(ApiError::bad_request("proof must be a boolean")),
+    };
+    Ok(ReadOptions { quorum, proof })
+}
+
+/// `base` and the read-choice fields: what a reading request accepts.
+fn with_read_fields<'a>(base: &[&'a str]) -> Vec<&'a str> {
+    base.iter().copied().chain(READ_FIELDS).collect()
+}
+
 fn specs_json(specs: &[IndexSpec]) -> Vec<Value> {
     specs
         .iter()
@@ -240,6 +296,7 @@ async fn not_found() -> ApiError {
         status: StatusCode::NOT_FOUND,
         code: "not_found",
         message: "no such endpoint; see /v1/openapi.json".into(),
+        details: Map::new(),
     }
 }
 
@@ -248,6 +305,7 @@ async fn method_not_allowed() -> ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
         code: "method_not_allowed",
         message: "method not allowed on this endpoint; see /v1/openapi.json".into(),
+        details: Map::new(),
     }
 }
 
@@ -423,7 +481,11 @@ async fn find<T: Transport>(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let body = body_object(body)?;
-    reject_unknown_fields(&body, &["filter", "sort", "skip", "limit", "projection"])?;
+    reject_unknown_fields(
+        &body,
+        &with_read_fields(&["filter", "sort", "skip", "limit", "projection"]),
+    )?;
+    let reads = read_options(&body)?;
     let skip = integer_field(&body, "skip")?;
     if skip < 0 {
         return Err(ApiError::bad_request("skip must not be negative"));
@@ -435,7 +497,7 @@ async fn find<T: Transport>(
         limit: integer_field(&body, "limit")?,
         projection: optional_document(&body, "projection").map_err(ApiError::bad_request)?,
     };
-    let docs = client.find(&name, options).await?;
+    let docs = reads.scope(client.find(&name, options)).await?;
     Ok(Json(
         json!({ "documents": docs.into_iter().map(from_document).collect::<Vec<_>>() }),
     ))
@@ -447,10 +509,11 @@ async fn count<T: Transport>(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let body = body_object(body)?;
-    reject_unknown_fields(&body, &["filter"])?;
-    Ok(Json(
-        json!({ "count": client.count(&name, &filter_of(&body)?).await? }),
-    ))
+    reject_unknown_fields(&body, &with_read_fields(&["filter"]))?;
+    let reads = read_options(&body)?;
+    let filter = filter_of(&body)?;
+    let count = reads.scope(client.count(&name, &filter)).await?;
+    Ok(Json(json!({ "count": count })))
 }
 
 async fn update<T: Transport>(
@@ -459,18 +522,18 @@ async fn update<T: Transport>(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let body = body_object(body)?;
-    reject_unknown_fields(&body, &["filter", "update", "multi", "upsert"])?;
+    reject_unknown_fields(
+        &body,
+        &with_read_fields(&["filter", "update", "multi", "upsert"]),
+    )?;
+    let reads = read_options(&body)?;
     let update = optional_document(&body, "update")
         .map_err(ApiError::bad_request)?
         .ok_or_else(|| ApiError::bad_request("update (an object) is required"))?;
-    let result = client
-        .update(
-            &name,
-            &filter_of(&body)?,
-            &update,
-            bool_field(&body, "multi")?,
-            bool_field(&body, "upsert")?,
-        )
+    let filter = filter_of(&body)?;
+    let (multi, upsert) = (bool_field(&body, "multi")?, bool_field(&body, "upsert")?);
+    let result = reads
+        .scope(client.update(&name, &filter, &update, multi, upsert))
         .await?;
     Ok(Json(json!({
         "matched_count": result.matched,
@@ -485,10 +548,11 @@ async fn delete<T: Transport>(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let body = body_object(body)?;
-    reject_unknown_fields(&body, &["filter", "multi"])?;
-    let deleted = client
-        .delete(&name, &filter_of(&body)?, bool_field(&body, "multi")?)
-        .await?;
+    reject_unknown_fields(&body, &with_read_fields(&["filter", "multi"]))?;
+    let reads = read_options(&body)?;
+    let filter = filter_of(&body)?;
+    let multi = bool_field(&body, "multi")?;
+    let deleted = reads.scope(client.delete(&name, &filter, multi)).await?;
     Ok(Json(json!({ "deleted_count": deleted })))
 }
 
@@ -608,10 +672,58 @@ mod tests {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
             ),
+            (
+                ClientError::ReadDisagreement {
+                    disagreeing: vec!["node-3".into()],
+                    detail: "members answered differently".into(),
+                },
+                StatusCode::BAD_GATEWAY,
+                "read_disagreement",
+            ),
         ];
         for (error, status, code) in cases {
             let api = ApiError::from(error);
             assert_eq!((api.status, api.code), (status, code));
+        }
+    }
+
+    #[test]
+    fn a_disagreement_names_the_members_in_its_json() {
+        let api = ApiError::from(ClientError::ReadDisagreement {
+            disagreeing: vec!["node-3 (key 00ff…)".into()],
+            detail: "x".into(),
+        });
+        assert_eq!(api.details["disagreeing"], json!(["node-3 (key 00ff…)"]));
+    }
+
+    #[test]
+    fn read_choices_parse_from_the_body() {
+        let parse = |v: Value| read_options(v.as_object().unwrap());
+        let options = parse(json!({"readQuorum": 2, "proof": false}))
+            .ok()
+            .unwrap();
+        assert_eq!(options.quorum, Some(ReadQuorum::Count(2)));
+        assert_eq!(options.proof, Some(false));
+        assert_eq!(
+            parse(json!({"readQuorum": "majority"}))
+                .ok()
+                .unwrap()
+                .quorum,
+            Some(ReadQuorum::Majority)
+        );
+        assert_eq!(parse(json!({})).ok().unwrap(), ReadOptions::default());
+        for bad in [
+            json!({"readQuorum": 0}),
+            json!({"readQuorum": -1}),
+            json!({"readQuorum": 1.5}),
+            json!({"readQuorum": "most"}),
+            json!({"proof": "yes"}),
+        ] {
+            assert_eq!(
+                parse(bad.clone()).err().unwrap().code,
+                "bad_request",
+                "{bad}"
+            );
         }
     }
 

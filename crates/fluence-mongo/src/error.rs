@@ -46,6 +46,10 @@ pub const MISSING_FIELD: i32 = 40414;
 /// "BSON field ... is an unknown field".
 pub const UNKNOWN_FIELD: i32 = 40415;
 pub const DOLLAR_PREFIXED_FIELD_NAME: i32 = 52;
+/// Fluence's own: the members asked for a read at a quorum disagreed. No
+/// MongoDB code means this; it lies outside MongoDB's range so no driver
+/// takes it for a retryable or user error.
+pub const READ_DISAGREEMENT: i32 = 91_001;
 
 /// MongoDB's name for an error code. Codes without a name in MongoDB
 /// (assertion locations) are named `Location<code>`, as the server does.
@@ -88,6 +92,7 @@ pub fn code_name(code: i32) -> String {
         352 => "UnsupportedOpQueryCommand",
         10334 => "BSONObjectTooLarge",
         11000 => "DuplicateKey",
+        91_001 => "FluenceReadDisagreement",
         other => return format!("Location{other}"),
     };
     name.to_string()
@@ -191,6 +196,9 @@ impl From<ClientError> for CommandError {
                 NodeError::BadSignature | NodeError::Corrupt(_) | NodeError::Internal(_) => {
                     INTERNAL_ERROR
                 }
+                // Transient: the client retries these itself before they
+                // reach here; what is left is a node that is not ready.
+                NodeError::NotAtState { .. } | NodeError::Unavailable(_) => HOST_UNREACHABLE,
             },
             // Drivers treat HostUnreachable as a transient network error,
             // which is what an unreachable node is to the application.
@@ -199,6 +207,10 @@ impl From<ClientError> for CommandError {
             // A forged or corrupted answer has no MongoDB equivalent; it
             // must not look retryable or like a user mistake.
             ClientError::Integrity(_) | ClientError::Internal(_) => INTERNAL_ERROR,
+            // Members gave different answers: like a forged answer, not
+            // retryable and not the application's mistake; the message
+            // names the members and `disagreeingMembers` lists them.
+            ClientError::ReadDisagreement { .. } => READ_DISAGREEMENT,
         };
         let message = match &error {
             ClientError::DuplicateKey { .. } | ClientError::UniqueViolation { .. } => {
@@ -206,7 +218,13 @@ impl From<ClientError> for CommandError {
             }
             _ => error.to_string(),
         };
-        CommandError::new(code, message)
+        let info = match &error {
+            ClientError::ReadDisagreement { disagreeing, .. } => {
+                doc! {"disagreeingMembers": disagreeing.clone()}
+            }
+            _ => Document::new(),
+        };
+        CommandError::new(code, message).with_info(info)
     }
 }
 
@@ -264,6 +282,14 @@ mod tests {
             ),
             (ClientError::Conflict("c".into()), 112, "WriteConflict"),
             (ClientError::Integrity("forged".into()), 1, "InternalError"),
+            (
+                ClientError::ReadDisagreement {
+                    disagreeing: vec!["node-3".into()],
+                    detail: "x".into(),
+                },
+                91_001,
+                "FluenceReadDisagreement",
+            ),
             (
                 ClientError::Node(NodeError::Precondition {
                     op_index: 0,

@@ -75,6 +75,23 @@ pub fn peer_id_of(key: &fluence_proto::PublicKey) -> Result<libp2p::PeerId, NetE
     Ok(libp2p::identity::PublicKey::from(ed25519).to_peer_id())
 }
 
+/// The member key behind an ed25519 peer id (which embeds the key: an
+/// identity multihash of its protobuf encoding), the inverse of
+/// [`peer_id_of`]. Peer ids of other key types give an error.
+pub fn member_key_of(peer: &libp2p::PeerId) -> Result<fluence_proto::PublicKey, NetError> {
+    let not_ed25519 = || NetError::Identity(peer.to_string(), "not an ed25519 peer id".into());
+    let multihash: &libp2p::multihash::Multihash<64> = peer.as_ref();
+    // 0x00: the identity multihash, whose digest is the key itself.
+    if multihash.code() != 0 {
+        return Err(not_ed25519());
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(multihash.digest())
+        .map_err(|_| not_ed25519())?
+        .try_into_ed25519()
+        .map_err(|_| not_ed25519())?;
+    Ok(fluence_proto::PublicKey(key.to_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +101,11 @@ mod tests {
         let keypair = Keypair::generate_ed25519();
         let key = member_key(&keypair).unwrap();
         assert_eq!(peer_id_of(&key).unwrap(), keypair.public().to_peer_id());
+        assert_eq!(member_key_of(&keypair.public().to_peer_id()).unwrap(), key);
+        // A sha2-256 multihash peer id (the form of large keys) has no key inside.
+        let hashed = libp2p::multihash::Multihash::<64>::wrap(0x12, &[7; 32]).unwrap();
+        let hashed = libp2p::PeerId::from_multihash(hashed).unwrap();
+        assert!(member_key_of(&hashed).is_err());
         let seed = secret_seed(&keypair).unwrap();
         let rebuilt = libp2p::identity::ed25519::Keypair::from(
             libp2p::identity::ed25519::SecretKey::try_from_bytes(*seed).unwrap(),

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use fluence_crypto::sign::SigningKey;
 use fluence_net::cluster::ClusterNet;
 use fluence_net::{identity, Multiaddr, PeerId, Server};
 use fluence_proto::PublicKey;
@@ -44,7 +45,8 @@ impl RunningNode {
     pub async fn start(config: NodeConfig) -> Result<RunningNode, NodeStartError> {
         let (keypair, store) = open(&config)?;
         let member_key = identity::member_key(&keypair)?;
-        let service = with_recorder(NodeService::new(store), &config)?;
+        let signer = SigningKey::from_seed(&*identity::secret_seed(&keypair)?);
+        let service = with_recorder(NodeService::with_identity(store, signer), &config)?;
         let service = Arc::new(service);
         let server = Server::start(keypair, config.listen.clone(), service.clone()).await?;
         Ok(RunningNode {
@@ -67,6 +69,7 @@ impl RunningNode {
         let (keypair, store) = open(&config)?;
         let member_key = identity::member_key(&keypair)?;
         let seed = identity::secret_seed(&keypair)?;
+        let signer = SigningKey::from_seed(&seed);
         let (net, swarm_side) = ClusterNet::start(&keypair, cluster.members.clone())?;
         let store = Arc::new(store);
         let replicas = Arc::new(Replicas::new(
@@ -78,7 +81,7 @@ impl RunningNode {
             &cluster,
         ));
         replicas.follow_members();
-        let service = with_recorder(NodeService::replicated(store, replicas), &config)?;
+        let service = with_recorder(NodeService::replicated(store, replicas, signer), &config)?;
         let service = Arc::new(service);
         let server = Server::start_with_cluster(
             keypair,

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod daemon;
 pub mod ops;
 pub mod order;
+pub mod reads;
 pub mod service;
 
 pub use cluster::{ClusterConfig, Replicas};

@@ -1,5 +1,6 @@
 //! Request dispatch: decode, authorise, hand to the store (or, in a
-//! cluster, to the dataset's replica), encode.
+//! cluster, to the dataset's replica), encode. Verified reads (signed
+//! pages, proven documents) are answered by [`crate::reads`].
 //!
 //! A write is applied only if its signature verifies against the dataset
 //! owner's key: for `Create` the key named in the body, which must also be
@@ -13,14 +14,17 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use fluence_crypto::sign::SigningKey;
 use fluence_net::{Answer, PeerId, RequestHandler};
 use fluence_proto::{
-    Action, Decode, Encode, NodeError, Request, Response, SignedWrite, WRITE_SIGNING_DOMAIN,
+    Action, DatasetId, Decode, DocId, Encode, FindQuery, KnownRoot, NodeError, PublicKey, Request,
+    Response, SignedWrite, StatePin, WRITE_SIGNING_DOMAIN,
 };
-use fluence_store::Store;
+use fluence_store::{Store, StoreError};
 
-use crate::cluster::Replicas;
+use crate::cluster::{Replica, Replicas};
 use crate::order::LewiWuOrder;
+use crate::reads::{self, Heights, ReadSigner};
 
 pub type NodeStore = Store<LewiWuOrder>;
 
@@ -28,29 +32,51 @@ pub struct NodeService {
     store: Arc<NodeStore>,
     /// In a cluster, where writes go; a single node applies them itself.
     replicas: Option<Arc<Replicas>>,
+    /// Signs read answers: the node's identity key.
+    signer: Arc<ReadSigner>,
     /// Optional copy of every request's bytes as received, for audits such
     /// as the leak test (`--debug-record-requests`).
     recorder: Option<Mutex<std::fs::File>>,
 }
 
 impl NodeService {
-    /// A single node: writes are applied to `store` directly.
-    pub fn new(store: NodeStore) -> Self {
+    /// A single node: writes are applied to `store` directly. Its read
+    /// answers are signed with `identity` (the node's identity key).
+    pub fn with_identity(store: NodeStore, identity: SigningKey) -> Self {
         NodeService {
             store: Arc::new(store),
             replicas: None,
+            signer: Arc::new(ReadSigner::new(identity)),
             recorder: None,
         }
     }
 
+    /// A single node whose read answers are signed with a fresh key (an
+    /// in-process node of tests and tools; the daemon uses its identity,
+    /// [`NodeService::with_identity`]).
+    pub fn new(store: NodeStore) -> Self {
+        Self::with_identity(store, SigningKey::generate())
+    }
+
     /// A cluster member: writes go through `replicas` (which share
-    /// `store`), reads are served from `store`.
-    pub fn replicated(store: Arc<NodeStore>, replicas: Arc<Replicas>) -> Self {
+    /// `store`), reads are served from `store` and signed with `identity`,
+    /// the member key.
+    pub fn replicated(
+        store: Arc<NodeStore>,
+        replicas: Arc<Replicas>,
+        identity: SigningKey,
+    ) -> Self {
         NodeService {
             store,
             replicas: Some(replicas),
+            signer: Arc::new(ReadSigner::new(identity)),
             recorder: None,
         }
+    }
+
+    /// The key read answers are signed with.
+    pub fn signing_key(&self) -> PublicKey {
+        self.signer.public_key()
     }
 
     /// The replicas of a cluster member.
@@ -114,8 +140,48 @@ impl NodeService {
                     crate::ops::answer(&replicas, request).await.to_bytes()
                 }))
             }
+            (Request::SignedFind { query, at }, Some(replicas)) => {
+                self.cluster_read(replicas, ClusterRead::Find { query, at })
+            }
+            (
+                Request::ProveIds {
+                    dataset,
+                    ids,
+                    known,
+                },
+                Some(replicas),
+            ) => self.cluster_read(
+                replicas,
+                ClusterRead::Prove {
+                    dataset,
+                    ids,
+                    known,
+                },
+            ),
             (request, _) => self.handle(request).to_bytes().into(),
         }
+    }
+
+    /// A verified read on a cluster member: its height comes from the
+    /// dataset's replica (started if it is not running yet), and it may
+    /// wait for a pinned state, so it runs on a blocking thread of its own.
+    fn cluster_read(&self, replicas: &Arc<Replicas>, read: ClusterRead) -> Answer {
+        let store = Arc::clone(&self.store);
+        let signer = Arc::clone(&self.signer);
+        let replicas = Arc::clone(replicas);
+        Answer::Pending(Box::pin(async move {
+            let answer = match replica_of(&store, &replicas, read.dataset()).await {
+                Ok(replica) => {
+                    tokio::task::spawn_blocking(move || read.answer(&store, &signer, &replica))
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(NodeError::Internal(format!("read task failed: {e}")))
+                        })
+                }
+                Err(error) => Err(error),
+            };
+            answer.unwrap_or_else(error_response).to_bytes()
+        }))
     }
 
     /// Handles one request. In a cluster a write waits, on the calling
@@ -164,13 +230,42 @@ impl NodeService {
                     "this node runs alone: it has no cluster and keeps no chain".into(),
                 )),
             },
+            Request::SignedFind { query, at } => match &self.replicas {
+                Some(replicas) => {
+                    let read = ClusterRead::Find { query, at };
+                    futures::executor::block_on(self.cluster_read_now(replicas, read))
+                }
+                None => reads::signed_find(&self.store, &self.signer, Heights::Single, &query, at),
+            },
+            Request::ProveIds {
+                dataset,
+                ids,
+                known,
+            } => match &self.replicas {
+                Some(replicas) => {
+                    let read = ClusterRead::Prove {
+                        dataset,
+                        ids,
+                        known,
+                    };
+                    futures::executor::block_on(self.cluster_read_now(replicas, read))
+                }
+                None => Err(NodeError::BadRequest(
+                    "proofs need a cluster: a single node has no certified blocks".into(),
+                )),
+            },
         };
-        result.unwrap_or_else(|error| {
-            if matches!(error, NodeError::Corrupt(_) | NodeError::Internal(_)) {
-                tracing::error!(%error, "request failed");
-            }
-            Response::Error(error)
-        })
+        result.unwrap_or_else(error_response)
+    }
+
+    /// [`NodeService::cluster_read`] on the calling thread.
+    async fn cluster_read_now(
+        &self,
+        replicas: &Replicas,
+        read: ClusterRead,
+    ) -> Result<Response, NodeError> {
+        let replica = replica_of(&self.store, replicas, read.dataset()).await?;
+        read.answer(&self.store, &self.signer, &replica)
     }
 
     fn write(&self, write: &SignedWrite) -> Result<Response, NodeError> {
@@ -208,6 +303,68 @@ impl NodeService {
             state_root: applied.state_root,
         })
     }
+}
+
+/// A verified read a cluster member answers with its replica's chain.
+enum ClusterRead {
+    Find {
+        query: FindQuery,
+        at: Option<StatePin>,
+    },
+    Prove {
+        dataset: DatasetId,
+        ids: Vec<DocId>,
+        known: Option<KnownRoot>,
+    },
+}
+
+impl ClusterRead {
+    fn dataset(&self) -> DatasetId {
+        match self {
+            ClusterRead::Find { query, .. } => query.dataset,
+            ClusterRead::Prove { dataset, .. } => *dataset,
+        }
+    }
+
+    fn answer(
+        &self,
+        store: &NodeStore,
+        signer: &ReadSigner,
+        replica: &Replica,
+    ) -> Result<Response, NodeError> {
+        match self {
+            ClusterRead::Find { query, at } => {
+                reads::signed_find(store, signer, Heights::Cluster(replica), query, *at)
+            }
+            ClusterRead::Prove {
+                dataset,
+                ids,
+                known,
+            } => reads::prove_ids(store, replica, dataset, ids, *known),
+        }
+    }
+}
+
+/// The replica of a dataset this node stores, started if needed. A read
+/// of a dataset the node does not hold starts nothing (a stranger's reads
+/// must not use up `replicas_max`).
+async fn replica_of(
+    store: &NodeStore,
+    replicas: &Replicas,
+    dataset: DatasetId,
+) -> Result<Arc<Replica>, NodeError> {
+    match store.info(&dataset) {
+        Ok(_) => replicas.get_or_start(dataset).await,
+        Err(StoreError::DatasetNotFound) => Err(NodeError::DatasetNotFound),
+        Err(error) => Err(error.to_node_error()),
+    }
+}
+
+fn error_response(error: NodeError) -> Response {
+    if matches!(error, NodeError::Corrupt(_) | NodeError::Internal(_)) {
+        tracing::error!(%error, "request failed");
+    }
+    Response::Error(error)
 }
 
 impl RequestHandler for NodeService {

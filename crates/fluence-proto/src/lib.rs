@@ -14,14 +14,17 @@
 pub mod codec;
 pub mod ids;
 pub mod limits;
+pub mod merkle;
 pub mod message;
 pub mod ops;
 pub mod plan;
+pub mod read;
 pub mod snapshot;
 pub mod write;
 
 pub use codec::{Decode, DecodeError, Encode, Reader, Writer};
 pub use ids::{DatasetId, DocId, Hash32, IndexId, PublicKey, Signature, Token};
+pub use merkle::{verify_proof, DocDigest, MerkleProof, ProofError};
 pub use message::{
     DatasetInfo, DatasetSummary, DocEntry, NodeError, Request, Response, PROTOCOL_VERSION,
 };
@@ -29,6 +32,10 @@ pub use ops::{
     ChainRecord, ChainSlice, DatasetStatus, MemberStatus, NodeStatus, OpsRequest, OpsResponse,
 };
 pub use plan::{OreBound, Plan};
+pub use read::{
+    CertifiedBlock, FindQuery, KnownRoot, ProvenDoc, ProvenDocs, ReadState, SignedPage, StatePin,
+    READ_ANSWER_SIGNING_DOMAIN,
+};
 pub use snapshot::{SnapshotDoc, SnapshotHeader};
 pub use write::{
     schema_digest, Action, DocOp, IndexDecl, IndexEntry, IndexKind, IndexValues, Precondition,

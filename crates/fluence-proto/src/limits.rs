@@ -31,6 +31,16 @@ pub const DATASETS_LIST_MAX: usize = 100_000;
 /// Human-readable error text in an answer.
 pub const ERROR_MESSAGE_LEN_MAX: usize = 4096;
 
+// Verified reads (issue 3, part 4).
+
+/// Ids one proven read (`Request::ProveIds`) asks for.
+pub const PROVE_IDS_MAX: usize = 1024;
+/// Bytes of sealed documents and proofs in one proven answer, beside its
+/// certified block. A member stops at this and the gateway asks for the
+/// rest, so the answer always fits `MESSAGE_LEN_MAX` (a block is at most
+/// `BLOCK_LEN_MAX` and is sent alone when it leaves no room).
+pub const PROVEN_BYTES_MAX: usize = 16 * 1024 * 1024;
+
 // The cluster chain (`fluence-chain`, issue 3).
 
 /// Members of one cluster (n = 3f + 1; 4 by default, 7 in larger clusters).

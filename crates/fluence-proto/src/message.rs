@@ -9,6 +9,7 @@ use crate::ids::{DatasetId, DocId, Hash32, IndexId, PublicKey};
 use crate::limits::*;
 use crate::ops::{OpsRequest, OpsResponse};
 use crate::plan::Plan;
+use crate::read::{FindQuery, KnownRoot, ProvenDocs, SignedPage, StatePin};
 use crate::write::{IndexDecl, SealedDoc, SignedWrite};
 
 pub const PROTOCOL_VERSION: u16 = 2;
@@ -39,6 +40,24 @@ pub enum Request {
     /// Operations (`fluence status`, `fluence chain show`): every such
     /// request is one [`OpsRequest`] (see [`crate::ops`]).
     Ops(OpsRequest),
+    // Verified reads (`crate::read`); tags 20 and up.
+    /// One page of `query`, answered with a [`SignedPage`] at the member's
+    /// current state, or at `at` (see [`StatePin`]). The unsigned `Find`
+    /// stays for tools; gateways read with this.
+    SignedFind {
+        query: FindQuery,
+        at: Option<StatePin>,
+    },
+    /// The documents `ids` (sorted, without repeats, at most
+    /// `PROVE_IDS_MAX`) with Merkle proofs against the state root of a
+    /// finalized block, answered with [`ProvenDocs`]. With `known`, a
+    /// member whose state has that root omits the block. Cluster members
+    /// only: a single node has no certified blocks.
+    ProveIds {
+        dataset: DatasetId,
+        ids: Vec<DocId>,
+        known: Option<KnownRoot>,
+    },
 }
 
 /// A dataset as listed for its owner.
@@ -83,6 +102,10 @@ pub enum Response {
     Error(NodeError),
     /// The answer to a [`Request::Ops`].
     Ops(OpsResponse),
+    /// The answer to a `SignedFind`.
+    SignedPage(SignedPage),
+    /// The answer to a `ProveIds`.
+    Proven(ProvenDocs),
 }
 
 /// Why a node refused a request. Stable: gateways map these to user errors.
@@ -114,6 +137,16 @@ pub enum NodeError {
     Corrupt(String),
     #[error("node internal error: {0}")]
     Internal(String),
+    /// A read pinned to another state than the member's: it is past the
+    /// pin (it serves only its current state), on another root at the
+    /// same seq, or did not reach the pin in time. Carries its own state.
+    #[error("the node is at seq {seq} (root {state_root}), not at the state asked for")]
+    NotAtState { seq: u64, state_root: Hash32 },
+    /// The member cannot answer this now (no certified block for its state
+    /// yet, its replica is not running); another member or a later
+    /// attempt may.
+    #[error("the node cannot answer this now: {0}")]
+    Unavailable(String),
 }
 
 impl Encode for Request {
@@ -151,6 +184,21 @@ impl Encode for Request {
                 writer.u8(32);
                 request.encode(writer);
             }
+            Request::SignedFind { query, at } => {
+                writer.u8(20);
+                query.encode(writer);
+                writer.option(at);
+            }
+            Request::ProveIds {
+                dataset,
+                ids,
+                known,
+            } => {
+                writer.u8(21);
+                dataset.encode(writer);
+                writer.vec(ids);
+                writer.option(known);
+            }
         }
     }
 }
@@ -185,6 +233,15 @@ impl Decode for Request {
                 page_docs_max: reader.u32("page size")?,
             }),
             32 => Ok(Request::Ops(OpsRequest::decode(reader)?)),
+            20 => Ok(Request::SignedFind {
+                query: FindQuery::decode(reader)?,
+                at: reader.option("state pin")?,
+            }),
+            21 => Ok(Request::ProveIds {
+                dataset: DatasetId::decode(reader)?,
+                ids: reader.vec(PROVE_IDS_MAX, "ids to prove")?,
+                known: reader.option("known root")?,
+            }),
             tag => Err(DecodeError::UnknownTag {
                 what: "request",
                 tag,
@@ -297,6 +354,15 @@ impl Encode for NodeError {
                 writer.u32(*op_index);
                 index.encode(writer);
             }
+            NodeError::NotAtState { seq, state_root } => {
+                writer.u8(20);
+                writer.u64(*seq);
+                state_root.encode(writer);
+            }
+            NodeError::Unavailable(text) => {
+                writer.u8(21);
+                write_message(writer, text);
+            }
         }
     }
 }
@@ -323,6 +389,11 @@ impl Decode for NodeError {
                 index: IndexId::decode(reader)?,
             }),
             10 => Ok(NodeError::StaleSchema),
+            20 => Ok(NodeError::NotAtState {
+                seq: reader.u64("node sequence number")?,
+                state_root: Hash32::decode(reader)?,
+            }),
+            21 => Ok(NodeError::Unavailable(text(reader)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "node error",
                 tag,
@@ -361,6 +432,14 @@ impl Encode for Response {
                 writer.u8(32);
                 answer.encode(writer);
             }
+            Response::SignedPage(page) => {
+                writer.u8(20);
+                page.encode(writer);
+            }
+            Response::Proven(proven) => {
+                writer.u8(21);
+                proven.encode(writer);
+            }
         }
     }
 }
@@ -383,6 +462,8 @@ impl Decode for Response {
             }),
             5 => Ok(Response::Error(NodeError::decode(reader)?)),
             32 => Ok(Response::Ops(OpsResponse::decode(reader)?)),
+            20 => Ok(Response::SignedPage(SignedPage::decode(reader)?)),
+            21 => Ok(Response::Proven(ProvenDocs::decode(reader)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "response",
                 tag,

@@ -13,7 +13,7 @@ use fluence_proto::{DatasetId, DocId, Hash32, IndexDecl, IndexEntry, IndexId, Pu
 use redb::{MultimapTableDefinition, ReadableTable, TableDefinition};
 
 use crate::error::StoreError;
-use crate::merkle::DocDigest;
+use crate::merkle::{DigestFromDisk, DocDigest};
 use crate::order::{FixedBytes, OreOrder, RangeKey};
 
 /// Version of this layout, stored in the meta record. A file with another

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use fluence_proto::limits::{DATASETS_LIST_MAX, MESSAGE_LEN_MAX};
 use fluence_proto::{
     Action, DatasetId, DatasetInfo, DatasetSummary, Decode, DocId, Encode, Hash32, IndexEntry,
-    IndexKind, IndexValues, Plan, PublicKey, SealedDoc, SignedWrite,
+    IndexKind, IndexValues, Plan, ProvenDoc, PublicKey, SealedDoc, SignedWrite, StatePin,
 };
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
@@ -781,6 +781,21 @@ impl<O: OreOrder> Store<O> {
         after: Option<DocId>,
         page_docs_max: usize,
     ) -> Result<Page, FindError> {
+        self.find_with_state(dataset, schema, plan, after, page_docs_max)
+            .map(|(page, _)| page)
+    }
+
+    /// [`Store::find_planned_for`], also naming the state (seq and state
+    /// root) the page was read at: the same read transaction, so a signed
+    /// answer states exactly what it was computed from.
+    pub fn find_with_state(
+        &self,
+        dataset: &DatasetId,
+        schema: Option<&Hash32>,
+        plan: &Plan,
+        after: Option<DocId>,
+        page_docs_max: usize,
+    ) -> Result<(Page, StatePin), FindError> {
         let (_, txn) = self.read_txn(dataset).map_err(|e| match e {
             StoreError::DatasetNotFound => FindError::DatasetNotFound,
             e => FindError::Store(e),
@@ -789,14 +804,19 @@ impl<O: OreOrder> Store<O> {
         if schema.is_some_and(|schema| *schema != fluence_proto::schema_digest(&meta.indexes)) {
             return Err(FindError::StaleSchema);
         }
-        query::find::<O>(
+        let page = query::find::<O>(
             &txn,
             &meta,
             plan,
             after,
             page_docs_max,
             query::CANDIDATES_PER_PAGE_MAX,
-        )
+        )?;
+        let state = StatePin {
+            seq: meta.seq,
+            state_root: meta.state_root,
+        };
+        Ok((page, state))
     }
 
     /// One document, if present.
@@ -856,6 +876,56 @@ impl<O: OreOrder> Store<O> {
             meta.seq,
             merkle::descriptor_hash(&meta.descriptor, &meta.indexes),
         )
+    }
+
+    /// Each of `docs` (in the order given) with the proof of its presence
+    /// or absence, all read in one transaction at the state returned.
+    /// Stops before the documents and proofs pass `bytes_max` bytes (at
+    /// least one is always returned), so the caller asks for the rest.
+    pub fn prove_docs(
+        &self,
+        dataset: &DatasetId,
+        docs: &[DocId],
+        bytes_max: usize,
+    ) -> Result<(Vec<ProvenDoc>, StatePin), StoreError> {
+        let (_, txn) = self.read_txn(dataset)?;
+        let meta = read_meta(&txn)?;
+        let ids = txn.open_table(layout::IDS)?;
+        let merkle_table = txn.open_table(layout::MERKLE)?;
+        let docs_table = txn.open_table(layout::DOCS)?;
+        let descriptor_hash = merkle::descriptor_hash(&meta.descriptor, &meta.indexes);
+        let mut proven = Vec::new();
+        let mut bytes = 0usize;
+        for doc in docs {
+            let sealed = match layout::row_of(&ids, doc)? {
+                Some(row) => Some(query::read_sealed(&docs_table, row, doc)?),
+                None => None,
+            };
+            let proof = merkle::prove(
+                &ids,
+                &merkle_table,
+                meta.dataset,
+                *doc,
+                meta.seq,
+                descriptor_hash,
+            )?;
+            // What the entry adds to the answer, to within its framing.
+            let size = sealed
+                .as_ref()
+                .map_or(0, |s| s.ciphertext.len() + s.wrapped_key.len() + 64)
+                + proof.bucket.len() * (DocId::LEN + DocDigest::LEN)
+                + 1024;
+            if !proven.is_empty() && bytes.saturating_add(size) > bytes_max {
+                break;
+            }
+            bytes = bytes.saturating_add(size);
+            proven.push(ProvenDoc { sealed, proof });
+        }
+        let state = StatePin {
+            seq: meta.seq,
+            state_root: meta.state_root,
+        };
+        Ok((proven, state))
     }
 
     /// Full integrity check of one dataset: every record decodes, every

@@ -14,20 +14,35 @@ use std::sync::Arc;
 
 use bson::Document;
 use fluence_proto::limits::PAGE_DOCS_MAX;
-use fluence_proto::{DocEntry, DocId, NodeError, Plan, Request, Response};
+use fluence_proto::{DocEntry, DocId, FindQuery, NodeError, Plan, StatePin};
 
-use super::{check_page_order, parallel_map, unexpected, Client, DatasetState, Matched};
+use super::point_reads::BATCH_IDS_MAX;
+use super::{check_page_order, id_lookup, parallel_map, Client, DatasetState, Matched};
 use super::{FindOptions, FIND_PAGE_DOCS};
 use crate::error::ClientError;
 use crate::query::{self, EvalContext, Filter, Projection};
+use crate::reads::{ReadChoice, ReadOptions};
 use crate::transport::Transport;
 
-/// The node pages of one planned filter, decrypted and filtered.
+/// The node pages of one planned filter, verified, decrypted and filtered.
+///
+/// Pages are read as the request's [`ReadChoice`] says (captured when the
+/// reader is made, so a cursor keeps it across getMore): from a quorum of
+/// members, each page after the first pinned to the state the previous
+/// one was agreed at (members that moved on report their new state and
+/// the page is read there: a find is consistent per page, not across
+/// pages, as MongoDB's default read concern); or, with proofs, as chunks
+/// of the `_id` lookup, each proven.
 pub(super) struct PageReader {
     state: Arc<DatasetState>,
     filter: Arc<Filter>,
     plan: Plan,
     text_paths: Arc<Vec<String>>,
+    choice: ReadChoice,
+    /// With proofs: the ids looked up, sorted, without repeats.
+    proven_ids: Option<Vec<DocId>>,
+    /// The state the last page was agreed at.
+    pin: Option<StatePin>,
     after: Option<DocId>,
     done: bool,
 }
@@ -40,14 +55,82 @@ impl PageReader {
     ) -> Result<PageReader, ClientError> {
         let filter = Arc::new(query::parse_filter(filter_doc)?);
         let plan = client.plan(&state.dataset, filter_doc, &filter)?;
+        let options = ReadOptions::current();
+        let mut choice = client.read_choice(options)?;
+        let proven_ids = match (choice.proof, id_lookup(&state.dataset, filter_doc)) {
+            (true, Some(Plan::Ids(mut ids))) => {
+                ids.sort_unstable();
+                ids.dedup();
+                Some(ids)
+            }
+            (true, _) if ReadChoice::proof_required(&options) => {
+                return Err(ClientError::InvalidRequest(
+                    "\"proof\": true needs a lookup by _id ({_id: v}, {_id: {$eq: v}} or {_id: {$in: [...]}} at the top of the filter)"
+                        .into(),
+                ))
+            }
+            _ => {
+                // A default that cannot apply to this query: read signed.
+                choice.proof = false;
+                None
+            }
+        };
         Ok(PageReader {
             state: Arc::clone(state),
             filter,
             plan,
             text_paths: Arc::new(state.dataset.text_paths()),
+            choice,
+            proven_ids,
+            pin: None,
             after: None,
             done: false,
         })
+    }
+
+    /// The next page's documents and cursor, verified.
+    async fn read<T: Transport>(
+        &mut self,
+        client: &Client<T>,
+    ) -> Result<(Vec<DocEntry>, Option<DocId>), ClientError> {
+        let dataset = &self.state.dataset;
+        if let Some(ids) = &self.proven_ids {
+            // Proven: the ids after the cursor, a batch at a time.
+            let start = self
+                .after
+                .map_or(0, |after| ids.partition_point(|id| *id <= after));
+            let rest = &ids[start..];
+            let chunk = &rest[..rest.len().min(BATCH_IDS_MAX)];
+            let next = (rest.len() > chunk.len()).then(|| chunk[chunk.len() - 1]);
+            if chunk.is_empty() {
+                return Ok((Vec::new(), None));
+            }
+            let (docs, _) = client
+                .point_read(dataset.id, dataset.schema(), chunk.to_vec(), self.choice)
+                .await?;
+            return Ok((docs, next));
+        }
+        match &self.plan {
+            Plan::Ids(ids)
+                if self.after.is_none() && !ids.is_empty() && ids.len() <= BATCH_IDS_MAX =>
+            {
+                client
+                    .point_read(dataset.id, dataset.schema(), ids.clone(), self.choice)
+                    .await
+            }
+            _ => {
+                let query = FindQuery {
+                    dataset: dataset.id,
+                    schema: dataset.schema(),
+                    plan: self.plan.clone(),
+                    after: self.after,
+                    page_docs_max: FIND_PAGE_DOCS.min(PAGE_DOCS_MAX as u32),
+                };
+                let agreed = client.read_page(&query, self.pin, self.choice).await?;
+                self.pin = Some(agreed.state.pin());
+                Ok((agreed.docs, agreed.next))
+            }
+        }
     }
 
     /// The matches of the next node page (possibly none), or `None` once
@@ -61,19 +144,11 @@ impl PageReader {
         if self.done {
             return Ok(None);
         }
-        let dataset = &self.state.dataset;
-        let request = Request::Find {
-            dataset: dataset.id,
-            schema: dataset.schema(),
-            plan: self.plan.clone(),
-            after: self.after,
-            page_docs_max: FIND_PAGE_DOCS.min(PAGE_DOCS_MAX as u32),
-        };
-        let (docs, next) = match client.call(&request).await {
-            Ok(Response::Page { docs, next }) => (docs, next),
-            Ok(other) => return Err(unexpected(&other)),
+        let (docs, next) = match self.read(client).await {
+            Ok(page) => page,
             Err(ClientError::Node(NodeError::DatasetNotFound)) => {
-                return Err(ClientError::DatasetNotFound(dataset.name().to_string()))
+                let name = self.state.dataset.name().to_string();
+                return Err(ClientError::DatasetNotFound(name));
             }
             Err(e) => return Err(e),
         };

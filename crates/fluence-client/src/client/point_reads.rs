@@ -29,6 +29,7 @@ use fluence_proto::{DatasetId, DocEntry, DocId, Hash32, Plan, Request, Response}
 use tokio::sync::oneshot;
 
 use crate::error::ClientError;
+use crate::reads::ReadChoice;
 
 /// Point-read requests per dataset and schema in flight at once: one being
 /// answered by the node while the next is being prepared or decrypted.
@@ -37,8 +38,9 @@ pub(crate) const LEADERS_MAX: usize = 2;
 /// of 1 KiB documents this large is about a quarter of a megabyte.
 pub(crate) const BATCH_IDS_MAX: usize = 256;
 
-/// What lookups share: requests for one dataset under one index schema.
-type LaneKey = (DatasetId, Hash32);
+/// What lookups share: requests for one dataset under one index schema,
+/// verified the same way (read quorum, proofs).
+type LaneKey = (DatasetId, Hash32, ReadChoice);
 
 /// Every lane, shared with the [`Leadership`]s handed out, which must be
 /// able to hand their lane over wherever they are dropped.
@@ -86,11 +88,31 @@ pub(crate) struct PointRead {
     dataset: DatasetId,
     schema: Hash32,
     ids: Vec<DocId>,
+    choice: ReadChoice,
 }
 
 impl PointRead {
+    /// A lookup of `ids` (at most [`BATCH_IDS_MAX`]) verified as `choice`
+    /// says.
+    pub(crate) fn new(
+        dataset: DatasetId,
+        schema: Hash32,
+        ids: Vec<DocId>,
+        choice: ReadChoice,
+    ) -> PointRead {
+        debug_assert!(!ids.is_empty() && ids.len() <= BATCH_IDS_MAX);
+        PointRead {
+            dataset,
+            schema,
+            ids,
+            choice,
+        }
+    }
+
     /// `Some` for a `Find` with an `Ids` plan of at most [`BATCH_IDS_MAX`]
-    /// ids, no cursor, and a page large enough for all of them.
+    /// ids, no cursor, and a page large enough for all of them (read at
+    /// r = 1 without proofs).
+    #[cfg(test)]
     pub(crate) fn of(request: &Request) -> Option<PointRead> {
         match request {
             Request::Find {
@@ -107,6 +129,10 @@ impl PointRead {
                     dataset: *dataset,
                     schema: *schema,
                     ids: ids.clone(),
+                    choice: ReadChoice {
+                        quorum: 1,
+                        proof: false,
+                    },
                 })
             }
             _ => None,
@@ -126,7 +152,7 @@ impl PointReads {
         F: Fn(Request) -> Fut,
         Fut: Future<Output = Result<Response, ClientError>>,
     {
-        let key = (read.dataset, read.schema);
+        let key = (read.dataset, read.schema, read.choice);
         let queued = {
             let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
             let lane = lanes.entry(key).or_default();
@@ -300,7 +326,7 @@ fn hand_over(lanes: &Lanes, key: LaneKey) {
     }
 }
 
-fn request((dataset, schema): LaneKey, ids: Vec<DocId>) -> Request {
+fn request((dataset, schema, _): LaneKey, ids: Vec<DocId>) -> Request {
     Request::Find {
         dataset,
         schema,
@@ -327,6 +353,13 @@ fn shared_error(error: &ClientError) -> Option<ClientError> {
     match error {
         ClientError::Unavailable(message) => Some(ClientError::Unavailable(message.clone())),
         ClientError::Integrity(message) => Some(ClientError::Integrity(message.clone())),
+        ClientError::ReadDisagreement {
+            disagreeing,
+            detail,
+        } => Some(ClientError::ReadDisagreement {
+            disagreeing: disagreeing.clone(),
+            detail: detail.clone(),
+        }),
         _ => None,
     }
 }
@@ -589,7 +622,14 @@ mod tests {
     #[test]
     fn a_lead_never_taken_is_handed_on() {
         let reads = PointReads::default();
-        let key = (DatasetId([7; 32]), Hash32([1; 32]));
+        let key = (
+            DatasetId([7; 32]),
+            Hash32([1; 32]),
+            ReadChoice {
+                quorum: 1,
+                proof: false,
+            },
+        );
         let mut woken = Vec::new();
         {
             let mut lanes = reads.lanes.lock().unwrap();

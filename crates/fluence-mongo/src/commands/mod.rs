@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bson::{Bson, Document};
-use fluence_client::{Client, Transport};
+use fluence_client::{Client, ReadOptions, ReadQuorum, Transport};
 
 use crate::auth::Credentials;
 use crate::cursors::Cursors;
@@ -110,9 +110,11 @@ impl<T: Transport> Gateway<T> {
             .as_str();
         // Fields drivers add to every command are accepted and ignored:
         // lsid (no multi-statement sessions to track), $clusterTime (no
-        // cluster), $readPreference (one server), apiVersion, and options
-        // without meaning for one local gateway (writeConcern, readConcern,
-        // maxTimeMS, comment). Transactions would change what a write
+        // cluster to gossip about), $readPreference (the gateway is the one
+        // server), apiVersion, and options without meaning for one local
+        // gateway (writeConcern: every write is acknowledged once
+        // finalized; maxTimeMS, comment). readConcern chooses the read
+        // quorum (`read_options`). Transactions would change what a write
         // means, so they are refused instead.
         if cmd.contains_key("startTransaction") || cmd.contains_key("autocommit") {
             return Err(transactions_refused());
@@ -141,6 +143,20 @@ impl<T: Transport> Gateway<T> {
                 format!("Command {name} requires authentication"),
             ));
         }
+        let reads = read_options(cmd)?;
+        reads
+            .scope(self.run_command(session, connection, name, db, cmd))
+            .await
+    }
+
+    async fn run_command(
+        &self,
+        session: &mut Session,
+        connection: i64,
+        name: &str,
+        db: &str,
+        cmd: &Document,
+    ) -> Reply {
         match name {
             "hello" | "isMaster" | "ismaster" => {
                 let mut reply = hello(name, cmd, connection);
@@ -191,6 +207,47 @@ impl<T: Transport> Gateway<T> {
             other => Err(command_not_found(other)),
         }
     }
+}
+
+/// `readConcern` as a read quorum: `local` and `available` (or none)
+/// read at the gateway's default, `majority` from 2f + 1 members that
+/// must agree, `linearizable` from every member. `snapshot` (one state
+/// for a whole multi-statement session) is not offered.
+fn read_options(cmd: &Document) -> Result<ReadOptions, CommandError> {
+    let level = match cmd.get("readConcern") {
+        None => return Ok(ReadOptions::default()),
+        Some(Bson::Document(concern)) => match concern.get("level") {
+            None => return Ok(ReadOptions::default()),
+            Some(Bson::String(level)) => level.as_str(),
+            Some(other) => {
+                return Err(CommandError::type_mismatch(format!(
+                    "readConcern.level must be a string, not {:?}",
+                    other.element_type()
+                )))
+            }
+        },
+        Some(other) => {
+            return Err(CommandError::type_mismatch(format!(
+                "readConcern must be an object, not {:?}",
+                other.element_type()
+            )))
+        }
+    };
+    let quorum = match level {
+        "local" | "available" => None,
+        "majority" => Some(ReadQuorum::Majority),
+        "linearizable" => Some(ReadQuorum::All),
+        "snapshot" => return Err(CommandError::not_implemented("readConcern level snapshot")),
+        other => {
+            return Err(CommandError::bad_value(format!(
+                "invalid read concern level {other:?}"
+            )))
+        }
+    };
+    Ok(ReadOptions {
+        quorum,
+        proof: None,
+    })
 }
 
 fn command_not_found(name: &str) -> CommandError {
@@ -304,5 +361,26 @@ mod tests {
             namespace("d", &"c".repeat(200)).unwrap_err().code,
             INVALID_NAMESPACE
         );
+    }
+
+    #[test]
+    fn read_concern_levels_choose_the_read_quorum() {
+        let quorum = |cmd: Document| read_options(&cmd).map(|o| o.quorum);
+        assert_eq!(quorum(bson::doc! {"find": "c"}).unwrap(), None);
+        for level in ["local", "available"] {
+            let cmd = bson::doc! {"find": "c", "readConcern": {"level": level}};
+            assert_eq!(quorum(cmd).unwrap(), None, "{level}");
+        }
+        let majority = bson::doc! {"find": "c", "readConcern": {"level": "majority"}};
+        assert_eq!(quorum(majority).unwrap(), Some(ReadQuorum::Majority));
+        let linearizable = bson::doc! {"find": "c", "readConcern": {"level": "linearizable"}};
+        assert_eq!(quorum(linearizable).unwrap(), Some(ReadQuorum::All));
+        assert_eq!(quorum(bson::doc! {"readConcern": {}}).unwrap(), None);
+        let snapshot = bson::doc! {"readConcern": {"level": "snapshot"}};
+        assert_eq!(quorum(snapshot).unwrap_err().code, NOT_IMPLEMENTED);
+        let unknown = bson::doc! {"readConcern": {"level": "eventual"}};
+        assert_eq!(quorum(unknown).unwrap_err().code, BAD_VALUE);
+        let wrong_type = bson::doc! {"readConcern": "majority"};
+        assert_eq!(quorum(wrong_type).unwrap_err().code, TYPE_MISMATCH);
     }
 }

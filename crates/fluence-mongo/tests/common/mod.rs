@@ -27,7 +27,7 @@ pub struct Local(pub Arc<NodeService>, pub Arc<AtomicUsize>);
 
 impl Transport for Local {
     async fn call(&self, request: &Request) -> Result<Response, ClientError> {
-        if matches!(request, Request::Find { .. }) {
+        if matches!(request, Request::Find { .. } | Request::SignedFind { .. }) {
             self.1.fetch_add(1, Ordering::Relaxed);
         }
         let bytes = self.0.handle_bytes(&request.to_bytes());

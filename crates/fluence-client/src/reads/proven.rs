@@ -1,0 +1,259 @@
+//! Lookups by `_id` proven against a finalized state root (r = 1).
+//!
+//! A member answers `ProveIds` with each document (or nothing) and its
+//! Merkle proof against the state root of a finalized block at some
+//! height, and that block with its finalization certificate unless the
+//! gateway named the root as already verified. The gateway checks, in
+//! order:
+//!
+//! 1. the block: it decodes, is of this dataset, at the height and with the
+//!    state root the answer claims, and its certificate holds a quorum of
+//!    valid signatures of the configured members over its hash
+//!    (`fluence_chain::CertificateVerifier`); the root is then cached by
+//!    height ([`RootCache`]), so a certificate is checked once per root;
+//! 2. each proof, against that root (`fluence_proto::verify_proof`): it
+//!    must be for the id asked, and prove presence with the digest of the
+//!    served sealed document, or absence when none is served;
+//! 3. the document's AEAD when it is decrypted, as for every read.
+//!
+//! Any failure is an `integrity_error` naming the member. A member that
+//! cannot prove its state yet (no certified block for it), or cannot be
+//! reached, is skipped for the next one.
+//!
+//! What a proof does not give: freshness. A certified root can be old; a
+//! member may answer at the state of any finalized block it still holds
+//! (it only serves its current one, but it may lag). Reads needing the
+//! newest state use r ≥ 2.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use fluence_chain::{Block, CertificateVerifier};
+use fluence_proto::limits::PROVE_IDS_MAX;
+use fluence_proto::merkle::hash_sealed;
+use fluence_proto::{
+    verify_proof, CertifiedBlock, DatasetId, DocEntry, DocId, Encode, Hash32, KnownRoot, NodeError,
+    PublicKey, Request, Response,
+};
+
+use super::quorum::response_kind;
+use crate::error::ClientError;
+use crate::members::Member;
+use crate::transport::Transport;
+
+/// Times every member is asked again when none could prove a read, and
+/// the pause before the first of them (growing with each).
+const PASSES_MAX: u32 = 2;
+const PASS_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
+/// Verified roots kept per dataset (the newest by height).
+const ROOTS_PER_DATASET_MAX: usize = 64;
+/// Datasets whose verified roots are kept.
+const DATASETS_MAX: usize = 4096;
+
+/// State roots whose certificates this gateway has checked, by dataset
+/// and height.
+#[derive(Default)]
+pub(crate) struct RootCache {
+    roots: Mutex<HashMap<DatasetId, BTreeMap<u64, Hash32>>>,
+}
+
+impl RootCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DatasetId, BTreeMap<u64, Hash32>>> {
+        // Every update is one map operation: a panic elsewhere cannot
+        // leave the cache half-changed.
+        self.roots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The newest verified root of `dataset`.
+    pub fn newest(&self, dataset: &DatasetId) -> Option<KnownRoot> {
+        let roots = self.lock();
+        let (height, state_root) = roots.get(dataset)?.last_key_value()?;
+        Some(KnownRoot {
+            height: *height,
+            state_root: *state_root,
+        })
+    }
+
+    pub fn contains(&self, dataset: &DatasetId, height: u64, root: &Hash32) -> bool {
+        self.lock()
+            .get(dataset)
+            .and_then(|roots| roots.get(&height))
+            .is_some_and(|known| known == root)
+    }
+
+    pub fn insert(&self, dataset: DatasetId, height: u64, root: Hash32) {
+        let mut roots = self.lock();
+        if roots.len() >= DATASETS_MAX && !roots.contains_key(&dataset) {
+            // A gateway reading this many datasets re-checks a certificate
+            // now and then; the bound keeps memory flat.
+            roots.clear();
+        }
+        let by_height = roots.entry(dataset).or_default();
+        by_height.insert(height, root);
+        while by_height.len() > ROOTS_PER_DATASET_MAX {
+            by_height.pop_first();
+        }
+    }
+}
+
+/// The documents among `ids` (sorted, without repeats), each proven, in id
+/// order; absent ids are proven absent and left out.
+pub(crate) async fn read<T: Transport>(
+    members: &[Member<T>],
+    roots: &RootCache,
+    dataset: DatasetId,
+    ids: &[DocId],
+) -> Result<Vec<DocEntry>, ClientError> {
+    debug_assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+    let keys: Vec<PublicKey> = members.iter().filter_map(|m| m.key).collect();
+    if keys.len() != members.len() {
+        return Err(ClientError::InvalidRequest(
+            "proofs need every member key of the cluster".into(),
+        ));
+    }
+    let mut found = Vec::new();
+    let mut unavailable = Vec::new();
+    for chunk in ids.chunks(PROVE_IDS_MAX) {
+        let mut remaining = chunk;
+        let mut member = 0usize;
+        let mut passes = 0u32;
+        // Every answer proves at least one id or brings a new root, so
+        // this ends; the bound only stops a member that loops.
+        let mut answers_left = 2 * chunk.len() + 2 * members.len() * (PASSES_MAX as usize + 1) + 2;
+        while !remaining.is_empty() {
+            if member == members.len() && passes < PASSES_MAX {
+                // Every member was busy (a block landing, a tip not yet
+                // certified on its own): a moment later one usually is not.
+                passes += 1;
+                member = 0;
+                tokio::time::sleep(PASS_PAUSE * passes).await;
+            }
+            let Some(asked) = members.get(member) else {
+                return Err(ClientError::Unavailable(format!(
+                    "no member could prove this read ({})",
+                    unavailable.join("; ")
+                )));
+            };
+            if answers_left == 0 {
+                return Err(ClientError::Integrity(format!(
+                    "{} keeps answering without proving the documents asked for",
+                    asked.name()
+                )));
+            }
+            answers_left -= 1;
+            let request = Request::ProveIds {
+                dataset,
+                ids: remaining.to_vec(),
+                known: roots.newest(&dataset),
+            };
+            let proven = match asked.transport.call(&request).await {
+                Ok(Response::Proven(proven)) => proven,
+                Ok(Response::Error(NodeError::Unavailable(why)))
+                | Err(ClientError::Unavailable(why)) => {
+                    unavailable.push(format!("{}: {why}", asked.name()));
+                    member += 1;
+                    continue;
+                }
+                Ok(Response::Error(error)) => return Err(ClientError::Node(error)),
+                Ok(other) => {
+                    return Err(ClientError::Integrity(format!(
+                        "{} sent {} to a proven read",
+                        asked.name(),
+                        response_kind(&other)
+                    )))
+                }
+                Err(error) => return Err(error),
+            };
+            let integrity =
+                |what: String| ClientError::Integrity(format!("{}: {what}", asked.name()));
+            match &proven.certified {
+                Some(certified) => {
+                    check_block(&dataset, &keys, proven.height, &proven.state_root, certified)
+                        .map_err(integrity)?;
+                    roots.insert(dataset, proven.height, proven.state_root);
+                }
+                None if roots.contains(&dataset, proven.height, &proven.state_root) => {}
+                None => {
+                    return Err(integrity(format!(
+                        "answered at height {} with a root this gateway has not verified, without its block",
+                        proven.height
+                    )))
+                }
+            }
+            if proven.docs.len() > remaining.len() {
+                return Err(integrity(
+                    "proved more documents than were asked for".into(),
+                ));
+            }
+            if proven.docs.is_empty() && proven.certified.is_none() {
+                return Err(integrity(
+                    "answered a proven read without proving anything".into(),
+                ));
+            }
+            for (doc, id) in proven.docs.iter().zip(remaining) {
+                if doc.proof.doc != *id {
+                    return Err(integrity(format!(
+                        "sent the proof of {} where {id} was asked for",
+                        doc.proof.doc
+                    )));
+                }
+                let digest =
+                    verify_proof(&dataset, &proven.state_root, &doc.proof).map_err(|e| {
+                        integrity(format!("the proof of document {id} does not verify: {e}"))
+                    })?;
+                match (digest, &doc.sealed) {
+                    (Some(digest), Some(sealed)) => {
+                        if digest.sealed.0 != hash_sealed(&sealed.to_bytes()) {
+                            return Err(integrity(format!(
+                                "served document {id} is not the one its proof commits to at root {}…",
+                                &proven.state_root.to_hex()[..16]
+                            )));
+                        }
+                        found.push(DocEntry {
+                            doc: *id,
+                            sealed: sealed.clone(),
+                        });
+                    }
+                    (None, None) => {}
+                    (Some(_), None) => {
+                        return Err(integrity(format!(
+                            "withheld document {id}, which its proof shows present"
+                        )))
+                    }
+                    (None, Some(_)) => {
+                        return Err(integrity(format!(
+                            "served document {id}, which its proof shows absent"
+                        )))
+                    }
+                }
+            }
+            remaining = &remaining[proven.docs.len()..];
+        }
+    }
+    Ok(found)
+}
+
+/// Checks a certified block against the answer's claims and the members.
+fn check_block(
+    dataset: &DatasetId,
+    members: &[PublicKey],
+    height: u64,
+    root: &Hash32,
+    certified: &CertifiedBlock,
+) -> Result<(), String> {
+    let block = Block::from_untrusted(&certified.block)
+        .map_err(|e| format!("sent a block that does not decode: {e}"))?;
+    if block.dataset != *dataset || block.height != height || block.state_root != *root {
+        return Err(format!(
+            "sent block {} of dataset {} with root {}…, not block {height} of this dataset with root {}…",
+            block.height,
+            block.dataset,
+            &block.state_root.to_hex()[..16],
+            &root.to_hex()[..16]
+        ));
+    }
+    let verifier = CertificateVerifier::new(dataset, members).map_err(|e| e.to_string())?;
+    verifier
+        .verify(&block.hash(), &certified.certificate)
+        .map_err(|e| format!("the certificate of block {height} is not valid: {e}"))
+}

@@ -1,0 +1,345 @@
+//! One page read from r members that must agree.
+//!
+//! Each member answers a `SignedFind` with the page, the state it read
+//! it at and its signature (`fluence_proto::read`). The gateway checks
+//! every signature against that member's configured key (an answer signed
+//! by any other key is refused), then:
+//!
+//! 1. all r answers at one state (seq and root) with one result hash: the
+//!    page is accepted;
+//! 2. at one state but different results, or at one seq on different
+//!    roots: `read_disagreement`, naming which members answered what;
+//! 3. at different states (a member one block behind, or a write landing
+//!    between answers): the newest state any of them reported becomes the
+//!    pin and the members not at it are asked again, pinned. A member
+//!    behind the pin waits for it (up to 2 s, node side); one past it
+//!    reports its state, which becomes the next pin. At most
+//!    [`ROUNDS_MAX`] rounds, so members that never settle give
+//!    `node_unavailable` rather than a loop.
+//!
+//! Heights may differ between agreeing answers: empty blocks change the
+//! height, never the state, and the state root binds the whole state
+//! (documents, indexes, seq). A member that cannot be reached, or is
+//! still behind the pin after waiting, is replaced by the next configured
+//! member not yet asked, so r < n reads survive members that are down.
+
+use std::collections::BTreeMap;
+
+use fluence_proto::{
+    DocEntry, DocId, FindQuery, Hash32, NodeError, ReadState, Request, Response, SignedPage,
+    StatePin, READ_ANSWER_SIGNING_DOMAIN,
+};
+
+use crate::error::ClientError;
+use crate::members::Member;
+use crate::transport::Transport;
+
+/// Rounds of asking before members that keep moving are given up on.
+pub(crate) const ROUNDS_MAX: usize = 4;
+
+/// A page r members agreed on.
+#[derive(Debug)]
+pub(crate) struct Agreed {
+    pub docs: Vec<DocEntry>,
+    pub next: Option<DocId>,
+    /// The agreed state, at the lowest height among the answers.
+    pub state: ReadState,
+}
+
+/// What one member said.
+enum Said {
+    Page(SignedPage, Hash32),
+    /// It is at another state than the pin.
+    Elsewhere(StatePin),
+    /// It could not answer now; another member may.
+    Away(String),
+}
+
+/// Reads one page of `query` from `r` of `members` (in their order,
+/// skipping members that cannot answer), starting at `pin` if given.
+pub(crate) async fn read<T: Transport>(
+    members: &[Member<T>],
+    r: usize,
+    query: &FindQuery,
+    pin: Option<StatePin>,
+) -> Result<Agreed, ClientError> {
+    assert!(
+        r >= 1 && r <= members.len(),
+        "read quorum resolved against the members"
+    );
+    let query_hash = query.hash();
+    let mut active: Vec<usize> = (0..r).collect();
+    let mut spare = r..members.len();
+    let mut answers: BTreeMap<usize, (SignedPage, Hash32)> = BTreeMap::new();
+    let mut away: Vec<String> = Vec::new();
+    let mut pin = pin;
+    for _ in 0..ROUNDS_MAX {
+        let asking: Vec<usize> = active
+            .iter()
+            .copied()
+            .filter(|m| !answers.get(m).is_some_and(|(page, _)| at_pin(page, pin)))
+            .collect();
+        let said = futures::future::join_all(
+            asking
+                .iter()
+                .map(|&m| ask(&members[m], query, &query_hash, pin)),
+        )
+        .await;
+        let mut newer: Option<StatePin> = None;
+        for (&m, said) in asking.iter().zip(said) {
+            match said? {
+                Said::Page(page, result) => {
+                    answers.insert(m, (page, result));
+                }
+                Said::Elsewhere(state) => {
+                    answers.remove(&m);
+                    match pin {
+                        Some(p) if state.seq == p.seq => {
+                            return Err(disagreement_on_roots(members, m, state, p))
+                        }
+                        // Still behind after waiting: as good as down.
+                        Some(p) if state.seq < p.seq => {
+                            away.push(format!(
+                                "{} is at seq {}, behind seq {}",
+                                members[m].name(),
+                                state.seq,
+                                p.seq
+                            ));
+                            replace(&mut active, m, &mut spare, &away)?;
+                        }
+                        _ => {
+                            if newer.is_none_or(|n| state.seq > n.seq) {
+                                newer = Some(state);
+                            }
+                        }
+                    }
+                }
+                Said::Away(why) => {
+                    answers.remove(&m);
+                    away.push(format!("{}: {why}", members[m].name()));
+                    replace(&mut active, m, &mut spare, &away)?;
+                }
+            }
+        }
+        if let Some(state) = newer {
+            pin = Some(state);
+            continue;
+        }
+        if !active.iter().all(|m| answers.contains_key(m)) {
+            continue;
+        }
+        let states: Vec<StatePin> = active.iter().map(|m| answers[m].0.state.pin()).collect();
+        let first = states[0];
+        if states.iter().all(|s| *s == first) {
+            return agree(members, &active, answers);
+        }
+        // Different states: the newest any member has becomes the pin.
+        let newest = states
+            .iter()
+            .copied()
+            .max_by_key(|s| s.seq)
+            .unwrap_or(first);
+        if states.iter().any(|s| s.seq == newest.seq && *s != newest) {
+            let (m, state) = active
+                .iter()
+                .zip(&states)
+                .find(|(_, s)| s.seq == newest.seq && **s != newest)
+                .map(|(m, s)| (*m, *s))
+                .unwrap_or((active[0], first));
+            return Err(disagreement_on_roots(members, m, state, newest));
+        }
+        pin = Some(newest);
+    }
+    Err(ClientError::Unavailable(format!(
+        "{r} members did not settle on one state of the dataset within {ROUNDS_MAX} rounds{}",
+        if away.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", away.join("; "))
+        }
+    )))
+}
+
+fn at_pin(page: &SignedPage, pin: Option<StatePin>) -> bool {
+    pin.is_none_or(|p| page.state.pin() == p)
+}
+
+/// Puts the next spare member in `m`'s place, or fails if none is left.
+fn replace(
+    active: &mut [usize],
+    m: usize,
+    spare: &mut std::ops::Range<usize>,
+    away: &[String],
+) -> Result<(), ClientError> {
+    let Some(next) = spare.next() else {
+        return Err(ClientError::Unavailable(format!(
+            "too few members can answer this read ({})",
+            away.join("; ")
+        )));
+    };
+    for slot in active.iter_mut() {
+        if *slot == m {
+            *slot = next;
+        }
+    }
+    Ok(())
+}
+
+/// One member's answer, its signature checked.
+async fn ask<T: Transport>(
+    member: &Member<T>,
+    query: &FindQuery,
+    query_hash: &Hash32,
+    pin: Option<StatePin>,
+) -> Result<Said, ClientError> {
+    let request = Request::SignedFind {
+        query: query.clone(),
+        at: pin,
+    };
+    let response = match member.transport.call(&request).await {
+        Ok(response) => response,
+        Err(ClientError::Unavailable(why)) => return Ok(Said::Away(why)),
+        Err(error) => return Err(error),
+    };
+    match response {
+        Response::SignedPage(page) => {
+            let result = check_signature(member, query_hash, &page)?;
+            Ok(Said::Page(page, result))
+        }
+        Response::Error(NodeError::NotAtState { seq, state_root }) => {
+            Ok(Said::Elsewhere(StatePin { seq, state_root }))
+        }
+        Response::Error(NodeError::Unavailable(why)) => Ok(Said::Away(why)),
+        Response::Error(error) => Err(ClientError::Node(error)),
+        other => Err(ClientError::Integrity(format!(
+            "{} sent an unexpected answer to a read: {}",
+            member.name(),
+            response_kind(&other)
+        ))),
+    }
+}
+
+/// Checks that `page` is signed by `member`'s key over this query and
+/// returns its result hash.
+pub(crate) fn check_signature<T>(
+    member: &Member<T>,
+    query_hash: &Hash32,
+    page: &SignedPage,
+) -> Result<Hash32, ClientError> {
+    if let Some(key) = member.key {
+        if page.signer != key {
+            return Err(ClientError::Integrity(format!(
+                "the answer of {} is signed by key {}, which is not its member key",
+                member.name(),
+                page.signer
+            )));
+        }
+    }
+    let result = page.result_hash();
+    let digest = fluence_proto::read::answer_digest(query_hash, &result, &page.state);
+    fluence_crypto::sign::verify(
+        &page.signer.0,
+        READ_ANSWER_SIGNING_DOMAIN,
+        &digest,
+        &page.signature.0,
+    )
+    .map_err(|_| {
+        ClientError::Integrity(format!(
+            "the answer of {} carries a signature that does not verify",
+            member.name()
+        ))
+    })?;
+    Ok(result)
+}
+
+/// All active members answered at one state: accepted if their results
+/// agree, else the members are named by what they answered.
+fn agree<T>(
+    members: &[Member<T>],
+    active: &[usize],
+    mut answers: BTreeMap<usize, (SignedPage, Hash32)>,
+) -> Result<Agreed, ClientError> {
+    let mut groups: BTreeMap<Hash32, Vec<usize>> = BTreeMap::new();
+    for &m in active {
+        groups.entry(answers[&m].1).or_default().push(m);
+    }
+    let height = active
+        .iter()
+        .map(|m| answers[m].0.state.height)
+        .min()
+        .unwrap_or_default();
+    if groups.len() == 1 {
+        let (page, _) = answers
+            .remove(&active[0])
+            .expect("every active member answered");
+        return Ok(Agreed {
+            docs: page.docs,
+            next: page.next,
+            state: ReadState {
+                height,
+                ..page.state
+            },
+        });
+    }
+    let state = answers[&active[0]].0.state;
+    let mut groups: Vec<(Hash32, Vec<usize>)> = groups.into_iter().collect();
+    // The largest group first: with r ≥ 3 the others are the minority.
+    groups.sort_by_key(|(_, group)| std::cmp::Reverse(group.len()));
+    let described: Vec<String> = groups
+        .iter()
+        .map(|(result, group)| {
+            let names: Vec<String> = group.iter().map(|&m| members[m].name()).collect();
+            format!("{} answered {}…", names.join(", "), &result.to_hex()[..16])
+        })
+        .collect();
+    let disagreeing: Vec<String> = if groups[0].1.len() > groups[1].1.len() {
+        groups[1..]
+            .iter()
+            .flat_map(|(_, group)| group.iter().map(|&m| members[m].name()))
+            .collect()
+    } else {
+        active.iter().map(|&m| members[m].name()).collect()
+    };
+    Err(ClientError::ReadDisagreement {
+        disagreeing,
+        detail: format!(
+            "members answered differently at seq {} (root {}…): {}",
+            state.seq,
+            &state.state_root.to_hex()[..16],
+            described.join("; ")
+        ),
+    })
+}
+
+/// Member `m` is at seq `state.seq` with another root than `other`: the
+/// members hold different states for one write sequence.
+fn disagreement_on_roots<T>(
+    members: &[Member<T>],
+    m: usize,
+    state: StatePin,
+    other: StatePin,
+) -> ClientError {
+    ClientError::ReadDisagreement {
+        disagreeing: vec![members[m].name()],
+        detail: format!(
+            "{} holds root {}… at seq {}, where other members hold root {}…",
+            members[m].name(),
+            &state.state_root.to_hex()[..16],
+            state.seq,
+            &other.state_root.to_hex()[..16]
+        ),
+    }
+}
+
+pub(crate) fn response_kind(response: &Response) -> &'static str {
+    match response {
+        Response::Written { .. } => "a write acknowledgement",
+        Response::Datasets(_) => "a dataset list",
+        Response::Info(_) => "dataset information",
+        Response::Page { .. } => "an unsigned page",
+        Response::Error(_) => "an error",
+        Response::SignedPage(_) => "a signed page",
+        Response::Proven(_) => "proven documents",
+        Response::Ops(_) => "an operations answer",
+    }
+}
