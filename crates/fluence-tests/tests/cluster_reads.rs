@@ -457,10 +457,13 @@ fn answers_and_certificates_of_non_members_are_refused() {
         );
 
         // A proof read from an honest member, checked against a member
-        // set holding a stranger: its certificate does not hold a quorum
-        // of that set's signatures.
+        // set holding two strangers: its certificate cannot hold a quorum
+        // (2f + 1 = 3) of that set's signatures. With one stranger it
+        // could, rightly: three members of the set may be its signers.
+        let other_stranger = PublicKey(SigningKey::from_seed(&[0x56; 32]).public_key());
         let mut members: Vec<_> = (0..MEMBERS).map(|i| member(&nodes, i)).collect();
-        members[3].1 = stranger;
+        members[2].1 = stranger;
+        members[3].1 = other_stranger;
         let wrong_set = gateway(members, ReadConfig::default()).await;
         let result = find(&wrong_set, proven(), doc! {"_id": 2}).await;
         assert!(is_integrity_error(&result, "certificate"), "{result:?}");
