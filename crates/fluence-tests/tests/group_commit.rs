@@ -47,6 +47,15 @@ fn gated(harness: &Harness) -> Gated {
     }
 }
 
+/// A node, a client reaching it through a closed gate, and dataset `t`.
+async fn with_dataset() -> (Harness, Gated, Arc<Client<Gated>>) {
+    let harness = Harness::new();
+    let transport = gated(&harness);
+    let client = Arc::new(Client::new(MasterKey::generate(), transport.clone()));
+    client.create_dataset("t", Vec::new()).await.unwrap();
+    (harness, transport, client)
+}
+
 fn docs(ids: std::ops::Range<i32>) -> Vec<Document> {
     ids.map(|n| doc! {"_id": n, "n": n}).collect()
 }
@@ -96,10 +105,7 @@ fn ids(range: std::ops::Range<i32>) -> Vec<Bson> {
 #[test]
 fn inserts_queued_behind_one_in_flight_go_out_as_one_write() {
     runtime().block_on(async {
-        let harness = Harness::new();
-        let transport = gated(&harness);
-        let client = Arc::new(Client::new(MasterKey::generate(), transport.clone()));
-        client.create_dataset("t", Vec::new()).await.unwrap();
+        let (_harness, transport, client) = with_dataset().await;
 
         let first = hold_first(&client, &transport, docs(0..10)).await;
         let queued: Vec<_> = [10..20, 20..30, 30..40]
@@ -121,10 +127,7 @@ fn inserts_queued_behind_one_in_flight_go_out_as_one_write() {
 #[test]
 fn a_refused_group_is_sent_again_insert_by_insert_with_each_ones_own_answer() {
     runtime().block_on(async {
-        let harness = Harness::new();
-        let transport = gated(&harness);
-        let client = Arc::new(Client::new(MasterKey::generate(), transport.clone()));
-        client.create_dataset("t", Vec::new()).await.unwrap();
+        let (_harness, transport, client) = with_dataset().await;
 
         let first = hold_first(&client, &transport, docs(0..10)).await;
         // The second insert repeats `_id` 5 after three new documents.
@@ -159,10 +162,7 @@ fn a_refused_group_is_sent_again_insert_by_insert_with_each_ones_own_answer() {
 #[test]
 fn an_insert_whose_caller_went_away_before_its_group_is_left_out() {
     runtime().block_on(async {
-        let harness = Harness::new();
-        let transport = gated(&harness);
-        let client = Arc::new(Client::new(MasterKey::generate(), transport.clone()));
-        client.create_dataset("t", Vec::new()).await.unwrap();
+        let (_harness, transport, client) = with_dataset().await;
 
         let first = hold_first(&client, &transport, docs(0..10)).await;
         let abandoned = spawn_insert(&client, docs(10..20));
