@@ -13,8 +13,8 @@
 //!   references declared indexes, with the right shape;
 //! - `multi` holds exactly the (range index, row) pairs whose entry holds
 //!   two or more distinct ORE plaintexts (`layout::multi_valued`);
-//! - the `merkle` table is the tree over `ids`; `meta.state_root` is the
-//!   state root of (dataset, tree root, descriptor, indexes, seq);
+//! - `meta.state_root` is the state root of (dataset, root of the Merkle
+//!   tree over `ids`, descriptor, indexes, seq);
 //! - `meta.doc_count = |ids|`; `journal` holds seq `0..=meta.seq`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -150,7 +150,6 @@ pub(crate) struct DocTables<'t, O: OreOrder> {
     pub postings: Table<'t, FixedBytes<{ layout::POSTING_KEY_LEN }>, FixedBytes<16>>,
     pub range: MultimapTable<'t, RangeKey<O>, FixedBytes<{ layout::RANGE_VALUE_LEN }>>,
     pub multi: Table<'t, FixedBytes<{ layout::MULTI_KEY_LEN }>, FixedBytes<16>>,
-    pub merkle: Table<'t, u32, FixedBytes<32>>,
 }
 
 impl<'t, O: OreOrder> DocTables<'t, O> {
@@ -163,7 +162,6 @@ impl<'t, O: OreOrder> DocTables<'t, O> {
             postings: txn.open_table(layout::POSTINGS)?,
             range: txn.open_multimap_table(layout::range_table::<O>())?,
             multi: txn.open_table(layout::MULTI)?,
-            merkle: txn.open_table(layout::MERKLE)?,
         })
     }
 
@@ -449,18 +447,18 @@ fn take_new_row(meta: &mut Meta) -> Result<u64, ApplyError> {
 
 /// Stores one page of a snapshot's documents, which must come in strictly
 /// increasing `DocId` order after `after` (so none is given twice) and pass
-/// the checks a `Put` passes. Returns the buckets it changed.
+/// the checks a `Put` passes. The import computes the tree once, at its
+/// end, so no bucket is tracked.
 pub(crate) fn import_docs<O: OreOrder>(
     tables: &mut DocTables<'_, O>,
     meta: &mut Meta,
     docs: &[SnapshotDoc],
     mut after: Option<DocId>,
-) -> Result<BTreeSet<u16>, ApplyError> {
+) -> Result<(), ApplyError> {
     if docs.len() > OPS_PER_BATCH_MAX {
         return Err(bad("more snapshot documents than OPS_PER_BATCH_MAX"));
     }
     let (kinds, unique) = declared(meta);
-    let mut dirty = BTreeSet::new();
     for snapshot_doc in docs {
         let doc = snapshot_doc.doc;
         if after.is_some_and(|previous| doc <= previous) {
@@ -484,9 +482,8 @@ pub(crate) fn import_docs<O: OreOrder>(
             )));
         }
         tables.store_doc(row, &doc, &snapshot_doc.sealed, &snapshot_doc.entries, true)?;
-        dirty.insert(bucket_of(&doc));
     }
-    Ok(dirty)
+    Ok(())
 }
 
 /// Replaces descriptor and index declarations. Indexes no longer declared

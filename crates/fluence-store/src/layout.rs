@@ -29,7 +29,15 @@ use crate::order::{FixedBytes, OreOrder, RangeKey};
 ///
 /// 4 added the `unique` flag to each index declaration in [`Meta`]: a
 /// version-3 build would not enforce it.
-pub const FORMAT_VERSION: u16 = 4;
+///
+/// 5 no longer stores the Merkle tree's nodes (the tree is rebuilt in
+/// memory from [`IDS`]; see `merkle::TreeNodes`). A version-4 build would
+/// read a version-5 file's missing tree as empty, so it refuses them. A
+/// version-4 file is read as it is: the first write to it drops its
+/// [`LEGACY_MERKLE`] table and rewrites the meta record as version 5.
+pub const FORMAT_VERSION: u16 = 5;
+/// The oldest version this build reads (see [`FORMAT_VERSION`]).
+pub const FORMAT_VERSION_MIN: u16 = 4;
 
 /// `"dataset"` → [`Meta`] record. One row: everything about the dataset
 /// that is not a document.
@@ -93,10 +101,9 @@ pub const MULTI: TableDefinition<FixedBytes<MULTI_KEY_LEN>, FixedBytes<16>> =
 /// `seq` → the applied `SignedWrite`'s canonical bytes. Append-only.
 pub const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 
-/// Merkle heap index (`1` = root, leaves at `2^16 + bucket`) → node hash.
-/// Only nodes that differ from the empty subtree hash of their level are
-/// stored.
-pub const MERKLE: TableDefinition<u32, FixedBytes<32>> = TableDefinition::new("merkle");
+/// Version 4's Merkle nodes (heap index → node hash), no longer kept: see
+/// [`FORMAT_VERSION`]. Named only to be dropped.
+pub const LEGACY_MERKLE: TableDefinition<u32, FixedBytes<32>> = TableDefinition::new("merkle");
 
 /// Name of the range index table.
 pub const RANGE_TABLE_NAME: &str = "range";
@@ -353,7 +360,7 @@ impl Meta {
             |e: fluence_proto::DecodeError| StoreError::Corrupt(format!("meta record: {e}"));
         let mut reader = Reader::new(bytes);
         let version = reader.u16("format version").map_err(corrupt)?;
-        if version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_MIN..=FORMAT_VERSION).contains(&version) {
             return Err(StoreError::UnsupportedFormat {
                 found: version,
                 supported: FORMAT_VERSION,

@@ -1,5 +1,5 @@
-//! The dataset state root's tree as the store keeps it: building it on
-//! every write, reading it from the `merkle` table, and making proofs.
+//! The dataset state root's tree as the store keeps it: in memory, built
+//! from the documents' digests, updated on every write, and making proofs.
 //!
 //! The hashing (leaves, nodes, state root), [`MerkleProof`] and the pure
 //! [`verify_proof`] live in `fluence_proto::merkle`, so a gateway checks
@@ -11,10 +11,10 @@
 //! operations of a batch, or how writes were grouped into batches, does not
 //! change it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use fluence_proto::{DatasetId, DocId, Hash32};
-use redb::{ReadableTable, Table};
+use redb::ReadableTable;
 
 pub use fluence_proto::merkle::{
     bucket_of, descriptor_hash, empty_hashes, hash_entries, hash_sealed, node_hash, state_root,
@@ -44,6 +44,105 @@ impl DigestFromDisk for DocDigest {
     }
 }
 
+/// The whole tree of one dataset, in memory: a heap of `2 * BUCKETS`
+/// nodes (index 1 is the root, `LEAF_BASE + b` the leaf of bucket `b`;
+/// index 0 is unused). 4 MiB per dataset.
+///
+/// Only the documents' digests (the `ids` table) are on disk: the inner
+/// nodes are a cache of them. Persisting them cost a B-tree insert per
+/// changed node, about sixteen per changed bucket, which was the largest
+/// single cost of applying a write; rebuilding them is one ordered scan of
+/// `ids` ([`TreeNodes::build`]), done when a dataset is first written or
+/// proven after the node starts.
+pub(crate) struct TreeNodes {
+    nodes: Vec<[u8; 32]>,
+}
+
+impl TreeNodes {
+    /// Builds the tree of the documents in `ids` with one ordered scan;
+    /// `Ok(Err(bucket))` if a bucket holds more than `BUCKET_DOCS_MAX`.
+    pub(crate) fn build(
+        ids: &impl ReadableTable<FixedBytes<16>, Ids>,
+    ) -> Result<Result<Self, u16>, StoreError> {
+        let empty = empty_hashes();
+        let mut nodes = vec![[0u8; 32]; 2 * BUCKETS as usize];
+        nodes[LEAF_BASE as usize..].fill(empty[TREE_DEPTH]);
+        let mut current: Option<(u16, BucketHasher)> = None;
+        let finish = |nodes: &mut Vec<[u8; 32]>, (bucket, hasher): (u16, BucketHasher)| {
+            nodes[(LEAF_BASE + u32::from(bucket)) as usize] = hasher.finish();
+        };
+        for item in ids.iter()? {
+            let (key, value) = item?;
+            let doc = layout::doc_id(key.value())?;
+            let (_, digest) = layout::decode_id_record(value.value())?;
+            let bucket = bucket_of(&doc);
+            match &mut current {
+                Some((open, hasher)) if *open == bucket => {
+                    if hasher.count() == BUCKET_DOCS_MAX {
+                        return Ok(Err(bucket));
+                    }
+                    hasher.push(&doc, &digest);
+                }
+                _ => {
+                    if let Some(done) = current.take() {
+                        finish(&mut nodes, done);
+                    }
+                    let mut hasher = BucketHasher::new();
+                    hasher.push(&doc, &digest);
+                    current = Some((bucket, hasher));
+                }
+            }
+        }
+        if let Some(done) = current.take() {
+            finish(&mut nodes, done);
+        }
+        for index in (1..LEAF_BASE).rev() {
+            let (left, right) = (nodes[2 * index as usize], nodes[2 * index as usize + 1]);
+            let below = empty[level_of(index) + 1];
+            nodes[index as usize] = if left == below && right == below {
+                // An empty subtree: its hash is known, skip the hashing
+                // (most of a small dataset's tree).
+                empty[level_of(index)]
+            } else {
+                node_hash(&left, &right)
+            };
+        }
+        Ok(Ok(TreeNodes { nodes }))
+    }
+
+    pub(crate) fn root(&self) -> [u8; 32] {
+        self.nodes[1]
+    }
+
+    fn node(&self, index: u32) -> [u8; 32] {
+        self.nodes[index as usize]
+    }
+
+    /// Makes a committed transaction's changes part of the tree.
+    pub(crate) fn merge(&mut self, overlay: TreeOverlay) {
+        for (index, hash) in overlay.nodes {
+            self.nodes[index as usize] = hash;
+        }
+    }
+}
+
+/// The nodes one write transaction changed, over the committed
+/// [`TreeNodes`]: merged into them when the transaction commits, dropped
+/// with it otherwise.
+#[derive(Default)]
+pub(crate) struct TreeOverlay {
+    nodes: HashMap<u32, [u8; 32]>,
+}
+
+impl TreeOverlay {
+    fn node(&self, base: &TreeNodes, index: u32) -> [u8; 32] {
+        self.nodes
+            .get(&index)
+            .copied()
+            .unwrap_or_else(|| base.node(index))
+    }
+}
+
 /// Level of a heap index (0 = root, `TREE_DEPTH` = leaves).
 fn level_of(index: u32) -> usize {
     assert!(
@@ -51,32 +150,6 @@ fn level_of(index: u32) -> usize {
         "heap index out of the tree"
     );
     (31 - index.leading_zeros()) as usize
-}
-
-/// Reads a tree node; nodes not stored are empty subtrees.
-fn read_node(
-    merkle: &impl ReadableTable<u32, FixedBytes<32>>,
-    index: u32,
-) -> Result<[u8; 32], StoreError> {
-    match merkle.get(index)? {
-        Some(guard) => layout::hash32(guard.value()),
-        None => Ok(empty_hashes()[level_of(index)]),
-    }
-}
-
-/// Writes a tree node, deleting it when it equals the empty subtree hash so
-/// the table only holds what an empty tree would not.
-fn write_node(
-    merkle: &mut Table<'_, u32, FixedBytes<32>>,
-    index: u32,
-    hash: &[u8; 32],
-) -> Result<(), StoreError> {
-    if *hash == empty_hashes()[level_of(index)] {
-        merkle.remove(index)?;
-    } else {
-        merkle.insert(index, &hash[..])?;
-    }
-    Ok(())
 }
 
 /// First and last possible doc id of a bucket (inclusive bounds).
@@ -134,13 +207,14 @@ fn bucket_leaf(
 }
 
 /// Recomputes the dirty buckets and their ancestors (O(dirty × 16) hashes)
-/// and returns the new tree root.
+/// into `overlay` and returns the new tree root.
 ///
-/// Each level is computed in memory from the one below: a parent's dirty
-/// child comes from that map, only its other child is read from the table
-/// (a B-tree lookup), and every node is written once, in key order.
+/// Each level is computed from the one below: a parent's dirty child comes
+/// from that level's map, only its other child is read (from the overlay,
+/// else the committed tree).
 pub(crate) fn update_tree(
-    merkle: &mut Table<'_, u32, FixedBytes<32>>,
+    base: &TreeNodes,
+    overlay: &mut TreeOverlay,
     ids: &impl ReadableTable<FixedBytes<16>, Ids>,
     dirty: &BTreeSet<u16>,
 ) -> Result<[u8; 32], ApplyError> {
@@ -150,11 +224,11 @@ pub(crate) fn update_tree(
         level.insert(LEAF_BASE + u32::from(bucket), leaf);
     }
     // One pass per level, leaves to root: exactly TREE_DEPTH passes. Each
-    // pass writes the level it was given and computes the next one up.
+    // pass records the level it was given and computes the next one up.
     for _ in 0..TREE_DEPTH {
         let mut parents: BTreeMap<u32, [u8; 32]> = BTreeMap::new();
         for (&index, hash) in &level {
-            write_node(merkle, index, hash)?;
+            overlay.nodes.insert(index, *hash);
             let parent = index >> 1;
             if parents.contains_key(&parent) {
                 // Both children dirty: computed when the left one came by.
@@ -162,7 +236,7 @@ pub(crate) fn update_tree(
             }
             let sibling = match level.get(&(index ^ 1)) {
                 Some(hash) => *hash,
-                None => read_node(merkle, index ^ 1)?,
+                None => overlay.node(base, index ^ 1),
             };
             // A left child (even heap index) hashes first.
             let hash = if index & 1 == 0 {
@@ -176,44 +250,24 @@ pub(crate) fn update_tree(
     }
     assert!(level.is_empty() || level.keys().eq([1u32].iter()));
     for (&index, hash) in &level {
-        write_node(merkle, index, hash)?;
+        overlay.nodes.insert(index, *hash);
     }
-    Ok(read_node(merkle, 1)?)
+    Ok(overlay.node(base, 1))
 }
 
-/// The stored tree root.
-pub(crate) fn tree_root(
-    merkle: &impl ReadableTable<u32, FixedBytes<32>>,
-) -> Result<[u8; 32], StoreError> {
-    read_node(merkle, 1)
-}
-
-/// Recomputes the whole tree from the `ids` table without writing it:
-/// the integrity check's reference. O(documents + 2^17).
+/// Recomputes the whole tree's root from the `ids` table: the integrity
+/// check's and a snapshot import's reference. O(documents + 2^17).
 pub(crate) fn recompute_root(
     ids: &impl ReadableTable<FixedBytes<16>, Ids>,
 ) -> Result<Result<[u8; 32], u16>, StoreError> {
-    let mut level: Vec<[u8; 32]> = Vec::with_capacity(BUCKETS as usize);
-    for bucket in 0..=u16::MAX {
-        match bucket_leaf(ids, bucket)? {
-            Ok(leaf) => level.push(leaf),
-            Err(()) => return Ok(Err(bucket)),
-        }
-    }
-    for _ in 0..TREE_DEPTH {
-        level = level
-            .chunks_exact(2)
-            .map(|pair| node_hash(&pair[0], &pair[1]))
-            .collect();
-    }
-    assert_eq!(level.len(), 1);
-    Ok(Ok(level[0]))
+    Ok(TreeNodes::build(ids)?.map(|tree| tree.root()))
 }
 
-/// Builds the proof for `doc` from a dataset's tables.
+/// Builds the proof for `doc` from a dataset's `ids` table and the tree
+/// of the same state.
 pub(crate) fn prove(
     ids: &impl ReadableTable<FixedBytes<16>, Ids>,
-    merkle: &impl ReadableTable<u32, FixedBytes<32>>,
+    tree: &TreeNodes,
     dataset: DatasetId,
     doc: DocId,
     seq: u64,
@@ -229,7 +283,7 @@ pub(crate) fn prove(
     let mut siblings = [Hash32([0; 32]); TREE_DEPTH];
     let mut index = LEAF_BASE + u32::from(bucket_number);
     for sibling in &mut siblings {
-        *sibling = Hash32(read_node(merkle, index ^ 1)?);
+        *sibling = Hash32(tree.node(index ^ 1));
         index >>= 1;
     }
     Ok(MerkleProof {

@@ -26,7 +26,7 @@ pub use staged::Staged;
 
 use crate::error::{ApplyError, FindError, StoreError};
 use crate::layout::{self, Meta};
-use crate::merkle::{self, DocDigest, MerkleProof};
+use crate::merkle::{self, DocDigest, MerkleProof, TreeNodes, TreeOverlay};
 use crate::order::{range_key, OreOrder, MARKER_VALUE};
 use crate::query::{self, Page, PAGE_BYTES_MAX};
 
@@ -115,6 +115,14 @@ pub struct SequenceError {
     pub error: ApplyError,
 }
 
+/// A storage failure before any write of a sequence ran (building the
+/// dataset's tree) counts as the first write's.
+impl From<StoreError> for SequenceError {
+    fn from(error: StoreError) -> Self {
+        refuse(0, error.into())
+    }
+}
+
 /// Whether a sequence's transaction is committed or thrown away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -142,6 +150,66 @@ struct Dataset {
     /// Serialises this dataset's writes (redb would too) and records a
     /// `Drop`, so no write commits into a file that was already unlinked.
     writer: Mutex<WriterState>,
+    /// The Merkle tree of the committed state, built on first use (see
+    /// `merkle::TreeNodes`). Lock order: `writer`, then `tree`. A commit
+    /// holds it for writing across the redb commit and the merge of its
+    /// changes, and readers hold it while they open their read
+    /// transaction, so a reader's documents and tree are of one state.
+    tree: RwLock<Option<TreeNodes>>,
+}
+
+impl Dataset {
+    fn new(path: PathBuf, owner: PublicKey, db: Database) -> Self {
+        Dataset {
+            path,
+            owner,
+            db,
+            writer: Mutex::new(WriterState::default()),
+            tree: RwLock::new(None),
+        }
+    }
+
+    /// Runs `f` on the tree of the committed state, building the tree
+    /// first if this is its first use since the dataset was opened.
+    fn with_tree<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&TreeNodes) -> Result<R, E>,
+    ) -> Result<R, E> {
+        {
+            let tree = self.tree.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(tree) = tree.as_ref() {
+                return f(tree);
+            }
+        }
+        let mut tree = self.tree.write().unwrap_or_else(PoisonError::into_inner);
+        if tree.is_none() {
+            let txn = self.db.begin_read().map_err(StoreError::from)?;
+            let ids = txn.open_table(layout::IDS).map_err(StoreError::from)?;
+            let built = TreeNodes::build(&ids)?.map_err(|bucket| {
+                StoreError::Corrupt(format!(
+                    "bucket {bucket:#06x} holds more than BUCKET_DOCS_MAX documents"
+                ))
+            })?;
+            *tree = Some(built);
+        }
+        // A tree, once built, is only ever replaced by its successor.
+        match tree.as_ref() {
+            Some(tree) => f(tree),
+            None => Err(StoreError::Corrupt("Merkle tree vanished".into()).into()),
+        }
+    }
+
+    /// Commits `txn` and merges its tree changes, as one step for readers.
+    fn commit(&self, txn: WriteTransaction, overlay: TreeOverlay) -> Result<(), StoreError> {
+        let mut tree = self.tree.write().unwrap_or_else(PoisonError::into_inner);
+        txn.commit()?;
+        // Always built by the writes being committed; were it not, the next
+        // use would build it from what was just committed.
+        if let Some(tree) = tree.as_mut() {
+            tree.merge(overlay);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -239,6 +307,15 @@ fn write_meta(txn: &WriteTransaction, meta: &Meta) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Drops a version-4 file's stored Merkle nodes (see
+/// `layout::FORMAT_VERSION`); the write that does it rewrites the meta
+/// record as the current version. A lookup in redb's table of tables when
+/// there is nothing to drop.
+fn drop_legacy_tree(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.delete_table(layout::LEGACY_MERKLE)?;
+    Ok(())
+}
+
 /// The sequence number after `meta`'s, which `seq` must be.
 fn next_seq(meta: &Meta, seq: u64) -> Result<u64, ApplyError> {
     let expected = meta
@@ -307,15 +384,7 @@ impl<O: OreOrder> Store<O> {
                     meta.dataset
                 )));
             }
-            datasets.insert(
-                dataset,
-                Arc::new(Dataset {
-                    path,
-                    owner: meta.owner,
-                    db,
-                    writer: Mutex::new(WriterState::default()),
-                }),
-            );
+            datasets.insert(dataset, Arc::new(Dataset::new(path, meta.owner, db)));
         }
         sync_dir(&datasets_dir)?;
         Ok(Store {
@@ -416,9 +485,11 @@ impl<O: OreOrder> Store<O> {
         };
         let writer = lock(&dataset.writer);
         writer.check_writable().map_err(|error| refuse(0, error))?;
-        let (txn, applied) = Self::execute(&dataset, writes, &encoded, outcome)?;
+        let (txn, overlay, applied) = Self::execute(&dataset, writes, &encoded, outcome)?;
         match outcome {
-            Outcome::Commit => txn.commit().map_err(|e| refuse(0, e.into()))?,
+            Outcome::Commit => dataset
+                .commit(txn, overlay)
+                .map_err(|e| refuse(0, e.into()))?,
             Outcome::Abort => txn.abort().map_err(|e| refuse(0, e.into()))?,
         }
         drop(writer);
@@ -474,24 +545,28 @@ impl<O: OreOrder> Store<O> {
         writes: &[SignedWrite],
         encoded: &[Vec<u8>],
         outcome: Outcome,
-    ) -> Result<(WriteTransaction, Vec<Applied>), SequenceError> {
+    ) -> Result<(WriteTransaction, TreeOverlay, Vec<Applied>), SequenceError> {
         let at_first = |error: ApplyError| refuse(0, error);
-        let mut txn = dataset.db.begin_write().map_err(|e| at_first(e.into()))?;
-        if outcome == Outcome::Commit {
-            txn.set_durability(Durability::Immediate)
-                .map_err(|e| at_first(e.into()))?;
-        }
-        let mut applied = Vec::with_capacity(writes.len());
-        for (index, (write, bytes)) in writes.iter().zip(encoded).enumerate() {
-            match Self::apply_in(&txn, write, bytes) {
-                Ok(one) => applied.push(one),
-                Err(error) => {
-                    txn.abort().map_err(|e| at_first(e.into()))?;
-                    return Err(refuse(index, error));
+        dataset.with_tree(|tree| {
+            let mut txn = dataset.db.begin_write().map_err(|e| at_first(e.into()))?;
+            if outcome == Outcome::Commit {
+                txn.set_durability(Durability::Immediate)
+                    .map_err(|e| at_first(e.into()))?;
+            }
+            drop_legacy_tree(&txn).map_err(|e| at_first(e.into()))?;
+            let mut overlay = TreeOverlay::default();
+            let mut applied = Vec::with_capacity(writes.len());
+            for (index, (write, bytes)) in writes.iter().zip(encoded).enumerate() {
+                match Self::apply_in(&txn, tree, &mut overlay, write, bytes) {
+                    Ok(one) => applied.push(one),
+                    Err(error) => {
+                        txn.abort().map_err(|e| at_first(e.into()))?;
+                        return Err(refuse(index, error));
+                    }
                 }
             }
-        }
-        Ok((txn, applied))
+            Ok((txn, overlay, applied))
+        })
     }
 
     /// Everything a `Create` must satisfy before any file is touched.
@@ -554,6 +629,8 @@ impl<O: OreOrder> Store<O> {
     /// Applies a `Batch` or `Reindex` inside `txn`.
     fn apply_in(
         txn: &WriteTransaction,
+        tree: &TreeNodes,
+        overlay: &mut TreeOverlay,
         write: &SignedWrite,
         write_bytes: &[u8],
     ) -> Result<Applied, ApplyError> {
@@ -576,7 +653,7 @@ impl<O: OreOrder> Store<O> {
                     unreachable!("create and drop are applied by their own paths")
                 }
             };
-            let root = merkle::update_tree(&mut tables.merkle, &tables.ids, &dirty)?;
+            let root = merkle::update_tree(tree, overlay, &tables.ids, &dirty)?;
             // O(1) each: redb keeps table lengths.
             let counts = [tables.ids.len()?, tables.docs.len()?];
             (root, counts)
@@ -653,11 +730,9 @@ impl<O: OreOrder> Store<O> {
                 doc_count: 0,
                 next_row: 0,
             };
-            let tree_root = {
-                // Creates every table, so readers never meet a missing one.
-                let tables = DocTables::<O>::open(&txn)?;
-                merkle::tree_root(&tables.merkle)?
-            };
+            // Creates every table, so readers never meet a missing one.
+            DocTables::<O>::open(&txn)?;
+            let tree_root = merkle::empty_hashes()[0];
             meta.state_root = merkle::state_root(
                 &id,
                 &tree_root,
@@ -685,12 +760,7 @@ impl<O: OreOrder> Store<O> {
         fs::rename(from, &path).map_err(|e| StoreError::io(&path, e))?;
         sync_dir(&self.datasets_dir)?;
         let db = open_database(&path, false, &self.options)?;
-        let dataset = Arc::new(Dataset {
-            path,
-            owner,
-            db,
-            writer: Mutex::new(WriterState::default()),
-        });
+        let dataset = Arc::new(Dataset::new(path, owner, db));
         self.datasets
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -864,18 +934,20 @@ impl<O: OreOrder> Store<O> {
     /// A proof of `doc`'s presence (with its digest) or absence at the
     /// dataset's current state root; check it with [`crate::verify_proof`].
     pub fn prove(&self, dataset: &DatasetId, doc: &DocId) -> Result<MerkleProof, StoreError> {
-        let (_, txn) = self.read_txn(dataset)?;
-        let meta = read_meta(&txn)?;
-        let ids = txn.open_table(layout::IDS)?;
-        let merkle_table = txn.open_table(layout::MERKLE)?;
-        merkle::prove(
-            &ids,
-            &merkle_table,
-            meta.dataset,
-            *doc,
-            meta.seq,
-            merkle::descriptor_hash(&meta.descriptor, &meta.indexes),
-        )
+        let handle = self.dataset(dataset).ok_or(StoreError::DatasetNotFound)?;
+        handle.with_tree(|tree| {
+            let txn = handle.db.begin_read()?;
+            let meta = read_meta(&txn)?;
+            let ids = txn.open_table(layout::IDS)?;
+            merkle::prove(
+                &ids,
+                tree,
+                meta.dataset,
+                *doc,
+                meta.seq,
+                merkle::descriptor_hash(&meta.descriptor, &meta.indexes),
+            )
+        })
     }
 
     /// Each of `docs` (in the order given) with the proof of its presence
@@ -888,10 +960,19 @@ impl<O: OreOrder> Store<O> {
         docs: &[DocId],
         bytes_max: usize,
     ) -> Result<(Vec<ProvenDoc>, StatePin), StoreError> {
-        let (_, txn) = self.read_txn(dataset)?;
-        let meta = read_meta(&txn)?;
+        let handle = self.dataset(dataset).ok_or(StoreError::DatasetNotFound)?;
+        handle
+            .with_tree(|tree| Self::prove_docs_in(&handle.db.begin_read()?, tree, docs, bytes_max))
+    }
+
+    fn prove_docs_in(
+        txn: &ReadTransaction,
+        tree: &TreeNodes,
+        docs: &[DocId],
+        bytes_max: usize,
+    ) -> Result<(Vec<ProvenDoc>, StatePin), StoreError> {
+        let meta = read_meta(txn)?;
         let ids = txn.open_table(layout::IDS)?;
-        let merkle_table = txn.open_table(layout::MERKLE)?;
         let docs_table = txn.open_table(layout::DOCS)?;
         let descriptor_hash = merkle::descriptor_hash(&meta.descriptor, &meta.indexes);
         let mut proven = Vec::new();
@@ -901,14 +982,7 @@ impl<O: OreOrder> Store<O> {
                 Some(row) => Some(query::read_sealed(&docs_table, row, doc)?),
                 None => None,
             };
-            let proof = merkle::prove(
-                &ids,
-                &merkle_table,
-                meta.dataset,
-                *doc,
-                meta.seq,
-                descriptor_hash,
-            )?;
+            let proof = merkle::prove(&ids, tree, meta.dataset, *doc, meta.seq, descriptor_hash)?;
             // What the entry adds to the answer, to within its framing.
             let size = sealed
                 .as_ref()
@@ -951,7 +1025,6 @@ fn check_dataset<O: OreOrder>(txn: &ReadTransaction) -> Result<CheckReport, Stor
     let postings = txn.open_table(layout::POSTINGS)?;
     let range = txn.open_multimap_table(layout::range_table::<O>())?;
     let multi = txn.open_table(layout::MULTI)?;
-    let merkle_table = txn.open_table(layout::MERKLE)?;
     let journal = txn.open_table(layout::JOURNAL)?;
 
     let doc_count = ids.len()?;
@@ -1097,14 +1170,8 @@ fn check_dataset<O: OreOrder>(txn: &ReadTransaction) -> Result<CheckReport, Stor
         )));
     }
 
-    let tree_root = merkle::tree_root(&merkle_table)?;
-    let recomputed = merkle::recompute_root(&ids)?
+    let tree_root = merkle::recompute_root(&ids)?
         .map_err(|bucket| corrupt(format!("bucket {bucket:#06x} is above BUCKET_DOCS_MAX")))?;
-    if recomputed != tree_root {
-        return Err(corrupt(
-            "stored Merkle tree does not match the documents".into(),
-        ));
-    }
     let state_root = merkle::state_root(
         &meta.dataset,
         &tree_root,

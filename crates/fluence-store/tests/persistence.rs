@@ -447,11 +447,49 @@ fn multi_valued_marks_are_persisted_not_rebuilt() {
     assert!(matches!(store.check(&d), Err(StoreError::Corrupt(_))));
 }
 
+/// Rewrites the version field (the first of the meta record, u16 LE) of
+/// dataset `d`'s file, running `more` in the same transaction.
+fn set_format_version(
+    dir: &std::path::Path,
+    d: &fluence_proto::DatasetId,
+    version: u16,
+    more: impl FnOnce(&redb::WriteTransaction),
+) {
+    let db = Database::open(dataset_file(dir, d)).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut meta = txn.open_table(layout::META).unwrap();
+        let mut bytes = meta
+            .get(layout::META_KEY)
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        bytes[..2].copy_from_slice(&version.to_le_bytes());
+        meta.insert(layout::META_KEY, bytes.as_slice()).unwrap();
+    }
+    more(&txn);
+    txn.commit().unwrap();
+}
+
+fn format_version(dir: &std::path::Path, d: &fluence_proto::DatasetId) -> u16 {
+    let db = Database::open(dataset_file(dir, d)).unwrap();
+    let txn = db.begin_read().unwrap();
+    let meta = txn.open_table(layout::META).unwrap();
+    let bytes = meta
+        .get(layout::META_KEY)
+        .unwrap()
+        .unwrap()
+        .value()
+        .to_vec();
+    u16::from_le_bytes([bytes[0], bytes[1]])
+}
+
 #[test]
 fn files_of_older_format_versions_are_refused_at_open() {
     // Version 1 files have no `multi` table; version 2 files key documents
-    // by doc id. Neither is misread: open refuses them by their version,
-    // the first field of the meta record (u16 LE).
+    // by doc id; version 3 files lack unique flags. None is misread: open
+    // refuses them by their version.
     for old in [1u16, 2, 3] {
         let dir = tempfile::tempdir().unwrap();
         let d = dataset(1);
@@ -459,25 +497,11 @@ fn files_of_older_format_versions_are_refused_at_open() {
             let store = TestStore::open(dir.path()).unwrap();
             create(&store, d);
         }
-        {
-            let db = Database::open(dataset_file(dir.path(), &d)).unwrap();
-            let txn = db.begin_write().unwrap();
-            {
-                let mut meta = txn.open_table(layout::META).unwrap();
-                let mut bytes = meta
-                    .get(layout::META_KEY)
-                    .unwrap()
-                    .unwrap()
-                    .value()
-                    .to_vec();
-                bytes[..2].copy_from_slice(&old.to_le_bytes());
-                meta.insert(layout::META_KEY, bytes.as_slice()).unwrap();
-            }
+        set_format_version(dir.path(), &d, old, |txn| {
             if old == 1 {
                 txn.delete_table(layout::MULTI).unwrap();
             }
-            txn.commit().unwrap();
-        }
+        });
         let error = TestStore::open(dir.path()).err().expect("refused");
         assert!(
             matches!(
@@ -490,5 +514,48 @@ fn files_of_older_format_versions_are_refused_at_open() {
             "{error:?}"
         );
     }
-    assert_eq!(layout::FORMAT_VERSION, 4);
+    assert_eq!(layout::FORMAT_VERSION, 5);
+}
+
+#[test]
+fn a_version_4_file_is_read_and_upgraded_by_its_first_write() {
+    // Version 4 stored the Merkle tree's nodes in a `merkle` table; version
+    // 5 rebuilds them in memory. A version-4 file serves as it is, and its
+    // first write drops the table and marks the file version 5.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dataset(1);
+    let (info, proof) = {
+        let store = TestStore::open(dir.path()).unwrap();
+        create(&store, d);
+        let ops = (0..300).map(|n| insert(n, (n % 5) as u8, &[], n)).collect();
+        store.apply(&batch(d, 1, ops)).unwrap();
+        (store.info(&d).unwrap(), store.prove(&d, &doc(7)).unwrap())
+    };
+    set_format_version(dir.path(), &d, 4, |txn| {
+        // What a version-4 build left: node hashes by heap index. Their
+        // values do not matter to version 5, which never reads them.
+        let mut legacy = txn.open_table(layout::LEGACY_MERKLE).unwrap();
+        legacy.insert(1u32, &[0xab; 32][..]).unwrap();
+    });
+    {
+        let store = TestStore::open(dir.path()).unwrap();
+        assert_eq!(store.info(&d).unwrap(), info);
+        assert_eq!(store.prove(&d, &doc(7)).unwrap(), proof);
+        store.check(&d).unwrap();
+    }
+    assert_eq!(format_version(dir.path(), &d), 4, "reads change nothing");
+    {
+        let store = TestStore::open(dir.path()).unwrap();
+        store
+            .apply(&batch(d, 2, vec![insert(1000, 1, &[], 1)]))
+            .unwrap();
+        store.check(&d).unwrap();
+    }
+    assert_eq!(format_version(dir.path(), &d), 5);
+    let db = Database::open(dataset_file(dir.path(), &d)).unwrap();
+    let txn = db.begin_read().unwrap();
+    assert!(
+        txn.open_table(layout::LEGACY_MERKLE).is_err(),
+        "the legacy tree table is dropped by the first write"
+    );
 }

@@ -211,6 +211,35 @@ fn a_dropped_staged_sequence_changes_nothing_and_blocks_no_one_after() {
 }
 
 #[test]
+fn a_dropped_staged_sequence_leaves_no_trace_in_the_tree() {
+    // The staged writes' Merkle nodes live in the transaction's overlay;
+    // dropping it must leave the tree of the committed state. Later writes
+    // touching other buckets would otherwise carry the dropped documents'
+    // leaves into their roots, and proofs would show them.
+    let (_dir, store) = open();
+    let id = dataset(8);
+    create(&store, id);
+    let dropped: Vec<DocOp> = (0..200).map(|n| insert(n, 1, &[], n)).collect();
+    let kept: Vec<DocOp> = (1000..1050).map(|n| insert(n, 2, &[], n)).collect();
+    drop(store.stage_sequence(&[batch(id, 1, dropped)]).unwrap());
+    let applied = store.apply_sequence(&[batch(id, 1, kept.clone())]).unwrap();
+
+    let (_twin_dir, twin) = open();
+    create(&twin, id);
+    assert_eq!(applied, twin.apply_sequence(&[batch(id, 1, kept)]).unwrap());
+    let root = store.info(&id).unwrap().state_root;
+    for n in [0, 99, 199] {
+        let proof = store.prove(&id, &doc(n)).unwrap();
+        assert_eq!(
+            fluence_store::verify_proof(&id, &root, &proof).unwrap(),
+            None,
+            "doc {n} of the dropped sequence is absent"
+        );
+    }
+    store.check(&id).unwrap();
+}
+
+#[test]
 fn staging_refuses_as_applying_does_and_leaves_the_dataset_writable() {
     let (_dir, store) = open();
     let id = dataset(8);

@@ -215,8 +215,8 @@ impl<O: OreOrder> Import<'_, O> {
         let tree_root = {
             let db = self.database()?;
             let txn = db.begin_read().map_err(StoreError::from)?;
-            let merkle_table = txn.open_table(layout::MERKLE).map_err(StoreError::from)?;
-            merkle::tree_root(&merkle_table)?
+            let ids = txn.open_table(layout::IDS).map_err(StoreError::from)?;
+            merkle::recompute_root(&ids)?.map_err(|bucket| ApplyError::BucketFull { bucket })?
         };
         let state_root = merkle::state_root(
             &self.meta.dataset,
@@ -254,8 +254,8 @@ impl<O: OreOrder> Import<'_, O> {
             .ok_or_else(|| StoreError::Corrupt("import already closed".into()))
     }
 
-    /// One transaction: stores `docs`, updates the Merkle tree and writes
-    /// the meta and journal floor records. Returns the meta record it
+    /// One transaction: stores `docs` and writes the meta and journal
+    /// floor records (the tree is computed once, by `finish`). Returns the meta record it
     /// wrote; on an error nothing is written.
     fn commit(&self, docs: &[SnapshotDoc], durability: Durability) -> Result<Meta, ApplyError> {
         let db = self.database()?;
@@ -265,8 +265,7 @@ impl<O: OreOrder> Import<'_, O> {
         {
             // Also creates every table on the first call.
             let mut tables = DocTables::<O>::open(&txn)?;
-            let dirty = apply::import_docs(&mut tables, &mut meta, docs, self.last)?;
-            merkle::update_tree(&mut tables.merkle, &tables.ids, &dirty)?;
+            apply::import_docs(&mut tables, &mut meta, docs, self.last)?;
         }
         write_meta(&txn, &meta)?;
         // Created empty: the journal holds the writes after the snapshot.

@@ -22,12 +22,13 @@ use redb::WriteTransaction;
 
 use super::{lock, refuse, Applied, Dataset, Outcome, SequenceError, Store};
 use crate::error::{ApplyError, StoreError};
+use crate::merkle::TreeOverlay;
 use crate::order::OreOrder;
 
 /// Writes executed, not yet committed. Dropping it aborts them.
 pub struct Staged {
     dataset: Arc<Dataset>,
-    txn: Option<WriteTransaction>,
+    txn: Option<(WriteTransaction, TreeOverlay)>,
     applied: Vec<Applied>,
 }
 
@@ -45,12 +46,12 @@ impl<O: OreOrder> Store<O> {
         };
         let mut writer = lock(&dataset.writer);
         writer.check_writable().map_err(|error| refuse(0, error))?;
-        let (txn, applied) = Self::execute(&dataset, writes, &encoded, Outcome::Commit)?;
+        let (txn, overlay, applied) = Self::execute(&dataset, writes, &encoded, Outcome::Commit)?;
         writer.staged = true;
         drop(writer);
         Ok(Staged {
             dataset,
-            txn: Some(txn),
+            txn: Some((txn, overlay)),
             applied,
         })
     }
@@ -65,10 +66,10 @@ impl Staged {
     /// Commits the staged writes durably: `Ok` means they reached the disk.
     /// On an error nothing was committed.
     pub fn commit(mut self) -> Result<Vec<Applied>, StoreError> {
-        let txn = self.txn.take().ok_or(StoreError::Staged)?;
-        let committed = txn.commit();
+        let (txn, overlay) = self.txn.take().ok_or(StoreError::Staged)?;
+        let committed = self.dataset.commit(txn, overlay);
         self.release();
-        committed.map_err(StoreError::from)?;
+        committed?;
         Ok(std::mem::take(&mut self.applied))
     }
 
@@ -80,7 +81,7 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        if let Some(txn) = self.txn.take() {
+        if let Some((txn, _)) = self.txn.take() {
             // An abort that fails leaves nothing committed either (redb
             // rolls the file back to its last commit when it reopens), and
             // a drop has no caller to tell.
