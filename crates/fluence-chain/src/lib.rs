@@ -63,7 +63,8 @@ pub use certificate::{
     consensus_namespace, CertificateError, CertificateVerifier, CONSENSUS_NAMESPACE_DOMAIN,
 };
 pub use store::{
-    ChainStore, ChainStoreError, ChainTip, FinalizedBlock, WriteLocation, CHAIN_RANGE_MAX,
+    write_digests, ChainStore, ChainStoreError, ChainTip, FinalizedBlock, WriteLocation,
+    CHAIN_RANGE_MAX,
 };
 pub use verify::{
     check_attestations, check_link, check_timestamp, check_write_signatures, check_writes_shape,

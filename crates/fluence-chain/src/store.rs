@@ -29,6 +29,7 @@
 //! crash.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use fluence_proto::limits::{BLOCK_LEN_MAX, CERTIFICATE_LEN_MAX};
 use fluence_proto::{DatasetId, Decode, DecodeError, Encode, Hash32, Reader, Writer};
@@ -184,26 +185,42 @@ impl From<DecodeError> for ChainStoreError {
 }
 
 /// A block's stored record (see the module docs) and its hash.
-fn record(finalized: &FinalizedBlock) -> Result<(Vec<u8>, Hash32), ChainStoreError> {
-    let block_bytes = finalized.block.to_bounded_bytes()?;
+fn record(block: &Block, certificate: &[u8]) -> Result<(Vec<u8>, Hash32), ChainStoreError> {
+    let block_bytes = block.to_bounded_bytes()?;
     let hash = hash_encoded(&block_bytes);
     let mut writer = Writer::new();
     writer.bytes(&block_bytes);
-    writer.bytes(&finalized.certificate);
+    writer.bytes(certificate);
     Ok((writer.into_bytes(), hash))
 }
 
+/// The `WriteBody::digest` of each write of `block`, in order.
+pub fn write_digests(block: &Block) -> Vec<[u8; 32]> {
+    block.writes.iter().map(|w| w.body.digest()).collect()
+}
+
 /// Records where each write of `block` was finalized, in the block's
-/// transaction.
-fn index_writes(txn: &redb::WriteTransaction, block: &Block) -> Result<(), ChainStoreError> {
+/// transaction; `digests` are the writes' [`write_digests`].
+fn index_writes(
+    txn: &redb::WriteTransaction,
+    block: &Block,
+    digests: &[[u8; 32]],
+) -> Result<(), ChainStoreError> {
+    if digests.len() != block.writes.len() {
+        return Err(ChainStoreError::Corrupt(format!(
+            "{} write digests for the {} writes of block {}",
+            digests.len(),
+            block.writes.len(),
+            block.height
+        )));
+    }
     let mut writes = txn.open_table(WRITES)?;
-    for write in &block.writes {
+    for (write, digest) in block.writes.iter().zip(digests) {
         // The first finalization of a body wins: after a Drop and a new
         // Create, sequence numbers restart, but a body names its seq, so a
         // repeated body is the same write again and the store refuses it.
-        let digest = write.body.digest();
-        if writes.get(&digest)?.is_none() {
-            writes.insert(&digest, (block.height, write.body.seq))?;
+        if writes.get(digest)?.is_none() {
+            writes.insert(digest, (block.height, write.body.seq))?;
         }
     }
     Ok(())
@@ -213,6 +230,11 @@ fn index_writes(txn: &redb::WriteTransaction, block: &Block) -> Result<(), Chain
 pub struct ChainStore {
     dataset: DatasetId,
     db: Database,
+    /// The newest block, once read or appended: every append checks it,
+    /// and reading it from the file means decoding (and hashing) the whole
+    /// block, megabytes for a large batch. Only this store writes the file
+    /// (redb opens a file once per process).
+    tip: Mutex<Option<ChainTip>>,
 }
 
 impl std::fmt::Debug for ChainStore {
@@ -236,7 +258,11 @@ impl ChainStore {
             source,
         })?;
         let db = Database::create(Self::path_in(dir, &dataset))?;
-        let store = ChainStore { dataset, db };
+        let store = ChainStore {
+            dataset,
+            db,
+            tip: Mutex::new(None),
+        };
         store.init_meta()?;
         Ok(store)
     }
@@ -288,6 +314,23 @@ impl ChainStore {
 
     /// The newest stored block (the genesis block if none is).
     pub fn tip(&self) -> Result<ChainTip, ChainStoreError> {
+        // Held while reading, so an append's commit (under the same lock)
+        // is either seen or not yet made, never cached over.
+        let mut cached = self.cached_tip();
+        if let Some(tip) = *cached {
+            return Ok(tip);
+        }
+        let tip = self.read_tip()?;
+        *cached = Some(tip);
+        Ok(tip)
+    }
+
+    fn cached_tip(&self) -> std::sync::MutexGuard<'_, Option<ChainTip>> {
+        // Only ever replaced whole: a panic elsewhere cannot leave it torn.
+        self.tip.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read_tip(&self) -> Result<ChainTip, ChainStoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(BLOCKS)?;
         let last = table
@@ -393,7 +436,7 @@ impl ChainStore {
                 len: finalized.certificate.len(),
             });
         }
-        let (record, hash) = record(finalized)?;
+        let (record, hash) = record(block, &finalized.certificate)?;
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         {
@@ -402,12 +445,15 @@ impl ChainStore {
                 return Err(ChainStoreError::FloorOnNonEmpty { tip: tip.value() });
             }
             table.insert(block.height, record.as_slice())?;
-            index_writes(&txn, block)?;
+            index_writes(&txn, block, &write_digests(block))?;
             let mut meta = txn.open_table(META)?;
             meta.insert(FLOOR_KEY, &block.height.to_le_bytes()[..])?;
         }
+        let tip = ChainTip::of(block, hash);
+        let mut cached = self.cached_tip();
         txn.commit()?;
-        Ok(ChainTip::of(block, hash))
+        *cached = Some(tip);
+        Ok(tip)
     }
 
     /// Up to `limit` (at most [`CHAIN_RANGE_MAX`]) blocks from `from` on.
@@ -425,15 +471,27 @@ impl ChainStore {
     /// Appends the next finalized block, durably. It must extend the tip:
     /// height tip + 1 and parent = the tip's hash.
     pub fn append(&self, finalized: &FinalizedBlock) -> Result<ChainTip, ChainStoreError> {
-        let block = &finalized.block;
+        let digests = write_digests(&finalized.block);
+        self.append_parts(&finalized.block, &finalized.certificate, &digests)
+    }
+
+    /// [`ChainStore::append`] of `block` with `certificate`, given its
+    /// writes' [`write_digests`] (which its caller needs too: each is
+    /// megabytes of encoding and hashing for a large batch).
+    pub fn append_parts(
+        &self,
+        block: &Block,
+        certificate: &[u8],
+        digests: &[[u8; 32]],
+    ) -> Result<ChainTip, ChainStoreError> {
         if block.dataset != self.dataset {
             return Err(ChainStoreError::ForeignBlock {
                 height: block.height,
             });
         }
-        if finalized.certificate.len() > CERTIFICATE_LEN_MAX {
+        if certificate.len() > CERTIFICATE_LEN_MAX {
             return Err(ChainStoreError::CertificateTooLong {
-                len: finalized.certificate.len(),
+                len: certificate.len(),
             });
         }
         let tip = self.tip()?;
@@ -450,7 +508,7 @@ impl ChainStore {
                 found: block.parent,
             });
         }
-        let (record, hash) = record(finalized)?;
+        let (record, hash) = record(block, certificate)?;
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         {
@@ -466,9 +524,13 @@ impl ChainStore {
                 });
             }
             table.insert(block.height, record.as_slice())?;
-            index_writes(&txn, block)?;
+            index_writes(&txn, block, digests)?;
         }
+        let tip = ChainTip::of(block, hash);
+        // Held across the commit: see `tip`.
+        let mut cached = self.cached_tip();
         txn.commit()?;
-        Ok(ChainTip::of(block, hash))
+        *cached = Some(tip);
+        Ok(tip)
     }
 }

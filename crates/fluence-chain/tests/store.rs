@@ -29,6 +29,8 @@ fn blocks_append_in_order_and_survive_reopen() {
         let tip = store.append(&finalized(second.clone(), b"")).unwrap();
         assert_eq!(tip.hash, second.hash());
         assert_eq!(tip.state_root, Hash32([2; 32]));
+        // The tip is kept in memory after the genesis read: appends move it.
+        assert_eq!(store.tip().unwrap(), tip);
     }
     let store = ChainStore::open(dir.path(), owner.dataset).unwrap();
     let tip = store.tip().unwrap();

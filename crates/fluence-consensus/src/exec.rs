@@ -20,7 +20,7 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use fluence_chain::{is_lifecycle_write, ChainStore, ChainTip, FinalizedBlock, ABSENT_STATE_ROOT};
+use fluence_chain::{is_lifecycle_write, ChainStore, ChainTip, ABSENT_STATE_ROOT};
 use fluence_proto::{
     Action, DatasetId, DatasetInfo, Encode, Hash32, NodeError, PublicKey, SignedWrite,
 };
@@ -441,17 +441,18 @@ impl<O: OreOrder> Executor<O> {
                 computed,
             });
         }
-        let tip = self.chain.append(&FinalizedBlock {
-            block: block.block().clone(),
-            certificate,
-        })?;
+        let digests = fluence_chain::write_digests(block.block());
+        let tip = self
+            .chain
+            .append_parts(block.block(), &certificate, &digests)?;
         debug_assert_eq!(tip.hash, block.hash());
         state.applied = tip;
         state.reconciled = true;
         Ok(Some(
-            writes
-                .iter()
-                .map(|w| (w.body.digest(), w.body.seq))
+            digests
+                .into_iter()
+                .zip(writes)
+                .map(|(digest, w)| (digest, w.body.seq))
                 .collect(),
         ))
     }
