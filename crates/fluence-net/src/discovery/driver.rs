@@ -22,7 +22,7 @@ use crate::keyspace::{self, Target};
 use crate::server::{NodeBehaviour, NodeBehaviourEvent};
 
 /// Peers listed as connected in one status answer.
-pub const STATUS_CONNECTED_LISTED_MAX: usize = 1024;
+pub const STATUS_CONNECTED_LISTED_MAX: usize = fluence_proto::ops::CONNECTED_PEERS_LISTED_MAX;
 
 /// A lookup waiting for its answer.
 struct Lookup {

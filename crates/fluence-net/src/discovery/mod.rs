@@ -23,6 +23,7 @@
 
 pub mod admission;
 pub(crate) mod driver;
+pub mod wire;
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -46,7 +47,7 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/fluence/kad/1.0.0
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "/fluence/id/1.0.0";
 
 /// Peers one lookup may return (libp2p's k: a lookup never returns more).
-pub const CLOSEST_PEERS_MAX: usize = 20;
+pub const CLOSEST_PEERS_MAX: usize = fluence_proto::ops::CLOSEST_PEERS_MAX as usize;
 
 /// Lookups one node runs at once for operators and tests; more are refused.
 pub const LOOKUPS_IN_FLIGHT_MAX: usize = 16;
@@ -274,6 +275,11 @@ pub(crate) fn identify(keypair: &Keypair) -> identify::Behaviour {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookups_return_at_most_kademlias_k() {
+        assert_eq!(CLOSEST_PEERS_MAX, kad::K_VALUE.get());
+    }
 
     #[test]
     fn a_bootstrap_address_must_name_its_peer() {
