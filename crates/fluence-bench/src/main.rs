@@ -122,6 +122,7 @@ fn main() -> Result<()> {
                 data_dir: dir.path().join("node"),
                 listen: "/ip4/127.0.0.1/tcp/0".parse()?,
                 record_requests: None,
+                discovery: Default::default(),
             })
             .await?;
             let connection = NodeClient::connect(node.dial_addr(), Duration::from_secs(10)).await?;

@@ -62,6 +62,11 @@ enum Command {
         /// node included. Without any, the node runs alone.
         #[arg(long = "member", value_name = "KEY@ADDR", value_parser = parse_member)]
         members: Vec<fluence_net::cluster::ClusterMember>,
+        /// A node of the open network to join through, with its peer id:
+        /// /ip4/203.0.113.5/tcp/4001/p2p/12D3...; repeat for several.
+        /// Without any, the node waits to be found by others.
+        #[arg(long = "bootstrap", value_name = "MULTIADDR", value_parser = parse_bootstrap)]
+        bootstrap: Vec<Multiaddr>,
         /// Append every received request to this file (audits, leak tests).
         #[arg(long, hide = true)]
         debug_record_requests: Option<PathBuf>,
@@ -161,8 +166,9 @@ enum Command {
         #[arg(default_value = "{}")]
         filter: String,
     },
-    /// Each node's view of its cluster: members, connections, and per
-    /// dataset the finalized and applied heights, state root and lag.
+    /// Each node's view: its peer id, connections and routing table; its
+    /// cluster's members; per dataset the finalized and applied heights,
+    /// state root and lag.
     Status {
         #[command(flatten)]
         nodes: NodesArg,
@@ -174,6 +180,34 @@ enum Command {
     Chain {
         #[command(subcommand)]
         command: ChainCommand,
+    },
+    /// The open network's distributed hash table (Kademlia).
+    Dht {
+        #[command(subcommand)]
+        command: DhtCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DhtCommand {
+    /// The nodes closest to a dataset or node id, found by a lookup
+    /// through the network from one node (the first --node).
+    Closest {
+        /// A 64-digit hex dataset id, a peer id (12D3...), or a dataset
+        /// name of the owner key in --key.
+        target: String,
+        /// How many nodes (1 to 20).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=20))]
+        count: u8,
+        /// Owner keystore file, to resolve a dataset name (default: the
+        /// devnet's owner key).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[command(flatten)]
+        nodes: NodesArg,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -328,10 +362,18 @@ fn main() -> Result<()> {
             data_dir,
             listen,
             members,
+            bootstrap,
             debug_record_requests,
-        } => serve::runtime(data_dir.join("consensus")).start(|context| {
-            serve::node(context, data_dir, listen, members, debug_record_requests)
-        }),
+        } => {
+            let options = serve::NodeOptions {
+                listen,
+                members,
+                bootstrap,
+                record_requests: debug_record_requests,
+            };
+            serve::runtime(data_dir.join("consensus"))
+                .start(|context| serve::node(context, data_dir, options))
+        }
         Command::Gateway {
             nodes,
             key,
@@ -474,7 +516,31 @@ fn main() -> Result<()> {
             };
             runtime()?.block_on(ops::chain_show(addr, query, json))
         }
+        Command::Dht {
+            command:
+                DhtCommand::Closest {
+                    target,
+                    count,
+                    key,
+                    nodes,
+                    json,
+                },
+        } => {
+            let key = key.unwrap_or_else(|| ops::devnet_key(&nodes.devnet));
+            let target = ops::resolve_target(&target, &key)?;
+            let addr = ops::nodes(nodes.nodes, &nodes.devnet)?.remove(0);
+            runtime()?.block_on(ops::dht_closest(addr, target, count, json))
+        }
     }
+}
+
+/// A bootstrap multiaddr, which must end in `/p2p/<peer id>`.
+fn parse_bootstrap(text: &str) -> Result<Multiaddr, String> {
+    let addr: Multiaddr = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a multiaddr: {e}"))?;
+    fluence_net::discovery::bootstrap_peer(&addr).map_err(|e| e.to_string())?;
+    Ok(addr)
 }
 
 /// `KEY@MULTIADDR`: a member's public key (hex) and where to dial it.

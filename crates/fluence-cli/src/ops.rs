@@ -1,6 +1,7 @@
-//! Operations commands: `fluence status` (each node's view of its cluster
-//! and datasets) and `fluence chain show` (a dataset's finalized blocks).
-//! Both ask nodes directly over `/fluence/rpc/2` (`Request::Ops`); no
+//! Operations commands: `fluence status` (each node's place in the
+//! network, its cluster and datasets), `fluence chain show` (a dataset's
+//! finalized blocks) and `fluence dht closest` (the nodes closest to a
+//! key). All ask nodes directly over `/fluence/rpc/2` (`Request::Ops`); no
 //! gateway is involved.
 
 use std::collections::BTreeMap;
@@ -9,7 +10,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use fluence_chain::Block;
-use fluence_net::{Multiaddr, NodeClient};
+use fluence_net::discovery::wire;
+use fluence_net::keyspace::{self, Target};
+use fluence_net::{Multiaddr, NodeClient, PeerId};
+use fluence_proto::ops::{ClosestPeers, DhtTarget, NetworkStatus};
 use fluence_proto::{
     ChainSlice, DatasetId, NodeStatus, OpsRequest, OpsResponse, PublicKey, Request, Response,
 };
@@ -19,6 +23,9 @@ use crate::keys;
 
 /// How long a node may take to accept the connection and answer.
 const NODE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a node may take to answer a lookup: its own lookup timeout
+/// (10 s by default) and some margin.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(20);
 /// The file a devnet writes its nodes' dial addresses to, one per line.
 pub const DEVNET_NODES_FILE: &str = "nodes.txt";
 
@@ -56,6 +63,14 @@ pub fn write_devnet_nodes(dir: &Path, addrs: &[Multiaddr]) -> Result<()> {
 }
 
 async fn ask(addr: &Multiaddr, request: OpsRequest) -> Result<OpsResponse> {
+    ask_within(addr, request, NODE_TIMEOUT).await
+}
+
+async fn ask_within(
+    addr: &Multiaddr,
+    request: OpsRequest,
+    answer_timeout: Duration,
+) -> Result<OpsResponse> {
     let client = tokio::time::timeout(
         NODE_TIMEOUT,
         NodeClient::connect(addr.clone(), NODE_TIMEOUT),
@@ -63,9 +78,9 @@ async fn ask(addr: &Multiaddr, request: OpsRequest) -> Result<OpsResponse> {
     .await
     .map_err(|_| anyhow::anyhow!("no connection within {NODE_TIMEOUT:?}"))?
     .with_context(|| format!("connecting to {addr}"))?;
-    let answer = tokio::time::timeout(NODE_TIMEOUT, client.call(&Request::Ops(request)))
+    let answer = tokio::time::timeout(answer_timeout, client.call(&Request::Ops(request)))
         .await
-        .map_err(|_| anyhow::anyhow!("no answer within {NODE_TIMEOUT:?}"))?
+        .map_err(|_| anyhow::anyhow!("no answer within {answer_timeout:?}"))?
         .with_context(|| format!("asking {addr}"))?;
     match answer {
         Response::Ops(answer) => Ok(answer),
@@ -108,6 +123,7 @@ pub async fn status(addrs: Vec<Multiaddr>, as_json: bool) -> Result<()> {
                 Ok(status) => json!({
                     "address": addr.to_string(),
                     "node": status.node.to_hex(),
+                    "network": status.network.as_ref().map(network_json),
                     "members": status.members.iter().map(|m| json!({
                         "key": m.key.to_hex(),
                         "addresses": m.addrs,
@@ -138,12 +154,20 @@ pub async fn status(addrs: Vec<Multiaddr>, as_json: bool) -> Result<()> {
         match answer {
             Ok(status) => {
                 let connected = status.members.iter().filter(|m| m.connected).count();
-                println!(
-                    "node {} at {addr}: {} members, {} reachable",
-                    short(&status.node),
-                    status.members.len(),
-                    connected
-                );
+                if status.members.is_empty() {
+                    println!("node {} at {addr}: no cluster", short(&status.node));
+                } else {
+                    println!(
+                        "node {} at {addr}: {} members, {} reachable",
+                        short(&status.node),
+                        status.members.len(),
+                        connected
+                    );
+                }
+                match &status.network {
+                    Some(network) => print_network(network),
+                    None => println!("  network: no discovery"),
+                }
                 for m in &status.members {
                     let state = match (m.local, m.connected) {
                         (true, _) => "this node",
@@ -186,6 +210,125 @@ pub async fn status(addrs: Vec<Multiaddr>, as_json: bool) -> Result<()> {
                 note.join(", ")
             );
         }
+    }
+    Ok(())
+}
+
+/// A peer id from the wire, as text (or what is wrong with it).
+fn peer_text(bytes: &fluence_proto::ops::PeerIdBytes) -> String {
+    match wire::parse_peer_id(bytes) {
+        Ok(peer) => peer.to_string(),
+        Err(error) => format!("<{error}>"),
+    }
+}
+
+fn network_json(network: &NetworkStatus) -> Value {
+    json!({
+        "peer_id": peer_text(&network.peer_id),
+        "listen_addrs": network.listen_addrs,
+        "connected": network.connected.iter().map(peer_text).collect::<Vec<_>>(),
+        "routing_table_size": network.routing_table_size(),
+        "buckets": network.buckets.iter().map(|b| json!({
+            "index": b.index,
+            "entries": b.entries,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_network(network: &NetworkStatus) {
+    println!("  peer id {}", peer_text(&network.peer_id));
+    println!("  listening on {}", network.listen_addrs.join(" "));
+    let buckets: Vec<String> = network
+        .buckets
+        .iter()
+        .map(|b| format!("{}:{}", b.index, b.entries))
+        .collect();
+    println!(
+        "  {} connected peers; routing table {} peers (bucket:entries {})",
+        network.connected.len(),
+        network.routing_table_size(),
+        if buckets.is_empty() {
+            "none".to_string()
+        } else {
+            buckets.join(" ")
+        }
+    );
+}
+
+/// A lookup target named on the command line: a 64-digit hex dataset id,
+/// a peer id, or a dataset name of the owner key in `key`.
+pub fn resolve_target(text: &str, key: &Path) -> Result<Target> {
+    // A hex dataset id first: it is never meant as a peer id.
+    if let Ok(id) = DatasetId::from_hex(text) {
+        return Ok(Target::Dataset(id));
+    }
+    if let Ok(peer) = text.parse::<PeerId>() {
+        return Ok(Target::Peer(peer));
+    }
+    resolve_dataset(text, key)
+        .map(Target::Dataset)
+        .with_context(|| format!("{text:?} is not a peer id (12D3...) either"))
+}
+
+/// `fluence dht closest`: asks one node to look up the nodes closest to
+/// `target` and prints them with their distances.
+pub async fn dht_closest(addr: Multiaddr, target: Target, count: u8, as_json: bool) -> Result<()> {
+    let request = OpsRequest::Closest {
+        target: DhtTarget::from(&target),
+        count,
+    };
+    let closest: ClosestPeers = match ask_within(&addr, request, LOOKUP_TIMEOUT).await? {
+        OpsResponse::Closest(closest) => closest,
+        _ => bail!("{addr} answered with something else"),
+    };
+    let mut rows = Vec::with_capacity(closest.peers.len());
+    for found in &closest.peers {
+        let peer = wire::parse_peer_id(&found.peer).with_context(|| format!("{addr} answered"))?;
+        let distance = keyspace::distance(&target, &peer);
+        rows.push((peer, distance, &found.addrs));
+    }
+    let position = hex::encode(target.key().hashed_bytes());
+    if as_json {
+        let peers: Vec<Value> = rows
+            .iter()
+            .map(|(peer, distance, addrs)| {
+                json!({
+                    "peer_id": peer.to_string(),
+                    "distance": hex::encode(keyspace::distance_bytes(distance)),
+                    "bucket": keyspace::bucket_index(distance),
+                    "addrs": addrs,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "target": target.to_string(),
+                "key": position,
+                "node": addr.to_string(),
+                "complete": closest.complete,
+                "peers": peers,
+            }))?
+        );
+        return Ok(());
+    }
+    println!("{target}: key {position}");
+    println!("{} closest, as found by {addr}:", rows.len());
+    for (peer, distance, addrs) in &rows {
+        let bucket = keyspace::bucket_index(distance).map_or("-".to_string(), |b| b.to_string());
+        let distance_hex = hex::encode(keyspace::distance_bytes(distance));
+        let addrs = if addrs.is_empty() {
+            "(the node asked)".to_string()
+        } else {
+            addrs.join(" ")
+        };
+        println!(
+            "  {peer}  log2 distance {bucket:>3}  {}…  {addrs}",
+            &distance_hex[..16]
+        );
+    }
+    if !closest.complete {
+        println!("(the lookup ran out of time: these are the closest it had found)");
     }
     Ok(())
 }
@@ -238,7 +381,7 @@ pub async fn chain_show(addr: Multiaddr, query: ChainQuery, as_json: bool) -> Re
     };
     let slice = match ask(&addr, request).await? {
         OpsResponse::Chain(slice) => slice,
-        OpsResponse::Status(_) => bail!("{addr} answered with something else"),
+        _ => bail!("{addr} answered with something else"),
     };
     if let Some(height) = query.height {
         if !slice

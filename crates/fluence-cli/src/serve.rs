@@ -10,6 +10,7 @@ use commonware_runtime::Supervisor as _;
 use fluence_client::{Client, Member, ReadConfig};
 use fluence_crypto::keys::MasterKey;
 use fluence_net::cluster::ClusterMember;
+use fluence_net::discovery::DiscoveryConfig;
 use fluence_net::{identity, Multiaddr, NodeClient};
 use fluence_node::{ClusterConfig, NodeConfig, RunningNode};
 
@@ -30,20 +31,41 @@ pub fn runtime(storage: PathBuf) -> commonware_runtime::tokio::Runner {
     )
 }
 
+/// How `fluence node` runs.
+pub struct NodeOptions {
+    pub listen: Multiaddr,
+    /// Its cluster's members (this node included); empty: it runs alone.
+    pub members: Vec<ClusterMember>,
+    /// Nodes of the open network to join through (`.../p2p/<peer id>`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Where to copy every request received.
+    pub record_requests: Option<PathBuf>,
+}
+
 /// `fluence node`: alone, or a member of the cluster of `members` (which
-/// must include this node).
+/// must include this node); in the open network, joined through the
+/// bootstrap peers.
 pub async fn node(
     context: commonware_runtime::tokio::Context,
     data_dir: PathBuf,
-    listen: Multiaddr,
-    members: Vec<ClusterMember>,
-    record_requests: Option<PathBuf>,
+    options: NodeOptions,
 ) -> Result<()> {
     let shutdown = ShutdownSignal::install()?;
+    let NodeOptions {
+        listen,
+        members,
+        bootstrap,
+        record_requests,
+    } = options;
+    let bootstrap_count = bootstrap.len();
     let config = NodeConfig {
         data_dir: data_dir.clone(),
         listen,
         record_requests,
+        discovery: DiscoveryConfig {
+            bootstrap,
+            ..DiscoveryConfig::default()
+        },
     };
     let clustered = !members.is_empty();
     let node = if clustered {
@@ -56,6 +78,10 @@ pub async fn node(
     println!("  dial address: {}", node.dial_addr());
     println!("  member key:   {}", node.member_key());
     println!("  data:         {}", data_dir.display());
+    match bootstrap_count {
+        0 => println!("  network:      no bootstrap peers; waiting to be found"),
+        n => println!("  network:      joining through {n} bootstrap peer(s)"),
+    }
     if let Some(replicas) = node.replicas() {
         println!(
             "  cluster of {} members; writes are acknowledged once finalized",
@@ -286,6 +312,7 @@ pub async fn devnet(
             data_dir: dir.join(format!("node-{i}")),
             listen: listen(i)?,
             record_requests: None,
+            discovery: DiscoveryConfig::default(),
         })
     };
     let mut running = Vec::with_capacity(nodes);

@@ -1,7 +1,9 @@
 //! Fluence networking: the libp2p swarm (TCP, noise, yamux), the
-//! `/fluence/rpc/2` protocol between gateways and nodes, and the
+//! `/fluence/rpc/2` protocol between gateways and nodes, the
 //! `/fluence/cluster/1` transport of consensus messages between cluster
-//! members ([`cluster`]).
+//! members ([`cluster`]), and the open network's discovery: Kademlia over
+//! one key space for node and dataset ids ([`discovery`], [`keyspace`])
+//! and the rule placing a dataset on the closest nodes ([`placement`]).
 //!
 //! Owns transport, framing, dialing and serving. Must not depend on storage
 //! internals, on the consensus engine or on the client's keys: a node plugs
@@ -17,8 +19,11 @@
 
 pub mod client;
 pub mod cluster;
+pub mod discovery;
 pub mod frame;
 pub mod identity;
+pub mod keyspace;
+pub mod placement;
 mod serve_stream;
 pub mod server;
 mod session;
@@ -29,7 +34,7 @@ mod writer;
 pub use client::NodeClient;
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
-pub use server::{Answer, RequestHandler, Server};
+pub use server::{Answer, NodeParts, RequestHandler, Server};
 
 /// Why a network operation failed.
 #[derive(Debug, Clone, thiserror::Error)]

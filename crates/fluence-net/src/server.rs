@@ -1,7 +1,8 @@
 //! The node side: accept `/fluence/rpc/2` streams and answer every request
-//! on them with whatever the node's [`RequestHandler`] returns; and, for a
+//! on them with whatever the node's [`RequestHandler`] returns; for a
 //! cluster member, carry the `/fluence/cluster/1` streams of the cluster
-//! transport ([`crate::cluster`]) on the same swarm.
+//! transport ([`crate::cluster`]) on the same swarm; and, for a node of
+//! the open network, run Kademlia and identify ([`crate::discovery`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,12 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identity::Keypair, Multiaddr, PeerId, Swarm};
+use libp2p::kad::{self, store::MemoryStore};
+use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, identity::Keypair, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::cluster::{OpenRequest, SwarmSide, CLUSTER_PROTOCOL};
+use crate::discovery::driver::{Driver, Wake};
+use crate::discovery::{self, DiscoverySide};
 use crate::serve_stream::serve_stream;
 use crate::streams::{InboundStream, RpcStreams};
 use crate::{swarm, NetError};
@@ -43,13 +47,24 @@ pub trait RequestHandler: Send + Sync + 'static {
     fn handle(&self, peer: PeerId, request: Vec<u8>) -> Answer;
 }
 
-/// The node's swarm: the rpc streams gateways open and, for a cluster
-/// member, the cluster streams members open to each other.
+/// The node's swarm: the rpc streams gateways open; for a cluster
+/// member, the cluster streams members open to each other; for a node of
+/// the open network, Kademlia and identify.
 #[derive(NetworkBehaviour)]
-#[behaviour(to_swarm = "std::convert::Infallible")]
 pub struct NodeBehaviour {
     rpc: RpcStreams,
     cluster: RpcStreams,
+    pub(crate) kad: Toggle<kad::Behaviour<MemoryStore>>,
+    pub(crate) identify: Toggle<identify::Behaviour>,
+}
+
+/// What a node's swarm carries besides the rpc streams.
+#[derive(Default)]
+pub struct NodeParts {
+    /// A cluster transport's streams (from [`crate::cluster::ClusterNet::start`]).
+    pub cluster: Option<SwarmSide>,
+    /// Discovery (from [`crate::discovery::Discovery::new`]).
+    pub discovery: Option<DiscoverySide>,
 }
 
 /// Negotiated streams waiting for the server task to start serving them.
@@ -82,15 +97,40 @@ impl Server {
         handler: Arc<dyn RequestHandler>,
         cluster: Option<SwarmSide>,
     ) -> Result<Server, NetError> {
+        let parts = NodeParts {
+            cluster,
+            discovery: None,
+        };
+        Self::start_node(keypair, listen, handler, parts).await
+    }
+
+    /// [`Server::start`], also carrying what `parts` holds: a cluster
+    /// transport and discovery (which joins through its bootstrap peers
+    /// once the listener is bound).
+    pub async fn start_node(
+        keypair: Keypair,
+        listen: Multiaddr,
+        handler: Arc<dyn RequestHandler>,
+        parts: NodeParts,
+    ) -> Result<Server, NetError> {
         let peer_id = keypair.public().to_peer_id();
         let (accepted, streams) = mpsc::channel(ACCEPTED_STREAMS_QUEUED_MAX);
-        let (cluster_inbound, open_requests) = match cluster {
+        let (cluster_inbound, open_requests) = match parts.cluster {
             Some(side) => (Some(side.inbound), Some(side.open_requests)),
+            None => (None, None),
+        };
+        let (kad, identify) = match &parts.discovery {
+            Some(side) => (
+                Some(discovery::kademlia(peer_id, &side.config)),
+                Some(discovery::identify(&keypair)),
+            ),
             None => (None, None),
         };
         let behaviour = NodeBehaviour {
             rpc: RpcStreams::inbound(accepted),
             cluster: RpcStreams::for_protocol(CLUSTER_PROTOCOL, cluster_inbound),
+            kad: kad.into(),
+            identify: identify.into(),
         };
         let mut swarm = swarm::build(keypair, behaviour)?;
         swarm
@@ -107,8 +147,16 @@ impl Server {
                 _ => {}
             }
         }
+        let driver = parts.discovery.map(|side| Driver::start(side, &mut swarm));
         let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(serve(swarm, streams, open_requests, handler, stop_rx));
+        let task = tokio::spawn(serve(
+            swarm,
+            streams,
+            open_requests,
+            driver,
+            handler,
+            stop_rx,
+        ));
         Ok(Server {
             peer_id,
             listen_addrs,
@@ -154,6 +202,7 @@ async fn serve(
     mut swarm: Swarm<NodeBehaviour>,
     mut streams: mpsc::Receiver<InboundStream>,
     mut open_requests: Option<mpsc::Receiver<OpenRequest>>,
+    mut driver: Option<Driver>,
     handler: Arc<dyn RequestHandler>,
     mut stop: oneshot::Receiver<()>,
 ) {
@@ -176,14 +225,24 @@ async fn serve(
                 let OpenRequest { peer, addrs, reply } = request;
                 swarm.behaviour_mut().cluster.open_stream(peer, addrs, reply);
             }
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::IncomingConnectionError { error, .. } => {
-                    tracing::debug!(%error, "incoming connection failed");
+            wake = next_wake(&mut driver) => {
+                if let Some(driver) = driver.as_mut() {
+                    driver.on_wake(&mut swarm, wake);
                 }
-                SwarmEvent::ConnectionClosed { peer_id, cause: Some(error), .. } => {
-                    tracing::debug!(%peer_id, %error, "connection closed");
+            }
+            event = swarm.select_next_some() => {
+                match &event {
+                    SwarmEvent::IncomingConnectionError { error, .. } => {
+                        tracing::debug!(%error, "incoming connection failed");
+                    }
+                    SwarmEvent::ConnectionClosed { peer_id, cause: Some(error), .. } => {
+                        tracing::debug!(%peer_id, %error, "connection closed");
+                    }
+                    _ => {}
                 }
-                _ => {}
+                if let Some(driver) = driver.as_mut() {
+                    driver.on_event(&mut swarm, event);
+                }
             }
         }
     }
@@ -204,6 +263,14 @@ async fn next_open_request(
                 std::future::pending().await
             }
         },
+        None => std::future::pending().await,
+    }
+}
+
+/// What discovery's task half waits for; pending forever without discovery.
+async fn next_wake(driver: &mut Option<Driver>) -> Wake {
+    match driver {
+        Some(driver) => driver.wake().await,
         None => std::future::pending().await,
     }
 }

@@ -1,4 +1,5 @@
-//! Starting and stopping a node: identity, store, listener, and for a
+//! Starting and stopping a node: identity, store, listener, discovery
+//! (Kademlia, joining through the configured bootstrap peers), and for a
 //! cluster member its cluster transport and replicas.
 
 use std::path::{Path, PathBuf};
@@ -6,7 +7,8 @@ use std::sync::Arc;
 
 use fluence_crypto::sign::SigningKey;
 use fluence_net::cluster::ClusterNet;
-use fluence_net::{identity, Multiaddr, PeerId, Server};
+use fluence_net::discovery::{Discovery, DiscoveryConfig, DiscoveryError};
+use fluence_net::{identity, Multiaddr, NodeParts, PeerId, Server};
 use fluence_proto::PublicKey;
 use fluence_store::Store;
 
@@ -19,6 +21,9 @@ pub struct NodeConfig {
     pub listen: Multiaddr,
     /// Where to copy every received request (audits and the leak test).
     pub record_requests: Option<PathBuf>,
+    /// Kademlia: the bootstrap peers to join through (none: the node
+    /// waits to be found) and the routing table's limits.
+    pub discovery: DiscoveryConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +36,15 @@ pub enum NodeStartError {
     Store(String),
     #[error("cannot open request record file: {0}")]
     Record(std::io::Error),
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
 }
 
 pub struct RunningNode {
     server: Server,
     service: Arc<NodeService>,
     member_key: PublicKey,
+    discovery: Discovery,
 }
 
 impl RunningNode {
@@ -46,13 +54,20 @@ impl RunningNode {
         let (keypair, store) = open(&config)?;
         let member_key = identity::member_key(&keypair)?;
         let signer = SigningKey::from_seed(&*identity::secret_seed(&keypair)?);
-        let service = with_recorder(NodeService::with_identity(store, signer), &config)?;
-        let service = Arc::new(service);
-        let server = Server::start(keypair, config.listen.clone(), service.clone()).await?;
+        let (discovery, discovery_side) = Discovery::new(config.discovery.clone())?;
+        let service = NodeService::with_identity(store, signer).with_discovery(discovery.clone());
+        let service = Arc::new(with_recorder(service, &config)?);
+        let parts = NodeParts {
+            cluster: None,
+            discovery: Some(discovery_side),
+        };
+        let server =
+            Server::start_node(keypair, config.listen.clone(), service.clone(), parts).await?;
         Ok(RunningNode {
             server,
             service,
             member_key,
+            discovery,
         })
     }
 
@@ -70,6 +85,7 @@ impl RunningNode {
         let member_key = identity::member_key(&keypair)?;
         let seed = identity::secret_seed(&keypair)?;
         let signer = SigningKey::from_seed(&seed);
+        let (discovery, discovery_side) = Discovery::new(config.discovery.clone())?;
         let (net, swarm_side) = ClusterNet::start(&keypair, cluster.members.clone())?;
         let store = Arc::new(store);
         let replicas = Arc::new(Replicas::new(
@@ -81,19 +97,20 @@ impl RunningNode {
             &cluster,
         ));
         replicas.follow_members();
-        let service = with_recorder(NodeService::replicated(store, replicas, signer), &config)?;
-        let service = Arc::new(service);
-        let server = Server::start_with_cluster(
-            keypair,
-            config.listen.clone(),
-            service.clone(),
-            Some(swarm_side),
-        )
-        .await?;
+        let service =
+            NodeService::replicated(store, replicas, signer).with_discovery(discovery.clone());
+        let service = Arc::new(with_recorder(service, &config)?);
+        let parts = NodeParts {
+            cluster: Some(swarm_side),
+            discovery: Some(discovery_side),
+        };
+        let server =
+            Server::start_node(keypair, config.listen.clone(), service.clone(), parts).await?;
         Ok(RunningNode {
             server,
             service,
             member_key,
+            discovery,
         })
     }
 
@@ -123,6 +140,11 @@ impl RunningNode {
 
     pub fn service(&self) -> &Arc<NodeService> {
         &self.service
+    }
+
+    /// The node's discovery: lookups in the open network, its routing table.
+    pub fn discovery(&self) -> &Discovery {
+        &self.discovery
     }
 
     /// Stops listening (every connection closes) and, in a cluster, stops

@@ -1,31 +1,56 @@
 //! Answers to operations requests (`fluence status`, `fluence chain
-//! show`): a cluster member's view of its cluster and the finalized blocks
-//! of a dataset's chain, read from its replicas.
+//! show`, `fluence dht closest`): a node's place in the open network
+//! (from discovery), a cluster member's view of its cluster and the
+//! finalized blocks of a dataset's chain (from its replicas), and lookups
+//! of the nodes closest to a key.
+
+use std::sync::Arc;
 
 use fluence_chain::ChainStoreError;
-use fluence_proto::ops::{CHAIN_BLOCKS_PER_ANSWER_MAX, STATUS_DATASETS_MAX};
+use fluence_net::discovery::{Discovery, DiscoveryError};
+use fluence_net::keyspace::Target;
+use fluence_proto::ops::{self, DhtTarget, CHAIN_BLOCKS_PER_ANSWER_MAX, STATUS_DATASETS_MAX};
 use fluence_proto::{
     ChainRecord, ChainSlice, DatasetId, DatasetStatus, Encode, MemberStatus, NodeError, NodeStatus,
-    OpsRequest, OpsResponse, Response,
+    OpsRequest, OpsResponse, PublicKey, Response,
 };
 
 use crate::cluster::Replicas;
+
+/// What a node answers operations requests from.
+#[derive(Clone)]
+pub struct Operations {
+    /// The node's key (its identity, and its member key).
+    pub node: PublicKey,
+    /// A cluster member's replicas.
+    pub replicas: Option<Arc<Replicas>>,
+    /// The node's discovery, when it takes part in the open network.
+    pub discovery: Option<Discovery>,
+}
 
 /// Bytes of blocks one chain answer carries (at least one block, if it
 /// fits a message at all): well inside the rpc message bound.
 pub const CHAIN_ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;
 
-/// The answer to `request` from a cluster member.
-pub async fn answer(replicas: &Replicas, request: OpsRequest) -> Response {
+/// The answer to `request`.
+pub async fn answer(operations: &Operations, request: OpsRequest) -> Response {
     let answer = match request {
-        OpsRequest::Status => Ok(OpsResponse::Status(status(replicas).await)),
+        OpsRequest::Status => status(operations).await.map(OpsResponse::Status),
         OpsRequest::Chain {
             dataset,
             from,
             limit,
-        } => chain(replicas, dataset, from, limit)
+        } => match &operations.replicas {
+            Some(replicas) => chain(replicas, dataset, from, limit)
+                .await
+                .map(OpsResponse::Chain),
+            None => Err(NodeError::BadRequest(
+                "this node runs alone: it has no cluster and keeps no chain".into(),
+            )),
+        },
+        OpsRequest::Closest { target, count } => closest(operations, &target, count)
             .await
-            .map(OpsResponse::Chain),
+            .map(OpsResponse::Closest),
     };
     match answer {
         Ok(answer) => Response::Ops(answer),
@@ -33,8 +58,56 @@ pub async fn answer(replicas: &Replicas, request: OpsRequest) -> Response {
     }
 }
 
-/// The member's view: members, connections, and every running replica.
-async fn status(replicas: &Replicas) -> NodeStatus {
+fn discovery_error(error: DiscoveryError) -> NodeError {
+    match error {
+        DiscoveryError::Busy => NodeError::Unavailable(error.to_string()),
+        other => NodeError::Internal(format!("discovery: {other}")),
+    }
+}
+
+/// The node's view: its place in the network, and for a cluster member
+/// its cluster and every running replica.
+async fn status(operations: &Operations) -> Result<NodeStatus, NodeError> {
+    let network = match &operations.discovery {
+        Some(discovery) => Some(ops::NetworkStatus::from(
+            &discovery.status().await.map_err(discovery_error)?,
+        )),
+        None => None,
+    };
+    let mut status = match &operations.replicas {
+        Some(replicas) => cluster_status(replicas).await,
+        None => NodeStatus {
+            node: operations.node,
+            members: Vec::new(),
+            datasets: Vec::new(),
+            network: None,
+        },
+    };
+    status.network = network;
+    Ok(status)
+}
+
+/// The nodes closest to `target`, by a lookup through the network.
+async fn closest(
+    operations: &Operations,
+    target: &DhtTarget,
+    count: u8,
+) -> Result<ops::ClosestPeers, NodeError> {
+    let Some(discovery) = &operations.discovery else {
+        return Err(NodeError::BadRequest(
+            "this node takes no part in the open network (no discovery)".into(),
+        ));
+    };
+    let target = Target::try_from(target).map_err(|e| NodeError::BadRequest(e.to_string()))?;
+    let closest = discovery
+        .closest(target, usize::from(count))
+        .await
+        .map_err(discovery_error)?;
+    Ok(ops::ClosestPeers::from(&closest))
+}
+
+/// A member's view: members, connections, and every running replica.
+async fn cluster_status(replicas: &Replicas) -> NodeStatus {
     let net = replicas.net();
     let local = net.local().key;
     let members = net
@@ -74,6 +147,7 @@ async fn status(replicas: &Replicas) -> NodeStatus {
         node: local,
         members,
         datasets,
+        network: None,
     }
 }
 

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use fluence_crypto::sign::SigningKey;
+use fluence_net::discovery::Discovery;
 use fluence_net::{Answer, PeerId, RequestHandler};
 use fluence_proto::{
     Action, DatasetId, Decode, DocId, Encode, FindQuery, KnownRoot, NodeError, PublicKey, Request,
@@ -23,6 +24,7 @@ use fluence_proto::{
 use fluence_store::{Store, StoreError};
 
 use crate::cluster::{Replica, Replicas};
+use crate::ops::Operations;
 use crate::order::LewiWuOrder;
 use crate::reads::{self, Heights, ReadSigner};
 
@@ -37,6 +39,8 @@ pub struct NodeService {
     /// Optional copy of every request's bytes as received, for audits such
     /// as the leak test (`--debug-record-requests`).
     recorder: Option<Mutex<std::fs::File>>,
+    /// The node's discovery (open network), for operations requests.
+    discovery: Option<Discovery>,
 }
 
 impl NodeService {
@@ -48,6 +52,7 @@ impl NodeService {
             replicas: None,
             signer: Arc::new(ReadSigner::new(identity)),
             recorder: None,
+            discovery: None,
         }
     }
 
@@ -71,6 +76,23 @@ impl NodeService {
             replicas: Some(replicas),
             signer: Arc::new(ReadSigner::new(identity)),
             recorder: None,
+            discovery: None,
+        }
+    }
+
+    /// Answers operations requests about the open network (status,
+    /// lookups) from `discovery`.
+    pub fn with_discovery(mut self, discovery: Discovery) -> Self {
+        self.discovery = Some(discovery);
+        self
+    }
+
+    /// What operations requests are answered from.
+    fn operations(&self) -> Operations {
+        Operations {
+            node: self.signing_key(),
+            replicas: self.replicas.clone(),
+            discovery: self.discovery.clone(),
         }
     }
 
@@ -134,10 +156,10 @@ impl NodeService {
                     async move { replicas.submit(write).await.to_bytes() },
                 ))
             }
-            (Request::Ops(request), Some(replicas)) => {
-                let replicas = Arc::clone(replicas);
+            (Request::Ops(request), _) => {
+                let operations = self.operations();
                 Answer::Pending(Box::pin(async move {
-                    crate::ops::answer(&replicas, request).await.to_bytes()
+                    crate::ops::answer(&operations, request).await.to_bytes()
                 }))
             }
             (Request::SignedFind { query, at }, Some(replicas)) => {
@@ -222,14 +244,9 @@ impl NodeService {
                     next: page.next,
                 })
                 .map_err(|e| e.to_node_error()),
-            Request::Ops(request) => match &self.replicas {
-                Some(replicas) => {
-                    return futures::executor::block_on(crate::ops::answer(replicas, request))
-                }
-                None => Err(NodeError::BadRequest(
-                    "this node runs alone: it has no cluster and keeps no chain".into(),
-                )),
-            },
+            Request::Ops(request) => {
+                return futures::executor::block_on(crate::ops::answer(&self.operations(), request))
+            }
             Request::SignedFind { query, at } => match &self.replicas {
                 Some(replicas) => {
                     let read = ClusterRead::Find { query, at };

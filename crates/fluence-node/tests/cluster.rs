@@ -120,6 +120,7 @@ async fn start_member(
         data_dir: dir.join(format!("node-{i}")),
         listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
         record_requests: None,
+        discovery: Default::default(),
     };
     RunningNode::start_member(context.child("node"), config, cluster.clone())
         .await

@@ -1,11 +1,13 @@
-//! Operations requests: what `fluence status` and `fluence chain show`
-//! ask a node over `/fluence/rpc/2`, and its answers. One
+//! Operations requests: what `fluence status`, `fluence chain show` and
+//! `fluence dht closest` ask a node over `/fluence/rpc/2`, and its answers. One
 //! [`crate::Request::Ops`] variant carries them all, so they stay in one
 //! place and out of the data path.
 //!
 //! Blocks travel as their canonical `fluence_chain` encoding (this crate
 //! sits below the chain crate); the caller decodes them with
-//! `Block::from_untrusted`.
+//! `Block::from_untrusted`. Peer ids travel as their libp2p multihash
+//! bytes ([`PeerIdBytes`]; this crate does not depend on libp2p), which
+//! `fluence-net` parses.
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::ids::{DatasetId, Hash32, PublicKey};
@@ -21,6 +23,15 @@ pub const STATUS_DATASETS_MAX: usize = 4096;
 pub const MEMBER_ADDRS_MAX: usize = 16;
 /// Bytes of one listed address.
 pub const ADDR_LEN_MAX: usize = 512;
+/// Bytes of a peer id: a multihash of at most 64 digest bytes with its
+/// two varint headers (an ed25519 node's is 38).
+pub const PEER_ID_LEN_MAX: usize = 80;
+/// Nodes one [`OpsRequest::Closest`] asks for (Kademlia's k).
+pub const CLOSEST_PEERS_MAX: u8 = 20;
+/// Connected peers listed in one [`NetworkStatus`].
+pub const CONNECTED_PEERS_LISTED_MAX: usize = 1024;
+/// Buckets of a routing table (one per bit of the 256-bit key space).
+pub const ROUTING_BUCKETS_MAX: usize = 256;
 
 /// An operations request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +46,66 @@ pub enum OpsRequest {
         from: Option<u64>,
         limit: u32,
     },
+    /// The `count` nodes (1..=[`CLOSEST_PEERS_MAX`]) closest to `target`
+    /// in the Kademlia key space, found by a lookup through the network.
+    Closest { target: DhtTarget, count: u8 },
+}
+
+/// A libp2p peer id as its multihash bytes (at most [`PEER_ID_LEN_MAX`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerIdBytes(pub Vec<u8>);
+
+/// A position in the Kademlia key space, named by what sits there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DhtTarget {
+    Dataset(DatasetId),
+    Peer(PeerIdBytes),
+}
+
+/// A node a lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhtPeer {
+    pub peer: PeerIdBytes,
+    /// Where it can be reached (multiaddrs as text); empty for the node
+    /// that answered.
+    pub addrs: Vec<String>,
+}
+
+/// The answer to [`OpsRequest::Closest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosestPeers {
+    /// Closest first, the answering node included when it is among them.
+    pub peers: Vec<DhtPeer>,
+    /// False when the lookup ran out of time (then `peers` is what it found).
+    pub complete: bool,
+}
+
+/// One non-empty bucket of a routing table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketStatus {
+    /// `floor(log2(distance))` of its peers from the node, 0..=255.
+    pub index: u8,
+    pub entries: u32,
+}
+
+/// A node's place in the open network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkStatus {
+    pub peer_id: PeerIdBytes,
+    /// Where it listens (multiaddrs as text).
+    pub listen_addrs: Vec<String>,
+    /// Peers with an open connection, nodes and gateways (at most
+    /// [`CONNECTED_PEERS_LISTED_MAX`] listed).
+    pub connected: Vec<PeerIdBytes>,
+    /// The routing table's non-empty buckets, nearest first.
+    pub buckets: Vec<BucketStatus>,
+}
+
+impl NetworkStatus {
+    /// Peers in the routing table.
+    pub fn routing_table_size(&self) -> u64 {
+        self.buckets.iter().map(|b| u64::from(b.entries)).sum()
+    }
 }
 
 /// A member of the node's cluster as the node sees it.
@@ -75,6 +146,9 @@ pub struct NodeStatus {
     /// Empty for a node that runs alone.
     pub members: Vec<MemberStatus>,
     pub datasets: Vec<DatasetStatus>,
+    /// Its peer id, connections and routing table; `None` for a node that
+    /// runs no discovery.
+    pub network: Option<NetworkStatus>,
 }
 
 /// One finalized block with its certificate, as stored.
@@ -105,6 +179,7 @@ pub struct ChainSlice {
 pub enum OpsResponse {
     Status(NodeStatus),
     Chain(ChainSlice),
+    Closest(ClosestPeers),
 }
 
 impl Encode for OpsRequest {
@@ -121,6 +196,11 @@ impl Encode for OpsRequest {
                 writer.bool(from.is_some());
                 writer.u64(from.unwrap_or(0));
                 writer.u32(*limit);
+            }
+            OpsRequest::Closest { target, count } => {
+                writer.u8(3);
+                target.encode(writer);
+                writer.u8(*count);
             }
         }
     }
@@ -144,6 +224,14 @@ impl Decode for OpsRequest {
                     from: has_from.then_some(from),
                     limit: reader.u32("limit")?,
                 })
+            }
+            3 => {
+                let target = DhtTarget::decode(reader)?;
+                let count = reader.u8("count")?;
+                if !(1..=CLOSEST_PEERS_MAX).contains(&count) {
+                    return Err(DecodeError::Invalid("closest count must be 1 to 20"));
+                }
+                Ok(OpsRequest::Closest { target, count })
             }
             tag => Err(DecodeError::UnknownTag {
                 what: "operations request",
@@ -169,13 +257,135 @@ fn read_optional_height(reader: &mut Reader<'_>) -> Result<Option<u64>, DecodeEr
     Ok(present.then_some(height))
 }
 
+impl Encode for PeerIdBytes {
+    fn encode(&self, writer: &mut Writer) {
+        writer.bytes(&self.0);
+    }
+}
+
+impl Decode for PeerIdBytes {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let bytes = reader.bytes(PEER_ID_LEN_MAX, "peer id")?;
+        if bytes.is_empty() {
+            return Err(DecodeError::Invalid("a peer id is never empty"));
+        }
+        Ok(PeerIdBytes(bytes))
+    }
+}
+
+impl Encode for DhtTarget {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            DhtTarget::Dataset(id) => {
+                writer.u8(1);
+                id.encode(writer);
+            }
+            DhtTarget::Peer(peer) => {
+                writer.u8(2);
+                peer.encode(writer);
+            }
+        }
+    }
+}
+
+impl Decode for DhtTarget {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match reader.u8("lookup target")? {
+            1 => Ok(DhtTarget::Dataset(DatasetId::decode(reader)?)),
+            2 => Ok(DhtTarget::Peer(PeerIdBytes::decode(reader)?)),
+            tag => Err(DecodeError::UnknownTag {
+                what: "lookup target",
+                tag,
+            }),
+        }
+    }
+}
+
+fn write_addrs(writer: &mut Writer, addrs: &[String]) {
+    writer.len(addrs.len());
+    for addr in addrs {
+        writer.str(addr);
+    }
+}
+
+fn read_addrs(reader: &mut Reader<'_>) -> Result<Vec<String>, DecodeError> {
+    reader.vec_with(MEMBER_ADDRS_MAX, "addresses", |r| {
+        r.string(ADDR_LEN_MAX, "address")
+    })
+}
+
+impl Encode for DhtPeer {
+    fn encode(&self, writer: &mut Writer) {
+        self.peer.encode(writer);
+        write_addrs(writer, &self.addrs);
+    }
+}
+
+impl Decode for DhtPeer {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(DhtPeer {
+            peer: PeerIdBytes::decode(reader)?,
+            addrs: read_addrs(reader)?,
+        })
+    }
+}
+
+impl Encode for ClosestPeers {
+    fn encode(&self, writer: &mut Writer) {
+        writer.vec(&self.peers);
+        writer.bool(self.complete);
+    }
+}
+
+impl Decode for ClosestPeers {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ClosestPeers {
+            peers: reader.vec(usize::from(CLOSEST_PEERS_MAX), "closest peers")?,
+            complete: reader.bool("complete")?,
+        })
+    }
+}
+
+impl Encode for BucketStatus {
+    fn encode(&self, writer: &mut Writer) {
+        writer.u8(self.index);
+        writer.u32(self.entries);
+    }
+}
+
+impl Decode for BucketStatus {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(BucketStatus {
+            index: reader.u8("bucket index")?,
+            entries: reader.u32("bucket entries")?,
+        })
+    }
+}
+
+impl Encode for NetworkStatus {
+    fn encode(&self, writer: &mut Writer) {
+        self.peer_id.encode(writer);
+        write_addrs(writer, &self.listen_addrs);
+        writer.vec(&self.connected);
+        writer.vec(&self.buckets);
+    }
+}
+
+impl Decode for NetworkStatus {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(NetworkStatus {
+            peer_id: PeerIdBytes::decode(reader)?,
+            listen_addrs: read_addrs(reader)?,
+            connected: reader.vec(CONNECTED_PEERS_LISTED_MAX, "connected peers")?,
+            buckets: reader.vec(ROUTING_BUCKETS_MAX, "routing buckets")?,
+        })
+    }
+}
+
 impl Encode for MemberStatus {
     fn encode(&self, writer: &mut Writer) {
         self.key.encode(writer);
-        writer.len(self.addrs.len());
-        for addr in &self.addrs {
-            writer.str(addr);
-        }
+        write_addrs(writer, &self.addrs);
         writer.bool(self.local);
         writer.bool(self.connected);
     }
@@ -185,9 +395,7 @@ impl Decode for MemberStatus {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(MemberStatus {
             key: PublicKey::decode(reader)?,
-            addrs: reader.vec_with(MEMBER_ADDRS_MAX, "member addresses", |r| {
-                r.string(ADDR_LEN_MAX, "member address")
-            })?,
+            addrs: read_addrs(reader)?,
             local: reader.bool("local")?,
             connected: reader.bool("connected")?,
         })
@@ -236,6 +444,7 @@ impl Encode for NodeStatus {
         self.node.encode(writer);
         writer.vec(&self.members);
         writer.vec(&self.datasets);
+        writer.option(&self.network);
     }
 }
 
@@ -245,6 +454,7 @@ impl Decode for NodeStatus {
             node: PublicKey::decode(reader)?,
             members: reader.vec(CLUSTER_MEMBERS_MAX, "members")?,
             datasets: reader.vec(STATUS_DATASETS_MAX, "datasets")?,
+            network: reader.option("network status")?,
         })
     }
 }
@@ -296,6 +506,10 @@ impl Encode for OpsResponse {
                 writer.u8(2);
                 slice.encode(writer);
             }
+            OpsResponse::Closest(closest) => {
+                writer.u8(3);
+                closest.encode(writer);
+            }
         }
     }
 }
@@ -305,6 +519,7 @@ impl Decode for OpsResponse {
         match reader.u8("operations response")? {
             1 => Ok(OpsResponse::Status(NodeStatus::decode(reader)?)),
             2 => Ok(OpsResponse::Chain(ChainSlice::decode(reader)?)),
+            3 => Ok(OpsResponse::Closest(ClosestPeers::decode(reader)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "operations response",
                 tag,
@@ -355,6 +570,46 @@ mod tests {
                 syncing: false,
                 fault: Some("stopped".into()),
             }],
+            network: Some(NetworkStatus {
+                peer_id: PeerIdBytes(vec![0, 36, 8, 1]),
+                listen_addrs: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+                connected: vec![PeerIdBytes(vec![7; 38])],
+                buckets: vec![
+                    BucketStatus {
+                        index: 250,
+                        entries: 3,
+                    },
+                    BucketStatus {
+                        index: 255,
+                        entries: 20,
+                    },
+                ],
+            }),
+        }));
+        round_trip(OpsResponse::Status(NodeStatus {
+            node: PublicKey([2; 32]),
+            members: Vec::new(),
+            datasets: Vec::new(),
+            network: None,
+        }));
+        for target in [
+            DhtTarget::Dataset(DatasetId([8; 32])),
+            DhtTarget::Peer(PeerIdBytes(vec![9; 38])),
+        ] {
+            round_trip(OpsRequest::Closest { target, count: 4 });
+        }
+        round_trip(OpsResponse::Closest(ClosestPeers {
+            peers: vec![
+                DhtPeer {
+                    peer: PeerIdBytes(vec![1; 38]),
+                    addrs: Vec::new(),
+                },
+                DhtPeer {
+                    peer: PeerIdBytes(vec![2; 38]),
+                    addrs: vec!["/ip4/127.0.0.1/tcp/4002".into()],
+                },
+            ],
+            complete: false,
         }));
         round_trip(OpsResponse::Chain(ChainSlice {
             members: vec![PublicKey([6; 32])],
@@ -365,6 +620,29 @@ mod tests {
                 certificate: vec![4, 5],
             }],
         }));
+    }
+
+    #[test]
+    fn closest_counts_and_peer_ids_are_bounded() {
+        let dataset = DhtTarget::Dataset(DatasetId([1; 32]));
+        for count in [0, CLOSEST_PEERS_MAX + 1] {
+            let mut writer = Writer::new();
+            writer.u8(3);
+            dataset.encode(&mut writer);
+            writer.u8(count);
+            assert!(
+                OpsRequest::from_bytes(&writer.into_bytes()).is_err(),
+                "{count}"
+            );
+        }
+        for len in [0, PEER_ID_LEN_MAX + 1] {
+            let bytes = OpsRequest::Closest {
+                target: DhtTarget::Peer(PeerIdBytes(vec![5; len])),
+                count: 1,
+            }
+            .to_bytes();
+            assert!(OpsRequest::from_bytes(&bytes).is_err(), "{len}");
+        }
     }
 
     #[test]

@@ -104,6 +104,7 @@ async fn start_members(
             data_dir: dir.join(format!("node-{i}")),
             listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
             record_requests: None,
+            discovery: Default::default(),
         };
         let node = RunningNode::start_member(context.child("node"), config, cluster.clone())
             .await
