@@ -208,10 +208,12 @@ pub fn check_proven<T>(
             roots.insert(*dataset, proven.height, proven.state_root);
         }
         None if roots.contains(dataset, proven.height, &proven.state_root) => {}
-        None => return Err(integrity(format!(
+        None => {
+            return Err(integrity(format!(
             "answered at height {} with a root this gateway has not verified, without its block",
             proven.height
-        ))),
+        )))
+        }
     }
     if proven.docs.len() > ids.len() {
         return Err(integrity(
