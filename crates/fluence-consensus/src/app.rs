@@ -161,6 +161,64 @@ impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ChainApp<O, S> {
         }
     }
 
+    /// Whether an ancestor above the applied tip (down from the first
+    /// block of `ancestry`) creates or drops the dataset, after waiting up
+    /// to `wait` for such ancestors to be applied. Nothing executes on top
+    /// of an unapplied `Create` or `Drop` (dataset files are never created
+    /// or removed speculatively), but an empty block needs no execution:
+    /// its root is its parent's. Building empty blocks on it is what lets
+    /// it be finalized when its own view never finalizes (its leader
+    /// equivocated, say): a finalized descendant finalizes it.
+    async fn behind_lifecycle<E: Clock>(
+        &self,
+        runtime: &E,
+        ancestry: impl Ancestry<ChainBlock>,
+        wait: Duration,
+    ) -> Result<bool, SpecError> {
+        let until = runtime.current() + wait;
+        loop {
+            let applied = self.member.exec.applied();
+            let pending = match down_to_applied(ancestry.clone(), applied.height).await {
+                Ok(ancestors) => ancestors.iter().any(|block| {
+                    block.block().height > applied.height && block.block().is_lifecycle()
+                }),
+                Err(Walk::Forks) => return Err(SpecError::ForksFinalized),
+                // Too deep to be only empty blocks on an unapplied
+                // lifecycle block: the usual path waits for the backlog.
+                Err(Walk::TooDeep) => false,
+            };
+            if !pending || runtime.current() >= until {
+                return Ok(pending);
+            }
+            runtime.sleep(SPECULATION_RETRY).await;
+        }
+    }
+
+    /// Verifies an empty block whose ancestry holds an unapplied `Create`
+    /// or `Drop` (see [`Self::behind_lifecycle`]): every chain rule, and
+    /// its root must be its parent's. Not executed, so not attested.
+    fn verify_unexecuted(&self, block: &ChainBlock, parent: &ChainBlock, now_ms: u64) -> bool {
+        let context = VerifyContext {
+            rules: &self.member.rules,
+            members: &self.member.members,
+            now_ms,
+            // No writes: no signature to check against an owner.
+            owner: None,
+        };
+        if let Err(error) = verify_block(block.block(), parent.block(), &parent.hash(), &context) {
+            warn!(height = block.block().height, %error, "proposal refused");
+            return false;
+        }
+        if block.block().state_root != parent.block().state_root {
+            warn!(
+                height = block.block().height,
+                "an empty block claims another root than its parent's"
+            );
+            return false;
+        }
+        true
+    }
+
     /// The writes this member would propose on `parent` now and the root
     /// they leave, refusing (and answering) the pending writes the parent's
     /// state refuses; plus whether pending writes exist that cannot go in
@@ -259,7 +317,23 @@ where
         // finalize an empty block at once; see `BlockLimits::empty_block_delay`.
         let mut admissions = self.member.admissions();
         let idle_until = runtime.current() + self.member.limits.empty_block_delay;
+        // Behind an unapplied `Create` or `Drop` (after waiting a little for
+        // it), the proposal is an empty block: see `behind_lifecycle`.
+        let wait = self.member.limits.parent_apply_wait;
+        let unexecuted = match self
+            .behind_lifecycle(&runtime, ancestry.clone(), wait)
+            .await
+        {
+            Ok(behind) => behind,
+            Err(error) => {
+                warn!(?error, "cannot build on the proposed parent");
+                return None;
+            }
+        };
         let built = loop {
+            if unexecuted {
+                break Ok((Vec::new(), parent.block().state_root));
+            }
             admissions.borrow_and_update();
             let built = self.build(&runtime, ancestry.clone(), &parent).await;
             let idle = matches!(&built, Ok((writes, _, false)) if writes.is_empty());
@@ -305,7 +379,11 @@ where
                 return None;
             }
         };
-        self.attest(&block, root);
+        // An empty block on an unapplied lifecycle block was not executed
+        // here: nothing to attest.
+        if !unexecuted {
+            self.attest(&block, root);
+        }
         let digest = commonware_cryptography::Digestible::digest(&block);
         Some(Digested::precomputed(block, digest))
     }
@@ -338,6 +416,22 @@ where
         let member = Arc::clone(&self.member);
         let rules: ChainRules = member.rules;
         let now = now_ms(&runtime);
+        if block.block().writes.is_empty() {
+            match self
+                .behind_lifecycle(&runtime, ancestry.clone(), Duration::ZERO)
+                .await
+            {
+                Ok(true) => return self.verify_unexecuted(&block, &parent, now),
+                Ok(false) => {}
+                Err(_) => {
+                    warn!(
+                        height = block.block().height,
+                        "proposal forks the finalized chain"
+                    );
+                    return false;
+                }
+            }
+        }
         let checked = self
             .on_parent(&runtime, ancestry, &parent, |view| {
                 let owner = view.owner();

@@ -22,6 +22,7 @@ use commonware_consensus::simplex::config::{
 use commonware_consensus::simplex::elector::RoundRobin;
 use commonware_consensus::simplex::Engine as SimplexEngine;
 use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
+use commonware_consensus::Reporters;
 use commonware_cryptography::certificate::{ConstantProvider, Verifier as _};
 use commonware_cryptography::{ed25519, sha256::Sha256, Digested, Digestible};
 use commonware_p2p::{Blocker, Provider, Receiver, Recipients, Sender};
@@ -40,6 +41,7 @@ use zeroize::Zeroizing;
 use crate::app::{ChainApp, Scheme};
 use crate::block::ChainBlock;
 use crate::error::{ReplicaFault, SubmitError};
+use crate::evidence::{Equivocation, EvidenceLog, EvidenceReporter};
 use crate::exec::Executor;
 use crate::finalizer::{self, Progress};
 use crate::keys::{to_consensus_key, Identity};
@@ -177,6 +179,8 @@ pub struct ReplicaHandle<O: OreOrder, S> {
     member: Arc<Member<O>>,
     submissions: S,
     progress: Arc<Progress>,
+    /// Equivocations of members this replica has verified.
+    evidence: Arc<EvidenceLog>,
     /// The replica's root task: aborting it stops every part.
     task: Handle<()>,
 }
@@ -268,6 +272,13 @@ impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ReplicaHandle<O, S>
     /// The cluster's members, sorted.
     pub fn members(&self) -> &[PublicKey] {
         &self.member.members
+    }
+
+    /// The equivocations (conflicting signed votes) of members this
+    /// replica has received and verified, oldest view first; at most
+    /// [`crate::EQUIVOCATIONS_KEPT`], the newest.
+    pub fn equivocations(&self) -> Vec<Equivocation> {
+        self.evidence.records()
     }
 }
 
@@ -389,8 +400,10 @@ where
     let timeouts = config.timeouts;
     let dataset = config.dataset;
     let progress = Arc::new(Progress::default());
+    let evidence = Arc::new(EvidenceLog::default());
     let task_member = Arc::clone(&member);
     let task_progress = Arc::clone(&progress);
+    let task_evidence = Arc::clone(&evidence);
 
     let task = context.child("replica").spawn(move |context| async move {
         let member = task_member;
@@ -537,6 +550,8 @@ where
 
         let application = ChainApp::new(Arc::clone(&member), attestation_sender);
         let inline = Inline::new(context.child("inline"), application, marshal, epocher);
+        let evidence =
+            EvidenceReporter::new(context.child("evidence"), scheme.clone(), task_evidence);
         let engine = SimplexEngine::new(
             context.child("simplex"),
             SimplexConfig {
@@ -545,7 +560,7 @@ where
                 blocker,
                 automaton: inline.clone(),
                 relay: inline.clone(),
-                reporter: inline,
+                reporter: Reporters::from((inline, evidence)),
                 strategy: Sequential,
                 partition: format!("{prefix}-simplex"),
                 mailbox_size: MAILBOX_SIZE,
@@ -574,6 +589,7 @@ where
         member,
         submissions: submissions_sender,
         progress,
+        evidence,
         task,
     })
 }

@@ -24,6 +24,9 @@ use std::future::Future;
 pub(crate) mod proven;
 pub(crate) mod quorum;
 
+pub use proven::{check_proven, ProvenAnswer, RootCache};
+pub use quorum::{check_answers, Agreed, Settled};
+
 use crate::error::ClientError;
 
 /// How many members must agree on a read.

@@ -33,7 +33,7 @@ use fluence_proto::limits::PROVE_IDS_MAX;
 use fluence_proto::merkle::hash_sealed;
 use fluence_proto::{
     verify_proof, CertifiedBlock, DatasetId, DocEntry, DocId, Encode, Hash32, KnownRoot, NodeError,
-    PublicKey, Request, Response,
+    ProvenDocs, PublicKey, Request, Response,
 };
 
 use super::quorum::response_kind;
@@ -53,7 +53,7 @@ const DATASETS_MAX: usize = 4096;
 /// State roots whose certificates this gateway has checked, by dataset
 /// and height.
 #[derive(Default)]
-pub(crate) struct RootCache {
+pub struct RootCache {
     roots: Mutex<HashMap<DatasetId, BTreeMap<u64, Hash32>>>,
 }
 
@@ -65,7 +65,7 @@ impl RootCache {
     }
 
     /// The newest verified root of `dataset`.
-    pub fn newest(&self, dataset: &DatasetId) -> Option<KnownRoot> {
+    pub(crate) fn newest(&self, dataset: &DatasetId) -> Option<KnownRoot> {
         let roots = self.lock();
         let (height, state_root) = roots.get(dataset)?.last_key_value()?;
         Some(KnownRoot {
@@ -74,14 +74,14 @@ impl RootCache {
         })
     }
 
-    pub fn contains(&self, dataset: &DatasetId, height: u64, root: &Hash32) -> bool {
+    pub(crate) fn contains(&self, dataset: &DatasetId, height: u64, root: &Hash32) -> bool {
         self.lock()
             .get(dataset)
             .and_then(|roots| roots.get(&height))
             .is_some_and(|known| known == root)
     }
 
-    pub fn insert(&self, dataset: DatasetId, height: u64, root: Hash32) {
+    pub(crate) fn insert(&self, dataset: DatasetId, height: u64, root: Hash32) {
         let mut roots = self.lock();
         if roots.len() >= DATASETS_MAX && !roots.contains_key(&dataset) {
             // A gateway reading this many datasets re-checks a certificate
@@ -164,73 +164,106 @@ pub(crate) async fn read<T: Transport>(
                 }
                 Err(error) => return Err(error),
             };
-            let integrity =
-                |what: String| ClientError::Integrity(format!("{}: {what}", asked.name()));
-            match &proven.certified {
-                Some(certified) => {
-                    check_block(&dataset, &keys, proven.height, &proven.state_root, certified)
-                        .map_err(integrity)?;
-                    roots.insert(dataset, proven.height, proven.state_root);
-                }
-                None if roots.contains(&dataset, proven.height, &proven.state_root) => {}
-                None => {
-                    return Err(integrity(format!(
-                        "answered at height {} with a root this gateway has not verified, without its block",
-                        proven.height
-                    )))
-                }
-            }
-            if proven.docs.len() > remaining.len() {
-                return Err(integrity(
-                    "proved more documents than were asked for".into(),
-                ));
-            }
-            if proven.docs.is_empty() && proven.certified.is_none() {
-                return Err(integrity(
-                    "answered a proven read without proving anything".into(),
-                ));
-            }
-            for (doc, id) in proven.docs.iter().zip(remaining) {
-                if doc.proof.doc != *id {
-                    return Err(integrity(format!(
-                        "sent the proof of {} where {id} was asked for",
-                        doc.proof.doc
-                    )));
-                }
-                let digest =
-                    verify_proof(&dataset, &proven.state_root, &doc.proof).map_err(|e| {
-                        integrity(format!("the proof of document {id} does not verify: {e}"))
-                    })?;
-                match (digest, &doc.sealed) {
-                    (Some(digest), Some(sealed)) => {
-                        if digest.sealed.0 != hash_sealed(&sealed.to_bytes()) {
-                            return Err(integrity(format!(
-                                "served document {id} is not the one its proof commits to at root {}…",
-                                &proven.state_root.to_hex()[..16]
-                            )));
-                        }
-                        found.push(DocEntry {
-                            doc: *id,
-                            sealed: sealed.clone(),
-                        });
-                    }
-                    (None, None) => {}
-                    (Some(_), None) => {
-                        return Err(integrity(format!(
-                            "withheld document {id}, which its proof shows present"
-                        )))
-                    }
-                    (None, Some(_)) => {
-                        return Err(integrity(format!(
-                            "served document {id}, which its proof shows absent"
-                        )))
-                    }
-                }
-            }
-            remaining = &remaining[proven.docs.len()..];
+            let answer = check_proven(asked, &keys, roots, &dataset, remaining, &proven)?;
+            found.extend(answer.docs);
+            remaining = &remaining[answer.answered..];
         }
     }
     Ok(found)
+}
+
+/// One member's answer to a proven read, checked: the documents it proves
+/// present (in id order) and how many of the ids asked it answered (a
+/// prefix; the rest are asked again).
+#[derive(Debug)]
+pub struct ProvenAnswer {
+    pub docs: Vec<DocEntry>,
+    pub answered: usize,
+}
+
+/// Checks `member`'s answer `proven` to a proven read of `ids` (sorted,
+/// without repeats) of `dataset`, for a cluster of `keys`: the certified
+/// block and its certificate (or a root `roots` already holds verified,
+/// which a newly verified one joins), then each proof against that root
+/// and the document served with it. Any failure is an `integrity_error`
+/// naming the member.
+///
+/// The pure core of a proven read, for callers that gather the answers
+/// themselves (the consensus simulation); the network read of this module
+/// uses it for every answer.
+pub fn check_proven<T>(
+    member: &Member<T>,
+    keys: &[PublicKey],
+    roots: &RootCache,
+    dataset: &DatasetId,
+    ids: &[DocId],
+    proven: &ProvenDocs,
+) -> Result<ProvenAnswer, ClientError> {
+    let mut docs = Vec::new();
+    let integrity = |what: String| ClientError::Integrity(format!("{}: {what}", member.name()));
+    match &proven.certified {
+        Some(certified) => {
+            check_block(dataset, keys, proven.height, &proven.state_root, certified)
+                .map_err(integrity)?;
+            roots.insert(*dataset, proven.height, proven.state_root);
+        }
+        None if roots.contains(dataset, proven.height, &proven.state_root) => {}
+        None => {
+            return Err(integrity(format!(
+            "answered at height {} with a root this gateway has not verified, without its block",
+            proven.height
+        )))
+        }
+    }
+    if proven.docs.len() > ids.len() {
+        return Err(integrity(
+            "proved more documents than were asked for".into(),
+        ));
+    }
+    if proven.docs.is_empty() && proven.certified.is_none() {
+        return Err(integrity(
+            "answered a proven read without proving anything".into(),
+        ));
+    }
+    for (doc, id) in proven.docs.iter().zip(ids) {
+        if doc.proof.doc != *id {
+            return Err(integrity(format!(
+                "sent the proof of {} where {id} was asked for",
+                doc.proof.doc
+            )));
+        }
+        let digest = verify_proof(dataset, &proven.state_root, &doc.proof)
+            .map_err(|e| integrity(format!("the proof of document {id} does not verify: {e}")))?;
+        match (digest, &doc.sealed) {
+            (Some(digest), Some(sealed)) => {
+                if digest.sealed.0 != hash_sealed(&sealed.to_bytes()) {
+                    return Err(integrity(format!(
+                        "served document {id} is not the one its proof commits to at root {}…",
+                        &proven.state_root.to_hex()[..16]
+                    )));
+                }
+                docs.push(DocEntry {
+                    doc: *id,
+                    sealed: sealed.clone(),
+                });
+            }
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(integrity(format!(
+                    "withheld document {id}, which its proof shows present"
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(integrity(format!(
+                    "served document {id}, which its proof shows absent"
+                )))
+            }
+        }
+    }
+    Ok(ProvenAnswer {
+        docs,
+        answered: proven.docs.len(),
+    })
 }
 
 /// Checks a certified block against the answer's claims and the members.

@@ -39,7 +39,7 @@ pub(crate) const ROUNDS_MAX: usize = 4;
 
 /// A page r members agreed on.
 #[derive(Debug)]
-pub(crate) struct Agreed {
+pub struct Agreed {
     pub docs: Vec<DocEntry>,
     pub next: Option<DocId>,
     /// The agreed state, at the lowest height among the answers.
@@ -128,27 +128,10 @@ pub(crate) async fn read<T: Transport>(
         if !active.iter().all(|m| answers.contains_key(m)) {
             continue;
         }
-        let states: Vec<StatePin> = active.iter().map(|m| answers[m].0.state.pin()).collect();
-        let first = states[0];
-        if states.iter().all(|s| *s == first) {
-            return agree(members, &active, answers);
+        match settle(members, &active, &mut answers)? {
+            Settled::Agreed(agreed) => return Ok(agreed),
+            Settled::AskAgainAt(newest) => pin = Some(newest),
         }
-        // Different states: the newest any member has becomes the pin.
-        let newest = states
-            .iter()
-            .copied()
-            .max_by_key(|s| s.seq)
-            .unwrap_or(first);
-        if states.iter().any(|s| s.seq == newest.seq && *s != newest) {
-            let (m, state) = active
-                .iter()
-                .zip(&states)
-                .find(|(_, s)| s.seq == newest.seq && **s != newest)
-                .map(|(m, s)| (*m, *s))
-                .unwrap_or((active[0], first));
-            return Err(disagreement_on_roots(members, m, state, newest));
-        }
-        pin = Some(newest);
     }
     Err(ClientError::Unavailable(format!(
         "{r} members did not settle on one state of the dataset within {ROUNDS_MAX} rounds{}",
@@ -158,6 +141,73 @@ pub(crate) async fn read<T: Transport>(
             format!(" ({})", away.join("; "))
         }
     )))
+}
+
+/// What one answer from each of r members amounts to.
+#[derive(Debug)]
+pub enum Settled {
+    /// All at one state with one result.
+    Agreed(Agreed),
+    /// At different states (and no two on different roots at one seq):
+    /// the members not at this state, the newest any of them reported,
+    /// are asked again pinned to it.
+    AskAgainAt(StatePin),
+}
+
+/// Checks one signed answer to `query` from each of `members` (`answers[i]`
+/// from `members[i]`, all of them asked), as a quorum read does once every
+/// member has answered: each signature against its member's key, then
+/// whether they agree ([`Settled`]); a signature that fails or answers
+/// that contradict each other are an error naming the members.
+///
+/// The pure core of a quorum read, for callers that gather the answers
+/// themselves (the consensus simulation); the network read of this module
+/// uses the same checks.
+pub fn check_answers<T>(
+    members: &[Member<T>],
+    query: &FindQuery,
+    answers: Vec<SignedPage>,
+) -> Result<Settled, ClientError> {
+    if answers.is_empty() || answers.len() != members.len() {
+        return Err(ClientError::InvalidRequest(format!(
+            "{} answers from {} members: a quorum check takes one answer per member",
+            answers.len(),
+            members.len()
+        )));
+    }
+    let query_hash = query.hash();
+    let mut checked = BTreeMap::new();
+    for (m, page) in answers.into_iter().enumerate() {
+        let result = check_signature(&members[m], &query_hash, &page)?;
+        checked.insert(m, (page, result));
+    }
+    let active: Vec<usize> = (0..members.len()).collect();
+    settle(members, &active, &mut checked)
+}
+
+/// Every active member answered (signatures checked): accepted if they
+/// are at one state with one result, refused naming members if they
+/// contradict each other, else the state to ask again at.
+fn settle<T>(
+    members: &[Member<T>],
+    active: &[usize],
+    answers: &mut BTreeMap<usize, (SignedPage, Hash32)>,
+) -> Result<Settled, ClientError> {
+    let states: Vec<StatePin> = active.iter().map(|m| answers[m].0.state.pin()).collect();
+    let first = states[0];
+    if states.iter().all(|s| *s == first) {
+        return agree(members, active, answers).map(Settled::Agreed);
+    }
+    // Different states: the newest any member has becomes the pin.
+    let newest = states
+        .iter()
+        .copied()
+        .max_by_key(|s| s.seq)
+        .unwrap_or(first);
+    if states.iter().any(|s| s.seq == newest.seq && *s != newest) {
+        return Err(disagreement_at_seq(members, active, &states, newest.seq));
+    }
+    Ok(Settled::AskAgainAt(newest))
 }
 
 fn at_pin(page: &SignedPage, pin: Option<StatePin>) -> bool {
@@ -257,7 +307,7 @@ pub(crate) fn check_signature<T>(
 fn agree<T>(
     members: &[Member<T>],
     active: &[usize],
-    mut answers: BTreeMap<usize, (SignedPage, Hash32)>,
+    answers: &mut BTreeMap<usize, (SignedPage, Hash32)>,
 ) -> Result<Agreed, ClientError> {
     let mut groups: BTreeMap<Hash32, Vec<usize>> = BTreeMap::new();
     for &m in active {
@@ -282,33 +332,76 @@ fn agree<T>(
         });
     }
     let state = answers[&active[0]].0.state;
+    let (disagreeing, described) = outvoted(members, active, groups, "answered");
+    Err(ClientError::ReadDisagreement {
+        disagreeing,
+        detail: format!(
+            "members answered differently at seq {} (root {}…): {described}",
+            state.seq,
+            &state.state_root.to_hex()[..16],
+        ),
+    })
+}
+
+/// Members split into groups by what they said: the members outvoted
+/// (those outside the largest group when it is larger than every other;
+/// else every member of `asked`, in its order) and a description of each
+/// group, the largest first ("A, B {said} 1234…; C {said} abcd…").
+fn outvoted<T>(
+    members: &[Member<T>],
+    asked: &[usize],
+    groups: BTreeMap<Hash32, Vec<usize>>,
+    said: &str,
+) -> (Vec<String>, String) {
     let mut groups: Vec<(Hash32, Vec<usize>)> = groups.into_iter().collect();
     // The largest group first: with r ≥ 3 the others are the minority.
     groups.sort_by_key(|(_, group)| std::cmp::Reverse(group.len()));
     let described: Vec<String> = groups
         .iter()
-        .map(|(result, group)| {
+        .map(|(what, group)| {
             let names: Vec<String> = group.iter().map(|&m| members[m].name()).collect();
-            format!("{} answered {}…", names.join(", "), &result.to_hex()[..16])
+            format!("{} {said} {}…", names.join(", "), &what.to_hex()[..16])
         })
         .collect();
-    let disagreeing: Vec<String> = if groups[0].1.len() > groups[1].1.len() {
+    let disagreeing: Vec<String> = if groups.len() < 2 || groups[0].1.len() > groups[1].1.len() {
         groups[1..]
             .iter()
             .flat_map(|(_, group)| group.iter().map(|&m| members[m].name()))
             .collect()
     } else {
-        active.iter().map(|&m| members[m].name()).collect()
+        asked.iter().map(|&m| members[m].name()).collect()
     };
-    Err(ClientError::ReadDisagreement {
+    (disagreeing, described.join("; "))
+}
+
+/// Members answered at one seq on different roots: they hold different
+/// states for one write sequence. Named are those outvoted by the
+/// members on another root (all of them at that seq when no root has
+/// more members than every other): at r = 2 neither can be believed over
+/// the other.
+fn disagreement_at_seq<T>(
+    members: &[Member<T>],
+    active: &[usize],
+    states: &[StatePin],
+    seq: u64,
+) -> ClientError {
+    let at_seq: Vec<usize> = active
+        .iter()
+        .zip(states)
+        .filter(|(_, state)| state.seq == seq)
+        .map(|(m, _)| *m)
+        .collect();
+    let mut groups: BTreeMap<Hash32, Vec<usize>> = BTreeMap::new();
+    for (&m, state) in active.iter().zip(states) {
+        if state.seq == seq {
+            groups.entry(state.state_root).or_default().push(m);
+        }
+    }
+    let (disagreeing, described) = outvoted(members, &at_seq, groups, "hold root");
+    ClientError::ReadDisagreement {
         disagreeing,
-        detail: format!(
-            "members answered differently at seq {} (root {}…): {}",
-            state.seq,
-            &state.state_root.to_hex()[..16],
-            described.join("; ")
-        ),
-    })
+        detail: format!("members hold different roots at seq {seq}: {described}"),
+    }
 }
 
 /// Member `m` is at seq `state.seq` with another root than `other`: the
@@ -341,5 +434,166 @@ pub(crate) fn response_kind(response: &Response) -> &'static str {
         Response::SignedPage(_) => "a signed page",
         Response::Proven(_) => "proven documents",
         Response::Ops(_) => "an operations answer",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fluence_crypto::sign::SigningKey;
+    use fluence_proto::plan::Plan;
+    use fluence_proto::{DatasetId, PublicKey, SealedDoc, Signature};
+
+    use super::*;
+
+    fn query() -> FindQuery {
+        FindQuery {
+            dataset: DatasetId([1; 32]),
+            schema: Hash32([2; 32]),
+            plan: Plan::All,
+            after: None,
+            page_docs_max: 10,
+        }
+    }
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_seed(&[i + 1; 32])
+    }
+
+    fn members(n: u8) -> Vec<Member<()>> {
+        (0..n)
+            .map(|i| Member::new(Some(PublicKey(key(i).public_key())), format!("m{i}"), ()))
+            .collect()
+    }
+
+    fn doc(tag: u8) -> DocEntry {
+        DocEntry {
+            doc: DocId([7; 16]),
+            sealed: SealedDoc {
+                version: 1,
+                wrapped_key: vec![0; 72],
+                ciphertext: vec![tag; 8],
+            },
+        }
+    }
+
+    /// Member `i`'s signed page holding document version `tag` at (height,
+    /// seq, root).
+    fn page(i: u8, tag: u8, height: u64, seq: u64, root: u8) -> SignedPage {
+        let signer = key(i);
+        let mut page = SignedPage {
+            docs: vec![doc(tag)],
+            next: None,
+            state: ReadState {
+                height,
+                seq,
+                state_root: Hash32([root; 32]),
+            },
+            signer: PublicKey(signer.public_key()),
+            signature: Signature([0; 64]),
+        };
+        let digest = page.digest(&query().hash());
+        page.signature = Signature(signer.sign(READ_ANSWER_SIGNING_DOMAIN, &digest));
+        page
+    }
+
+    fn named(result: Result<Settled, ClientError>) -> Vec<String> {
+        match result {
+            Err(ClientError::ReadDisagreement { disagreeing, .. }) => disagreeing,
+            other => panic!("expected a read_disagreement, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn agreeing_answers_are_accepted_at_the_lowest_height() {
+        let members = members(3);
+        let answers = vec![
+            page(0, 1, 9, 5, 3),
+            page(1, 1, 8, 5, 3),
+            page(2, 1, 9, 5, 3),
+        ];
+        match check_answers(&members, &query(), answers).unwrap() {
+            Settled::Agreed(agreed) => {
+                assert_eq!(agreed.docs, vec![doc(1)]);
+                assert_eq!(agreed.state.height, 8);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_false_page_is_named_alone_when_outvoted_and_with_its_peer_at_two() {
+        let three = members(3);
+        for liar in 0..3u8 {
+            let answers = (0..3)
+                .map(|i| page(i, if i == liar { 2 } else { 1 }, 9, 5, 3))
+                .collect();
+            let name = three[liar as usize].name();
+            assert_eq!(named(check_answers(&three, &query(), answers)), vec![name]);
+        }
+        let two = members(2);
+        let answers = vec![page(0, 1, 9, 5, 3), page(1, 2, 9, 5, 3)];
+        let names = named(check_answers(&two, &query(), answers));
+        assert_eq!(names, vec![two[0].name(), two[1].name()]);
+    }
+
+    #[test]
+    fn a_false_root_at_one_seq_is_named_by_the_majority_whatever_the_order() {
+        // A member claiming another root for the same seq: the members on
+        // the root most of them hold name it, wherever it is asked.
+        let three = members(3);
+        for liar in 0..3u8 {
+            let answers = (0..3)
+                .map(|i| page(i, 1, 9, 5, if i == liar { 4 } else { 3 }))
+                .collect();
+            let name = three[liar as usize].name();
+            assert_eq!(named(check_answers(&three, &query(), answers)), vec![name]);
+        }
+        // With two, neither can be believed over the other.
+        let two = members(2);
+        for liar in 0..2u8 {
+            let answers = (0..2)
+                .map(|i| page(i, 1, 9, 5, if i == liar { 4 } else { 3 }))
+                .collect();
+            assert_eq!(
+                named(check_answers(&two, &query(), answers)),
+                vec![two[0].name(), two[1].name()]
+            );
+        }
+    }
+
+    #[test]
+    fn answers_at_different_seqs_are_asked_again_at_the_newest() {
+        let members = members(3);
+        let answers = vec![
+            page(0, 1, 9, 5, 3),
+            page(1, 1, 10, 6, 4),
+            page(2, 1, 9, 5, 3),
+        ];
+        match check_answers(&members, &query(), answers).unwrap() {
+            Settled::AskAgainAt(pin) => {
+                assert_eq!(pin.seq, 6);
+                assert_eq!(pin.state_root, Hash32([4; 32]));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn answers_signed_by_another_key_or_miscounted_are_refused() {
+        let members = members(2);
+        // Member 1's answer signed by member 0's key.
+        let answers = vec![page(0, 1, 9, 5, 3), page(0, 1, 9, 5, 3)];
+        let error = check_answers(&members, &query(), answers).unwrap_err();
+        assert_eq!(error.code(), "integrity_error", "{error}");
+        assert!(error.to_string().contains(&members[1].name()), "{error}");
+        // A page altered after signing.
+        let mut altered = page(1, 1, 9, 5, 3);
+        altered.docs = vec![doc(2)];
+        let error =
+            check_answers(&members, &query(), vec![page(0, 1, 9, 5, 3), altered]).unwrap_err();
+        assert_eq!(error.code(), "integrity_error", "{error}");
+        // One answer for two members.
+        let error = check_answers(&members, &query(), vec![page(0, 1, 9, 5, 3)]).unwrap_err();
+        assert_eq!(error.code(), "bad_request", "{error}");
     }
 }
