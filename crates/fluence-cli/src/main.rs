@@ -16,6 +16,11 @@ use commonware_runtime::Runner as _;
 use fluence_net::Multiaddr;
 use serde_json::json;
 
+/// Every node, member and gateway of the process allocates through
+/// mimalloc: see the workspace `Cargo.toml` for why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "fluence",
