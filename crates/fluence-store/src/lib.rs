@@ -41,9 +41,9 @@ pub use query::{
     Page, CANDIDATES_PER_PAGE_MAX, ESTIMATE_SCAN_MAX, PAGE_BYTES_MAX, RANGE_CHUNK_DOCS_MAX,
 };
 pub use store::{
-    Applied, CheckReport, Import, JournalEntry, SequenceError, Snapshot, SnapshotPage, Staged,
-    Store, StoreOptions, CREATING_FILE_EXT, DATASETS_DIR, DATASET_CACHE_BYTES, DATASET_FILES_MAX,
-    DATASET_FILE_EXT, IMPORTING_FILE_EXT, JOURNAL_BYTES_MAX, JOURNAL_READ_MAX,
+    Applied, CheckReport, Flush, Import, JournalEntry, SequenceError, Snapshot, SnapshotPage,
+    Staged, Store, StoreOptions, CREATING_FILE_EXT, DATASETS_DIR, DATASET_CACHE_BYTES,
+    DATASET_FILES_MAX, DATASET_FILE_EXT, IMPORTING_FILE_EXT, JOURNAL_BYTES_MAX, JOURNAL_READ_MAX,
 };
 
 #[cfg(test)]

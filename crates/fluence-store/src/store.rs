@@ -78,6 +78,19 @@ impl Default for StoreOptions {
     }
 }
 
+/// When a commit of applied writes reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Before the call returns (one fsync).
+    Now,
+    /// With the next [`Flush::Now`] commit of the dataset. Readers see
+    /// the writes at once, but a crash before that commit loses them: the
+    /// dataset reopens at its last flushed state. Only for writes kept
+    /// durably elsewhere: a cluster member's finalized blocks are in its
+    /// chain, from which it re-applies them after a crash.
+    Deferred,
+}
+
 /// The outcome of an applied write, as acknowledged to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
@@ -126,7 +139,7 @@ impl From<StoreError> for SequenceError {
 /// Whether a sequence's transaction is committed or thrown away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
-    Commit,
+    Commit(Flush),
     Abort,
 }
 
@@ -200,7 +213,16 @@ impl Dataset {
     }
 
     /// Commits `txn` and merges its tree changes, as one step for readers.
-    fn commit(&self, txn: WriteTransaction, overlay: TreeOverlay) -> Result<(), StoreError> {
+    fn commit(
+        &self,
+        mut txn: WriteTransaction,
+        overlay: TreeOverlay,
+        flush: Flush,
+    ) -> Result<(), StoreError> {
+        txn.set_durability(match flush {
+            Flush::Now => Durability::Immediate,
+            Flush::Deferred => Durability::None,
+        })?;
         let mut tree = self.tree.write().unwrap_or_else(PoisonError::into_inner);
         txn.commit()?;
         // Always built by the writes being committed; were it not, the next
@@ -431,7 +453,7 @@ impl<O: OreOrder> Store<O> {
             Action::Create { .. } => self.create(write, &write_bytes),
             Action::Drop => self.drop_dataset(&id, write.body.seq),
             Action::Batch { .. } | Action::Reindex { .. } => self
-                .run_sequence(std::slice::from_ref(write), Outcome::Commit)
+                .run_sequence(std::slice::from_ref(write), Outcome::Commit(Flush::Now))
                 .map(|applied| applied[0])
                 .map_err(|refused| refused.error),
         }
@@ -447,12 +469,22 @@ impl<O: OreOrder> Store<O> {
     /// unlinks the dataset file itself. The caller has verified the owner's
     /// signatures, as for [`Store::apply`].
     pub fn apply_sequence(&self, writes: &[SignedWrite]) -> Result<Vec<Applied>, SequenceError> {
+        self.apply_sequence_flushing(writes, Flush::Now)
+    }
+
+    /// [`Store::apply_sequence`], flushed to disk as `flush` says; a
+    /// `Create` or `Drop` is always flushed at once.
+    pub fn apply_sequence_flushing(
+        &self,
+        writes: &[SignedWrite],
+        flush: Flush,
+    ) -> Result<Vec<Applied>, SequenceError> {
         match lifecycle_alone(writes) {
             Some(write) => self
                 .apply(write)
                 .map(|applied| vec![applied])
                 .map_err(|error| SequenceError { index: 0, error }),
-            None => self.run_sequence(writes, Outcome::Commit),
+            None => self.run_sequence(writes, Outcome::Commit(flush)),
         }
     }
 
@@ -485,10 +517,10 @@ impl<O: OreOrder> Store<O> {
         };
         let writer = lock(&dataset.writer);
         writer.check_writable().map_err(|error| refuse(0, error))?;
-        let (txn, overlay, applied) = Self::execute(&dataset, writes, &encoded, outcome)?;
+        let (txn, overlay, applied) = Self::execute(&dataset, writes, &encoded)?;
         match outcome {
-            Outcome::Commit => dataset
-                .commit(txn, overlay)
+            Outcome::Commit(flush) => dataset
+                .commit(txn, overlay, flush)
                 .map_err(|e| refuse(0, e.into()))?,
             Outcome::Abort => txn.abort().map_err(|e| refuse(0, e.into()))?,
         }
@@ -544,15 +576,11 @@ impl<O: OreOrder> Store<O> {
         dataset: &Dataset,
         writes: &[SignedWrite],
         encoded: &[Vec<u8>],
-        outcome: Outcome,
     ) -> Result<(WriteTransaction, TreeOverlay, Vec<Applied>), SequenceError> {
         let at_first = |error: ApplyError| refuse(0, error);
         dataset.with_tree(|tree| {
-            let mut txn = dataset.db.begin_write().map_err(|e| at_first(e.into()))?;
-            if outcome == Outcome::Commit {
-                txn.set_durability(Durability::Immediate)
-                    .map_err(|e| at_first(e.into()))?;
-            }
+            // Durability is set when committing (`Dataset::commit`).
+            let txn = dataset.db.begin_write().map_err(|e| at_first(e.into()))?;
             drop_legacy_tree(&txn).map_err(|e| at_first(e.into()))?;
             let mut overlay = TreeOverlay::default();
             let mut applied = Vec::with_capacity(writes.len());

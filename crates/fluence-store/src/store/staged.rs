@@ -20,7 +20,7 @@ use std::sync::Arc;
 use fluence_proto::SignedWrite;
 use redb::WriteTransaction;
 
-use super::{lock, refuse, Applied, Dataset, Outcome, SequenceError, Store};
+use super::{lock, refuse, Applied, Dataset, Flush, SequenceError, Store};
 use crate::error::{ApplyError, StoreError};
 use crate::merkle::TreeOverlay;
 use crate::order::OreOrder;
@@ -46,7 +46,7 @@ impl<O: OreOrder> Store<O> {
         };
         let mut writer = lock(&dataset.writer);
         writer.check_writable().map_err(|error| refuse(0, error))?;
-        let (txn, overlay, applied) = Self::execute(&dataset, writes, &encoded, Outcome::Commit)?;
+        let (txn, overlay, applied) = Self::execute(&dataset, writes, &encoded)?;
         writer.staged = true;
         drop(writer);
         Ok(Staged {
@@ -65,9 +65,14 @@ impl Staged {
 
     /// Commits the staged writes durably: `Ok` means they reached the disk.
     /// On an error nothing was committed.
-    pub fn commit(mut self) -> Result<Vec<Applied>, StoreError> {
+    pub fn commit(self) -> Result<Vec<Applied>, StoreError> {
+        self.commit_flushing(Flush::Now)
+    }
+
+    /// [`Staged::commit`], flushed to disk as `flush` says.
+    pub fn commit_flushing(mut self, flush: Flush) -> Result<Vec<Applied>, StoreError> {
         let (txn, overlay) = self.txn.take().ok_or(StoreError::Staged)?;
-        let committed = self.dataset.commit(txn, overlay);
+        let committed = self.dataset.commit(txn, overlay, flush);
         self.release();
         committed?;
         Ok(std::mem::take(&mut self.applied))
