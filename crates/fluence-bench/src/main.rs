@@ -36,6 +36,30 @@ struct Args {
 }
 
 const BODY_BYTES: usize = 1024;
+
+/// CPU time (user + system) this process has used so far, all threads,
+/// from `/proc/self/stat` (clock ticks, fields 14 and 15). CPU time rather
+/// than wall time does not depend on what else the machine runs, so the
+/// two builds can be compared on a shared machine; `None` off Linux.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux ABI Rust targets.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// CPU time used since `since`, per operation, in microseconds.
+fn cpu_per_op_us(since: Option<Duration>, ops: usize) -> Option<f64> {
+    let used = process_cpu()?.checked_sub(since?)?;
+    Some(used.as_secs_f64() * 1e6 / ops.max(1) as f64)
+}
+
+fn show(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.0}"))
+}
 const RANGE_DOCS: i64 = 100;
 
 fn document(i: usize, rng: &mut impl Rng) -> Value {
@@ -74,6 +98,9 @@ impl Stats {
         self.samples_us.push(elapsed.as_micros() as u64);
     }
     fn quantile_ms(&mut self, q: f64) -> f64 {
+        if self.samples_us.is_empty() {
+            return f64::NAN;
+        }
         self.samples_us.sort_unstable();
         let at = ((self.samples_us.len() as f64 - 1.0) * q).round() as usize;
         self.samples_us[at] as f64 / 1000.0
@@ -115,6 +142,7 @@ fn main() -> Result<()> {
     );
     println!("| docs | bulk insert docs/s | eq lookup p50 ms | eq lookup p99 ms | eq lookups/s | range(100) p50 ms | range(100) p99 ms | range queries/s |");
     println!("|---|---|---|---|---|---|---|---|");
+    let mut cpu_lines = Vec::new();
     for &n in &args.docs {
         let dir = tempfile::tempdir()?;
         let (node, api, stop) = runtime.block_on(async {
@@ -148,6 +176,7 @@ fn main() -> Result<()> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(42);
         let docs: Vec<Value> = (0..n).map(|i| document(i, &mut rng)).collect();
         let started = Instant::now();
+        let cpu_before_insert = process_cpu();
         for chunk in docs.chunks(args.batch) {
             post(
                 &agent,
@@ -156,8 +185,10 @@ fn main() -> Result<()> {
             )?;
         }
         let insert_rate = n as f64 / started.elapsed().as_secs_f64();
+        let insert_cpu = cpu_per_op_us(cpu_before_insert, n);
 
         let mut eq = Stats::new();
+        let cpu_before_eq = process_cpu();
         for _ in 0..args.queries {
             let i = rng.gen_range(0..n);
             let started = Instant::now();
@@ -172,7 +203,9 @@ fn main() -> Result<()> {
                 "eq lookup found {found}"
             );
         }
+        let eq_cpu = cpu_per_op_us(cpu_before_eq, args.queries);
         let mut range = Stats::new();
+        let cpu_before_range = process_cpu();
         for _ in 0..args.queries {
             let low = rng.gen_range(0..(n as i64 - RANGE_DOCS));
             let started = Instant::now();
@@ -186,6 +219,13 @@ fn main() -> Result<()> {
                 found["documents"].as_array().map(Vec::len) == Some(RANGE_DOCS as usize)
             );
         }
+        let range_cpu = cpu_per_op_us(cpu_before_range, args.queries);
+        cpu_lines.push(format!(
+            "| {n} | {} | {} | {} |",
+            show(insert_cpu),
+            show(eq_cpu),
+            show(range_cpu)
+        ));
         println!(
             "| {n} | {insert_rate:.0} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} | {:.0} |",
             eq.quantile_ms(0.5),
@@ -197,6 +237,14 @@ fn main() -> Result<()> {
         );
         let _ = stop.send(());
         runtime.block_on(node.shutdown());
+    }
+    // Client, gateway and node share this process: its CPU time is the
+    // whole system's, independent of other load on the machine.
+    println!();
+    println!("| docs | insert CPU µs/doc | eq lookup CPU µs | range(100) CPU µs |");
+    println!("|---|---|---|---|");
+    for line in cpu_lines {
+        println!("{line}");
     }
     Ok(())
 }

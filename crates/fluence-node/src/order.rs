@@ -21,4 +21,8 @@ impl OreOrder for LewiWuOrder {
     fn validate(ct: &[u8]) -> bool {
         fluence_crypto::ore::validate(ct).is_ok()
     }
+
+    fn well_formed(ct: &[u8]) -> bool {
+        fluence_crypto::ore::check_shape(ct).is_ok()
+    }
 }
