@@ -331,11 +331,11 @@ fn a_four_node_devnet_replicates_every_write() {
 }
 
 #[test]
-fn separate_node_processes_form_a_cluster_from_member_flags() {
+fn separate_node_processes_form_a_network_and_a_cluster_from_bootstrap_flags() {
     let dir = tempfile::tempdir().unwrap();
-    // Identities first: each node is told every member's key at start.
+    // Node 0's identity first: every other node joins through it.
     let ports: Vec<u16> = (0..4).map(|_| support::free_port()).collect();
-    let members = support::member_flags(dir.path(), &ports);
+    let bootstrap = support::bootstrap_addr(dir.path(), ports[0]);
     let mut nodes = Vec::new();
     let mut dial = Vec::new();
     for (i, port) in ports.iter().enumerate() {
@@ -347,8 +347,8 @@ fn separate_node_processes_form_a_cluster_from_member_flags() {
             "--data-dir",
         ])
         .arg(dir.path().join(format!("n{i}")));
-        for member in &members {
-            node.args(["--member", member]);
+        if i > 0 {
+            node.args(["--bootstrap", &bootstrap]);
         }
         let mut node = support::Process::spawn(node);
         dial.push(
@@ -358,7 +358,7 @@ fn separate_node_processes_form_a_cluster_from_member_flags() {
                 .unwrap()
                 .to_string(),
         );
-        node.wait_for("cluster of 4 members");
+        node.wait_for("clusters:");
         nodes.push(node);
     }
 

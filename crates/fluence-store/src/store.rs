@@ -702,6 +702,7 @@ impl<O: OreOrder> Store<O> {
             name_tag,
             descriptor,
             indexes,
+            ..
         } = &write.body.action
         else {
             unreachable!("create is only called for Create")
@@ -1287,6 +1288,7 @@ mod tests {
                         kind: IndexKind::Eq,
                         unique: false,
                     }],
+                    cluster: None,
                 },
             ))
             .unwrap();
@@ -1386,6 +1388,7 @@ mod tests {
                     name_tag: [0; 32],
                     descriptor: vec![],
                     indexes: range_decls(),
+                    cluster: None,
                 },
             ))
             .unwrap();
