@@ -203,11 +203,14 @@ fn a_four_node_devnet_replicates_every_write() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = Devnet::start_nodes(dir.path(), PASSPHRASE, 4);
     assert_eq!(devnet.nodes.len(), 4);
-    assert!(devnet
-        .process
-        .seen
-        .iter()
-        .any(|l| l.contains("one cluster of 4 nodes")));
+    assert!(
+        devnet
+            .process
+            .seen
+            .iter()
+            .any(|l| l
+                .contains("an open network of 4 nodes; each dataset is served by the 4 closest"))
+    );
     let http = Http::new(&devnet.api);
 
     http.ok(
@@ -285,11 +288,16 @@ fn a_four_node_devnet_replicates_every_write() {
         .unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success(), "{text}");
-    assert_eq!(text.matches("4 members, 4 reachable").count(), 4, "{text}");
+    assert_eq!(
+        text.matches("shares clusters with 3 node(s), 3 reachable")
+            .count(),
+        4,
+        "{text}"
+    );
     assert_eq!(
         text.matches(&ledger.to_hex()[..12]).count(),
-        4,
-        "one row per node: {text}"
+        8,
+        "per node, its cluster line and its row in the table: {text}"
     );
     let chain = support::fluence()
         .args(["chain", "show", "ledger", "--limit", "2", "--devnet"])

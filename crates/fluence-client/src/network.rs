@@ -59,7 +59,8 @@ pub struct NetworkConfig<T> {
 pub struct Route<T> {
     /// The genesis member keys, in placement order.
     pub keys: Vec<PublicKey>,
-    /// The members it could connect to, in the same order.
+    /// The members it could connect to: the entry node first if it is
+    /// one, then in placement order.
     pub members: Vec<Member<Arc<T>>>,
 }
 
@@ -227,6 +228,12 @@ impl<T: Transport> Network<T> {
                 // Left out of the route; reads and writes use the others.
                 Err(error) => last_error = Some(error),
             }
+        }
+        // The entry node first when it is a member: writes and r = 1 reads
+        // then go to the same member, so a read follows the gateway's own
+        // acknowledged writes as long as that member is up.
+        if let Some((entry, _)) = &self.entry {
+            members.sort_by_key(|member| member.key != Some(*entry));
         }
         if members.is_empty() {
             return Err(last_error.unwrap_or_else(|| {

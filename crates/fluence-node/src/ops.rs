@@ -151,7 +151,11 @@ async fn cluster_status(replicas: &Replicas) -> NodeStatus {
             floor_height: replica.chain().floor_height().ok().flatten(),
             syncing: replica.syncing(),
             fault: replica.fault(),
-            members: replica.members().to_vec(),
+            // Genesis order (placement order), not consensus's sorted one.
+            members: replicas
+                .memberships()
+                .members(&dataset)
+                .unwrap_or_else(|| replica.members().to_vec()),
         });
     }
     NodeStatus {
