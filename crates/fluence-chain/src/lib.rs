@@ -29,7 +29,9 @@
 //! block), every write is signed by the dataset owner, the attestations
 //! and evidence are by members with valid signatures, and, checked by the
 //! replica against its store, executing the writes yields the claimed
-//! state root.
+//! state root. A `Create` must carry the cluster's genesis membership
+//! (exactly the chain's members, each with a signed acceptance:
+//! [`genesis`]).
 //!
 //! # Storage ([`ChainStore`])
 //!
@@ -51,6 +53,7 @@
 pub mod attest;
 pub mod block;
 pub mod certificate;
+pub mod genesis;
 pub mod store;
 pub mod verify;
 
@@ -62,11 +65,13 @@ pub use block::{
 pub use certificate::{
     consensus_namespace, CertificateError, CertificateVerifier, CONSENSUS_NAMESPACE_DOMAIN,
 };
+pub use genesis::{sign_acceptance, verify_create, verify_genesis, CreateError};
 pub use store::{
     write_digests, ChainStore, ChainStoreError, ChainTip, FinalizedBlock, WriteLocation,
     CHAIN_RANGE_MAX,
 };
 pub use verify::{
-    check_attestations, check_link, check_timestamp, check_write_signatures, check_writes_shape,
-    verify_block, verify_write_signature, BlockError, ChainRules, VerifyContext, WriteAuthError,
+    check_attestations, check_genesis_membership, check_link, check_timestamp,
+    check_write_signatures, check_writes_shape, verify_block, verify_write_signature, BlockError,
+    ChainRules, VerifyContext, WriteAuthError,
 };

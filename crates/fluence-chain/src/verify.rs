@@ -74,6 +74,11 @@ pub enum BlockError {
     BadAttestation { member: PublicKey },
     #[error("evidence against {member} names the parent's own root; it is an attestation")]
     EvidenceAgrees { member: PublicKey },
+    #[error("write {index} creates the dataset with an invalid cluster: {reason}")]
+    Membership {
+        index: usize,
+        reason: fluence_proto::MembershipError,
+    },
     #[error("state root after the writes is {computed}, the block claims {claimed}")]
     StateRootMismatch { claimed: Hash32, computed: Hash32 },
 }
@@ -314,5 +319,17 @@ pub fn verify_block(
     check_writes_shape(block)?;
     check_attestations(block, parent, parent_hash, context.members)?;
     check_write_signatures(block, context.owner)?;
+    check_genesis_membership(block, context.members)?;
+    Ok(())
+}
+
+/// A `Create` names exactly this cluster's members, each of whom signed
+/// its acceptance (see [`crate::genesis`]): a chain can only begin with
+/// the membership that runs it.
+pub fn check_genesis_membership(block: &Block, members: &[PublicKey]) -> Result<(), BlockError> {
+    for (index, write) in block.writes.iter().enumerate() {
+        crate::genesis::check_create_members(write, members)
+            .map_err(|reason| BlockError::Membership { index, reason })?;
+    }
     Ok(())
 }

@@ -9,7 +9,7 @@ use fluence_chain::{
     verify_block, verify_write_signature, Attestation, Block, BlockError, ChainRules, Evidence,
     VerifyContext, WriteAuthError,
 };
-use fluence_proto::{DatasetId, Hash32, PublicKey, Signature};
+use fluence_proto::{DatasetId, Hash32, MembershipError, PublicKey, Signature};
 
 const ROOT_A: Hash32 = Hash32([0xA; 32]);
 const ROOT_B: Hash32 = Hash32([0xB; 32]);
@@ -275,7 +275,7 @@ fn verify_block_runs_every_rule() {
     let member_keys: Vec<PublicKey> = keys.iter().map(public).collect();
     let rules = ChainRules::default();
     let genesis = Block::genesis(owner.dataset);
-    let created = child(&genesis, vec![owner.create()], ROOT_A);
+    let created = child(&genesis, vec![owner.create_for_cluster(&keys)], ROOT_A);
     let context = VerifyContext {
         rules: &rules,
         members: &member_keys,
@@ -283,6 +283,48 @@ fn verify_block_runs_every_rule() {
         owner: None,
     };
     verify_block(&created, &genesis, &genesis.hash(), &context).unwrap();
+
+    // The creation must name exactly this cluster, every member having
+    // accepted: no membership, another cluster, or a forged acceptance
+    // are refused.
+    let alone = child(&genesis, vec![owner.create()], ROOT_A);
+    assert!(matches!(
+        verify_block(&alone, &genesis, &genesis.hash(), &context),
+        Err(BlockError::Membership {
+            index: 0,
+            reason: MembershipError::Missing
+        })
+    ));
+    let others = members(7);
+    let elsewhere = child(
+        &genesis,
+        vec![owner.create_for_cluster(&others[3..])],
+        ROOT_A,
+    );
+    assert!(matches!(
+        verify_block(&elsewhere, &genesis, &genesis.hash(), &context),
+        Err(BlockError::Membership {
+            reason: MembershipError::Mismatch { .. },
+            ..
+        })
+    ));
+    let mut forged_create = owner.create_for_cluster(&keys);
+    if let fluence_proto::Action::Create {
+        cluster: Some(cluster),
+        ..
+    } = &mut forged_create.body.action
+    {
+        cluster.members[2].acceptance = Signature([7; 64]);
+    }
+    let forged_create = owner.sign(forged_create.body);
+    let forged = child(&genesis, vec![forged_create], ROOT_A);
+    assert!(matches!(
+        verify_block(&forged, &genesis, &genesis.hash(), &context),
+        Err(BlockError::Membership {
+            reason: MembershipError::BadAcceptance(_),
+            ..
+        })
+    ));
 
     let batch = child(
         &created,

@@ -36,9 +36,13 @@ struct Cli {
 enum Command {
     /// Run a local network and gateway on loopback (foreground; Ctrl-C stops).
     Devnet {
-        /// Nodes, forming one cluster (1 runs a single node).
+        /// Nodes of the network (1 runs a single node).
         #[arg(long, default_value_t = 4)]
         nodes: usize,
+        /// Members of each dataset's cluster (3f + 1: 1, 4, 7, ...);
+        /// default 4, or 1 with fewer than 4 nodes.
+        #[arg(long)]
+        cluster_size: Option<usize>,
         /// Data directory; running again on it resumes the same data.
         #[arg(long, default_value = "devnet-data")]
         dir: PathBuf,
@@ -62,11 +66,14 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long, default_value = "/ip4/127.0.0.1/tcp/4001")]
         listen: Multiaddr,
-        /// A member of this node's cluster, as MEMBER_KEY@MULTIADDR (the
-        /// key each node prints at start); repeat for every member, this
-        /// node included. Without any, the node runs alone.
-        #[arg(long = "member", value_name = "KEY@ADDR", value_parser = parse_member)]
-        members: Vec<fluence_net::cluster::ClusterMember>,
+        /// Run alone: apply writes directly, serve no cluster (no
+        /// consensus, no replication). Without it the node serves the
+        /// datasets placed on it, each with its own cluster.
+        #[arg(long)]
+        alone: bool,
+        /// Refuse offers of new datasets (those served already go on).
+        #[arg(long)]
+        no_accept: bool,
         /// A node of the open network to join through, with its peer id:
         /// /ip4/203.0.113.5/tcp/4001/p2p/12D3...; repeat for several.
         /// Without any, the node waits to be found by others.
@@ -80,10 +87,15 @@ enum Command {
     /// members of a cluster.
     Gateway {
         /// A node's address, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3...;
-        /// repeat for every member of a cluster (writes go to the first,
-        /// reads to as many as the read quorum asks).
+        /// repeat for several. The gateway enters the network through
+        /// the first: it looks up each dataset's cluster there and talks
+        /// to its members directly (a node run with --alone keeps every
+        /// dataset itself).
         #[arg(long = "node", value_name = "MULTIADDR", required = true)]
         nodes: Vec<Multiaddr>,
+        /// Members of each new dataset's cluster (3f + 1: 1, 4, 7, ...).
+        #[arg(long, default_value_t = fluence_client::CLUSTER_SIZE_DEFAULT)]
+        cluster_size: usize,
         /// Keystore file of the owner key.
         #[arg(long)]
         key: PathBuf,
@@ -351,6 +363,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Devnet {
             nodes,
+            cluster_size,
             dir,
             http,
             mongo,
@@ -360,19 +373,32 @@ fn main() -> Result<()> {
         } => {
             let mongo = serve::MongoEndpoint::new(mongo, mongo_user.name)?;
             let reads = reads.config();
-            serve::runtime(dir.join("consensus"))
-                .start(|context| serve::devnet(context, nodes, dir, http, mongo, p2p_port, reads))
+            let cluster_size = cluster_size.unwrap_or_else(|| serve::devnet_cluster_size(nodes));
+            serve::runtime(dir.join("consensus")).start(|context| {
+                serve::devnet(
+                    context,
+                    nodes,
+                    cluster_size,
+                    dir,
+                    http,
+                    mongo,
+                    p2p_port,
+                    reads,
+                )
+            })
         }
         Command::Node {
             data_dir,
             listen,
-            members,
+            alone,
+            no_accept,
             bootstrap,
             debug_record_requests,
         } => {
             let options = serve::NodeOptions {
                 listen,
-                members,
+                alone,
+                accepting: !no_accept,
                 bootstrap,
                 record_requests: debug_record_requests,
             };
@@ -381,6 +407,7 @@ fn main() -> Result<()> {
         }
         Command::Gateway {
             nodes,
+            cluster_size,
             key,
             http,
             mongo,
@@ -388,7 +415,14 @@ fn main() -> Result<()> {
             reads,
         } => {
             let mongo = serve::MongoEndpoint::new(mongo, mongo_user.name)?;
-            runtime()?.block_on(serve::gateway(key, nodes, reads.config(), http, mongo))
+            runtime()?.block_on(serve::gateway(
+                key,
+                nodes,
+                reads.config(),
+                cluster_size,
+                http,
+                mongo,
+            ))
         }
         Command::Keys { dir, command } => {
             let dir = dir.unwrap_or_else(keys::default_dir);
@@ -546,22 +580,6 @@ fn parse_bootstrap(text: &str) -> Result<Multiaddr, String> {
         .map_err(|e| format!("{text:?} is not a multiaddr: {e}"))?;
     fluence_net::discovery::bootstrap_peer(&addr).map_err(|e| e.to_string())?;
     Ok(addr)
-}
-
-/// `KEY@MULTIADDR`: a member's public key (hex) and where to dial it.
-fn parse_member(text: &str) -> Result<fluence_net::cluster::ClusterMember, String> {
-    let (key, addr) = text
-        .split_once('@')
-        .ok_or_else(|| format!("{text:?} is not MEMBER_KEY@MULTIADDR"))?;
-    let key = fluence_proto::PublicKey::from_hex(key)
-        .map_err(|_| format!("{key:?} is not a member key (64 hex digits)"))?;
-    let addr: Multiaddr = addr
-        .parse()
-        .map_err(|e| format!("{addr:?} is not a multiaddr: {e}"))?;
-    Ok(fluence_net::cluster::ClusterMember {
-        key,
-        addrs: vec![addr],
-    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

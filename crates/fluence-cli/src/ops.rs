@@ -139,6 +139,7 @@ pub async fn status(addrs: Vec<Multiaddr>, as_json: bool) -> Result<()> {
                         "floor_height": d.floor_height,
                         "syncing": d.syncing,
                         "fault": d.fault,
+                        "members": d.members.iter().map(|k| k.to_hex()).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
                 }),
                 Err(error) => json!({"address": addr.to_string(), "error": format!("{error:#}")}),
@@ -155,13 +156,17 @@ pub async fn status(addrs: Vec<Multiaddr>, as_json: bool) -> Result<()> {
             Ok(status) => {
                 let connected = status.members.iter().filter(|m| m.connected).count();
                 if status.members.is_empty() {
-                    println!("node {} at {addr}: no cluster", short(&status.node));
+                    println!(
+                        "node {} at {addr}: runs alone, no cluster",
+                        short(&status.node)
+                    );
                 } else {
                     println!(
-                        "node {} at {addr}: {} members, {} reachable",
+                        "node {} at {addr}: serves {} dataset(s); shares clusters with {} node(s), {} reachable",
                         short(&status.node),
-                        status.members.len(),
-                        connected
+                        status.datasets.len(),
+                        status.members.len().saturating_sub(1),
+                        connected.saturating_sub(1)
                     );
                 }
                 match &status.network {
@@ -176,6 +181,14 @@ pub async fn status(addrs: Vec<Multiaddr>, as_json: bool) -> Result<()> {
                     };
                     let addrs = m.addrs.join(" ");
                     println!("  member {}  {state:<13}  {addrs}", short(&m.key));
+                }
+                for d in &status.datasets {
+                    let members: Vec<String> = d.members.iter().map(short).collect();
+                    println!(
+                        "  dataset {}  cluster {}",
+                        &d.dataset.to_hex()[..12],
+                        members.join(" ")
+                    );
                 }
             }
             Err(error) => println!("node at {addr}: unreachable: {error:#}"),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use commonware_runtime::Supervisor as _;
-use fluence_client::{Client, Member, ReadConfig};
+use fluence_client::{Client, Member, NetworkConfig, NodeDialer, ReadConfig};
 use fluence_crypto::keys::MasterKey;
 use fluence_net::cluster::ClusterMember;
 use fluence_net::discovery::DiscoveryConfig;
@@ -34,17 +34,19 @@ pub fn runtime(storage: PathBuf) -> commonware_runtime::tokio::Runner {
 /// How `fluence node` runs.
 pub struct NodeOptions {
     pub listen: Multiaddr,
-    /// Its cluster's members (this node included); empty: it runs alone.
-    pub members: Vec<ClusterMember>,
+    /// It runs alone: applies writes itself, serves no cluster.
+    pub alone: bool,
+    /// It takes offers of new datasets (`--no-accept` turns it off).
+    pub accepting: bool,
     /// Nodes of the open network to join through (`.../p2p/<peer id>`).
     pub bootstrap: Vec<Multiaddr>,
     /// Where to copy every request received.
     pub record_requests: Option<PathBuf>,
 }
 
-/// `fluence node`: alone, or a member of the cluster of `members` (which
-/// must include this node); in the open network, joined through the
-/// bootstrap peers.
+/// `fluence node`: a node of the open network (joined through the
+/// bootstrap peers) that serves the datasets placed on it, each in its
+/// own cluster; or, with `alone`, a single node applying writes itself.
 pub async fn node(
     context: commonware_runtime::tokio::Context,
     data_dir: PathBuf,
@@ -53,7 +55,8 @@ pub async fn node(
     let shutdown = ShutdownSignal::install()?;
     let NodeOptions {
         listen,
-        members,
+        alone,
+        accepting,
         bootstrap,
         record_requests,
     } = options;
@@ -67,11 +70,14 @@ pub async fn node(
             ..DiscoveryConfig::default()
         },
     };
-    let clustered = !members.is_empty();
-    let node = if clustered {
-        RunningNode::start_member(context, config, ClusterConfig::new(members)).await
-    } else {
+    let node = if alone {
         RunningNode::start(config).await
+    } else {
+        let cluster = ClusterConfig {
+            accepting,
+            ..ClusterConfig::new(Vec::new())
+        };
+        RunningNode::start_member(context, config, cluster).await
     }
     .with_context(|| format!("starting node in {}", data_dir.display()))?;
     println!("node {} listening", node.peer_id());
@@ -82,11 +88,17 @@ pub async fn node(
         0 => println!("  network:      no bootstrap peers; waiting to be found"),
         n => println!("  network:      joining through {n} bootstrap peer(s)"),
     }
-    if let Some(replicas) = node.replicas() {
-        println!(
-            "  cluster of {} members; writes are acknowledged once finalized",
-            replicas.net().members().len()
-        );
+    match node.replicas() {
+        Some(replicas) => println!(
+            "  clusters:     serving {} dataset(s); {}; writes are acknowledged once finalized",
+            replicas.served(),
+            if accepting {
+                "accepting new datasets"
+            } else {
+                "not accepting new datasets"
+            }
+        ),
+        None => println!("  alone:        applies writes itself, serves no cluster"),
     }
     shutdown.wait().await;
     println!("shutting down");
@@ -135,6 +147,7 @@ impl Gateway {
         master: MasterKey,
         nodes: &[Multiaddr],
         reads: ReadConfig,
+        cluster_size: usize,
         http: SocketAddr,
         mongo: MongoEndpoint,
     ) -> Result<Gateway> {
@@ -145,9 +158,19 @@ impl Gateway {
         } = mongo;
         mongo_auth::check_bind(mongo, credentials.as_ref())?;
         let members = connect_members(nodes).await?;
-        let client = Client::with_members(master, members, reads)
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("configuring the gateway's reads")?;
+        let client = if runs_alone(&members[0].transport).await? {
+            Client::with_members(master, members, reads)
+        } else {
+            let network = NetworkConfig {
+                cluster_size,
+                dial: Arc::new(NodeDialer {
+                    timeout: DIAL_TIMEOUT,
+                }),
+            };
+            Client::in_network(master, members, reads, network)
+        }
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("configuring the gateway's placement and reads")?;
         let client = Arc::new(client);
         let http_listener = tokio::net::TcpListener::bind(http)
             .await
@@ -201,6 +224,23 @@ impl Gateway {
     }
 }
 
+/// Whether the node runs alone (serves no cluster): the gateway then
+/// keeps every dataset on the nodes it was given, as before the open
+/// network. A node that serves clusters lists itself among its members.
+async fn runs_alone(node: &NodeClient) -> Result<bool> {
+    let request = fluence_proto::Request::Ops(fluence_proto::OpsRequest::Status);
+    match node
+        .call(&request)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        fluence_proto::Response::Ops(fluence_proto::OpsResponse::Status(status)) => {
+            Ok(status.members.is_empty())
+        }
+        other => anyhow::bail!("the node answered a status request with {other:?}"),
+    }
+}
+
 /// A connection to each of `nodes`, with the member key its peer id
 /// carries (checked by the noise handshake), labelled by its address.
 async fn connect_members(nodes: &[Multiaddr]) -> Result<Vec<Member<NodeClient>>> {
@@ -222,16 +262,18 @@ pub async fn gateway(
     key: PathBuf,
     nodes: Vec<Multiaddr>,
     reads: ReadConfig,
+    cluster_size: usize,
     http: SocketAddr,
     mongo: MongoEndpoint,
 ) -> Result<()> {
     let shutdown = ShutdownSignal::install()?;
     let master = keys::unlock(&key)?;
-    let gateway = Gateway::start(master, &nodes, reads, http, mongo).await?;
+    let gateway = Gateway::start(master, &nodes, reads, cluster_size, http, mongo).await?;
     match nodes.as_slice() {
-        [node] => println!("gateway for node {node}"),
-        nodes => println!("gateway for a cluster of {} members", nodes.len()),
+        [node] => println!("gateway entering the network through node {node}"),
+        nodes => println!("gateway entering the network through {} nodes", nodes.len()),
     }
+    println!("  placement: new datasets go to the {cluster_size} closest nodes that accept them");
     print_reads(&reads);
     gateway.print_endpoints();
     shutdown.wait().await;
@@ -271,12 +313,25 @@ fn devnet_key(dir: &Path) -> Result<MasterKey> {
 /// Members a devnet may have: its nodes listen on consecutive ports.
 pub const DEVNET_NODES_MAX: usize = fluence_proto::limits::CLUSTER_MEMBERS_MAX;
 
-/// `fluence devnet`: `nodes` nodes on loopback forming one cluster (one
-/// node runs alone, as a single node), and a gateway in front of them
-/// (writing through node 0, reading as `reads` says).
+/// The cluster size a devnet of `nodes` uses unless told: 4, or 1 when
+/// there are fewer than 4 nodes (a cluster has 3f + 1 members).
+pub fn devnet_cluster_size(nodes: usize) -> usize {
+    if nodes >= 4 {
+        4
+    } else {
+        1
+    }
+}
+
+/// `fluence devnet`: `nodes` nodes on loopback forming an open network
+/// (each joins through node 0; one node runs alone, as a single node),
+/// and a gateway entering it through them: each dataset is placed on the
+/// `cluster_size` closest nodes that accept it.
+#[allow(clippy::too_many_arguments)]
 pub async fn devnet(
     context: commonware_runtime::tokio::Context,
     nodes: usize,
+    cluster_size: usize,
     dir: PathBuf,
     http: SocketAddr,
     mongo: MongoEndpoint,
@@ -293,9 +348,14 @@ pub async fn devnet(
         "--p2p-port {p2p_port} leaves no room for {nodes} consecutive ports"
     );
     // Refused before any node starts rather than after.
+    anyhow::ensure!(
+        nodes == 1 || cluster_size <= nodes,
+        "--cluster-size {cluster_size} needs at least that many nodes, not {nodes}"
+    );
+    let readers = if nodes == 1 { 1 } else { cluster_size };
     reads
         .quorum
-        .resolve(nodes)
+        .resolve(readers)
         .map_err(|e| anyhow::anyhow!("--read-quorum: {e}"))?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let master = devnet_key(&dir)?;
@@ -307,33 +367,41 @@ pub async fn devnet(
         };
         Ok(format!("/ip4/127.0.0.1/tcp/{port}").parse()?)
     };
-    let config = |i: usize| -> Result<NodeConfig> {
+    let config = |i: usize, bootstrap: Vec<Multiaddr>| -> Result<NodeConfig> {
         Ok(NodeConfig {
             data_dir: dir.join(format!("node-{i}")),
             listen: listen(i)?,
             record_requests: None,
-            discovery: DiscoveryConfig::default(),
+            discovery: DiscoveryConfig {
+                bootstrap,
+                ..DiscoveryConfig::default()
+            },
         })
     };
     let mut running = Vec::with_capacity(nodes);
     if nodes == 1 {
-        let config = config(0)?;
+        let config = config(0, Vec::new())?;
         let data_dir = config.data_dir.clone();
         let node = RunningNode::start(config)
             .await
             .with_context(|| format!("starting node 0 in {}", data_dir.display()))?;
         running.push(node);
     } else {
+        // Every node knows where the others listen (fixed ports); with
+        // ports picked at start they learn it below, and through discovery.
         let cluster = ClusterConfig::new(devnet_members(&dir, nodes, p2p_port, &listen)?);
+        let mut bootstrap = Vec::new();
         for i in 0..nodes {
-            let config = config(i)?;
+            let config = config(i, bootstrap.clone())?;
             let data_dir = config.data_dir.clone();
             let node = RunningNode::start_member(context.child("node"), config, cluster.clone())
                 .await
                 .with_context(|| format!("starting node {i} in {}", data_dir.display()))?;
+            if i == 0 {
+                bootstrap.push(node.dial_addr());
+            }
             running.push(node);
         }
-        // With ports picked at start, members learn each other's only now.
         for node in &running {
             let net = node.replicas().expect("a member has replicas").net();
             for other in &running {
@@ -342,9 +410,10 @@ pub async fn devnet(
                 }
             }
         }
+        wait_for_discovery(&running).await;
     }
     let dial_addrs: Vec<Multiaddr> = running.iter().map(RunningNode::dial_addr).collect();
-    let gateway = Gateway::start(master, &dial_addrs, reads, http, mongo).await?;
+    let gateway = Gateway::start(master, &dial_addrs, reads, cluster_size, http, mongo).await?;
     crate::ops::write_devnet_nodes(&dir, &dial_addrs)?;
     println!(
         "fluence devnet is up ({} node{}, data in {})",
@@ -356,7 +425,9 @@ pub async fn devnet(
         println!("  node {i}:   {}", node.dial_addr());
     }
     if nodes > 1 {
-        println!("  one cluster of {nodes} nodes; the gateway writes through node 0");
+        println!(
+            "  an open network of {nodes} nodes; each dataset is served by the {cluster_size} closest that accept it"
+        );
     }
     print_reads(&reads);
     gateway.print_endpoints();
@@ -374,10 +445,29 @@ pub async fn devnet(
     Ok(())
 }
 
-/// The members of a devnet's cluster: the identities of its node
-/// directories (created on the first run, so a restart is the same
-/// cluster), dialed on their fixed ports (with `--p2p-port 0`, set once
-/// every node listens).
+/// How long a devnet waits for node 0's routing table to hold every
+/// other node, so the first placement sees the whole network.
+const DEVNET_DISCOVERY_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until node 0's routing table holds every other node (they
+/// joined through it), or [`DEVNET_DISCOVERY_WAIT`] passed.
+async fn wait_for_discovery(running: &[RunningNode]) {
+    let deadline = tokio::time::Instant::now() + DEVNET_DISCOVERY_WAIT;
+    let others = running.len().saturating_sub(1) as u64;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(status) = running[0].discovery().status().await {
+            if status.routing_table_size() as u64 >= others {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The nodes of a devnet: the identities of its node directories
+/// (created on the first run, so a restart is the same network), dialed
+/// on their fixed ports (with `--p2p-port 0`, set once every node
+/// listens).
 fn devnet_members(
     dir: &Path,
     nodes: usize,

@@ -42,7 +42,8 @@ fn long() -> bool {
 struct Member {
     data_dir: PathBuf,
     port: u16,
-    members: Vec<String>,
+    /// `--bootstrap` addresses (node 0's, for every other node).
+    bootstrap: Vec<String>,
     dial: String,
     process: Option<Process>,
 }
@@ -57,8 +58,8 @@ impl Member {
             "--data-dir",
         ])
         .arg(&self.data_dir);
-        for member in &self.members {
-            node.args(["--member", member]);
+        for peer in &self.bootstrap {
+            node.args(["--bootstrap", peer]);
         }
         node
     }
@@ -72,7 +73,7 @@ impl Member {
             .last()
             .expect("dial address")
             .to_string();
-        process.wait_for("cluster of 4 members");
+        process.wait_for("clusters:");
         self.process = Some(process);
     }
 
@@ -106,14 +107,18 @@ impl Member {
 
 fn start_cluster(dir: &Path) -> Vec<Member> {
     let ports: Vec<u16> = (0..NODES).map(|_| support::free_port()).collect();
-    let members = support::member_flags(dir, &ports);
+    let bootstrap = support::bootstrap_addr(dir, ports[0]);
     let mut nodes: Vec<Member> = ports
         .iter()
         .enumerate()
         .map(|(i, port)| Member {
             data_dir: dir.join(format!("n{i}")),
             port: *port,
-            members: members.clone(),
+            bootstrap: if i == 0 {
+                Vec::new()
+            } else {
+                vec![bootstrap.clone()]
+            },
             dial: String::new(),
             process: None,
         })

@@ -203,11 +203,14 @@ fn a_four_node_devnet_replicates_every_write() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = Devnet::start_nodes(dir.path(), PASSPHRASE, 4);
     assert_eq!(devnet.nodes.len(), 4);
-    assert!(devnet
-        .process
-        .seen
-        .iter()
-        .any(|l| l.contains("one cluster of 4 nodes")));
+    assert!(
+        devnet
+            .process
+            .seen
+            .iter()
+            .any(|l| l
+                .contains("an open network of 4 nodes; each dataset is served by the 4 closest"))
+    );
     let http = Http::new(&devnet.api);
 
     http.ok(
@@ -285,11 +288,16 @@ fn a_four_node_devnet_replicates_every_write() {
         .unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(status.status.success(), "{text}");
-    assert_eq!(text.matches("4 members, 4 reachable").count(), 4, "{text}");
+    assert_eq!(
+        text.matches("shares clusters with 3 node(s), 3 reachable")
+            .count(),
+        4,
+        "{text}"
+    );
     assert_eq!(
         text.matches(&ledger.to_hex()[..12]).count(),
-        4,
-        "one row per node: {text}"
+        8,
+        "per node, its cluster line and its row in the table: {text}"
     );
     let chain = support::fluence()
         .args(["chain", "show", "ledger", "--limit", "2", "--devnet"])
@@ -331,11 +339,11 @@ fn a_four_node_devnet_replicates_every_write() {
 }
 
 #[test]
-fn separate_node_processes_form_a_cluster_from_member_flags() {
+fn separate_node_processes_form_a_network_and_a_cluster_from_bootstrap_flags() {
     let dir = tempfile::tempdir().unwrap();
-    // Identities first: each node is told every member's key at start.
+    // Node 0's identity first: every other node joins through it.
     let ports: Vec<u16> = (0..4).map(|_| support::free_port()).collect();
-    let members = support::member_flags(dir.path(), &ports);
+    let bootstrap = support::bootstrap_addr(dir.path(), ports[0]);
     let mut nodes = Vec::new();
     let mut dial = Vec::new();
     for (i, port) in ports.iter().enumerate() {
@@ -347,8 +355,8 @@ fn separate_node_processes_form_a_cluster_from_member_flags() {
             "--data-dir",
         ])
         .arg(dir.path().join(format!("n{i}")));
-        for member in &members {
-            node.args(["--member", member]);
+        if i > 0 {
+            node.args(["--bootstrap", &bootstrap]);
         }
         let mut node = support::Process::spawn(node);
         dial.push(
@@ -358,7 +366,7 @@ fn separate_node_processes_form_a_cluster_from_member_flags() {
                 .unwrap()
                 .to_string(),
         );
-        node.wait_for("cluster of 4 members");
+        node.wait_for("clusters:");
         nodes.push(node);
     }
 

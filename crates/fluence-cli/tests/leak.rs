@@ -27,10 +27,16 @@ fn no_plaintext_reaches_the_node() {
     let keys = dir.path().join("keys");
 
     let mut node = fluence();
-    node.args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
-        .arg(&node_dir)
-        .arg("--debug-record-requests")
-        .arg(&record);
+    node.args([
+        "node",
+        "--alone",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--data-dir",
+    ])
+    .arg(&node_dir)
+    .arg("--debug-record-requests")
+    .arg(&record);
     let mut node = Process::spawn(node);
     let dial = node
         .wait_for("dial address:")

@@ -100,8 +100,13 @@ pub struct Client<T: Transport> {
     signer: SigningKey,
     owner: PublicKey,
     /// Every node this client reads from; writes, dataset information and
-    /// listings go to the first.
+    /// listings go to the first. In the open network (`network`), the
+    /// nodes it enters through: the first looks routes up, listings ask
+    /// them all, and each dataset's reads and writes go to its route.
     members: Vec<Member<T>>,
+    /// Placement and routing in the open network; `None`: every dataset
+    /// lives on `members`.
+    network: Option<crate::network::Network<T>>,
     reads: ReadConfig,
     /// State roots whose finalization certificates were checked.
     roots: proven::RootCache,
@@ -139,6 +144,7 @@ impl<T: Transport> Client<T> {
             signer,
             owner,
             members,
+            network: None,
             reads,
             roots: proven::RootCache::default(),
             datasets: Mutex::new(HashMap::new()),
@@ -146,8 +152,48 @@ impl<T: Transport> Client<T> {
         })
     }
 
+    /// A client of the open network entered through `entry` (one node,
+    /// or several: listings ask them all): new datasets are placed on the
+    /// `network.cluster_size` closest nodes that accept them, and each
+    /// dataset is read and written through its cluster, found through
+    /// the DHT. Fails on a cluster size that is not 3f + 1 or a read
+    /// quorum above it.
+    pub fn in_network(
+        master: MasterKey,
+        entry: Vec<Member<T>>,
+        reads: ReadConfig,
+        network: crate::network::NetworkConfig<T>,
+    ) -> Result<Self, ClientError> {
+        check_members(&entry)?;
+        reads.quorum.resolve(network.cluster_size)?;
+        let entry_addr = entry[0].key.map(|key| (key, entry[0].label.clone()));
+        let network = crate::network::Network::new(network, entry_addr)?;
+        let mut client = Self::with_members(master, entry, ReadConfig::default())?;
+        client.reads = reads;
+        client.network = Some(network);
+        Ok(client)
+    }
+
     pub fn owner(&self) -> PublicKey {
         self.owner
+    }
+
+    /// The members of `dataset`'s cluster as this client reaches them
+    /// (the cached or looked-up route), in the open network.
+    pub async fn route_keys(
+        &self,
+        dataset: fluence_proto::DatasetId,
+    ) -> Result<Option<Vec<PublicKey>>, ClientError> {
+        match &self.network {
+            Some(network) => Ok(Some(
+                network
+                    .route(&self.members[0].transport, dataset)
+                    .await?
+                    .keys
+                    .clone(),
+            )),
+            None => Ok(None),
+        }
     }
 
     /// The nodes this client reads from.
@@ -160,16 +206,74 @@ impl<T: Transport> Client<T> {
         self.reads
     }
 
-    /// One request to the first member (writes, dataset information).
+    /// One request to the first member (writes, dataset information),
+    /// or in the open network to the cluster of the dataset it is about.
     async fn call(&self, request: &Request) -> Result<Response, ClientError> {
+        if let (Some(network), Some(dataset)) = (&self.network, dataset_of(request)) {
+            return self.routed_call(network, dataset, request).await;
+        }
         match self.members[0].transport.call(request).await? {
             Response::Error(error) => Err(ClientError::Node(error)),
             response => Ok(response),
         }
     }
 
+    /// `request` to the members of `dataset`'s route, first to answer
+    /// wins; a member that does not serve the dataset, or none
+    /// answering, refreshes the route once.
+    async fn routed_call(
+        &self,
+        network: &crate::network::Network<T>,
+        dataset: fluence_proto::DatasetId,
+        request: &Request,
+    ) -> Result<Response, ClientError> {
+        let mut last = ClientError::Unavailable("no member of the cluster answered".into());
+        for _attempt in 0..2 {
+            let route = network.route(&self.members[0].transport, dataset).await?;
+            let mut failed = Vec::new();
+            let mut stale = false;
+            for member in &route.members {
+                match member.transport.call(request).await {
+                    Ok(Response::Error(NodeError::DatasetNotFound)) => {
+                        stale = true;
+                        last = ClientError::Node(NodeError::DatasetNotFound);
+                        failed.extend(member.key);
+                    }
+                    Ok(Response::Error(error)) => return Err(ClientError::Node(error)),
+                    Ok(response) => return Ok(response),
+                    Err(error @ ClientError::Unavailable(_)) => {
+                        last = error;
+                        failed.extend(member.key);
+                    }
+                    Err(error) => return Err(error),
+                }
+                if stale {
+                    break;
+                }
+            }
+            network.forget(&dataset, &failed).await;
+        }
+        Err(last)
+    }
+
+    /// The nodes reads of `dataset` go to: its route in the open network.
+    async fn route_of(
+        &self,
+        dataset: fluence_proto::DatasetId,
+    ) -> Result<Option<Arc<crate::network::Route<T>>>, ClientError> {
+        match &self.network {
+            Some(network) => Ok(Some(
+                network.route(&self.members[0].transport, dataset).await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// The read choices of the running request (see [`ReadOptions`]).
     pub(crate) fn read_choice(&self, options: ReadOptions) -> Result<ReadChoice, ClientError> {
+        if let Some(network) = &self.network {
+            return ReadChoice::resolve(options, &self.reads, network.cluster_size, true);
+        }
         let keys_known = self.members.iter().all(|m| m.key.is_some());
         ReadChoice::resolve(options, &self.reads, self.members.len(), keys_known)
     }
@@ -182,7 +286,10 @@ impl<T: Transport> Client<T> {
         pin: Option<fluence_proto::StatePin>,
         choice: ReadChoice,
     ) -> Result<quorum::Agreed, ClientError> {
-        quorum::read(&self.members, choice.quorum, query, pin).await
+        match self.route_of(query.dataset).await? {
+            Some(route) => quorum::read(&route.members, choice.quorum, query, pin).await,
+            None => quorum::read(&self.members, choice.quorum, query, pin).await,
+        }
     }
 
     /// A lookup of `ids` (at most `point_reads::BATCH_IDS_MAX`) sharing
@@ -227,9 +334,11 @@ impl<T: Transport> Client<T> {
         let answer = if choice.proof {
             ids.sort_unstable();
             ids.dedup();
-            proven::read(&self.members, &self.roots, dataset, &ids)
-                .await
-                .map(|docs| Response::Page { docs, next: None })
+            match self.route_of(dataset).await? {
+                Some(route) => proven::read(&route.members, &self.roots, dataset, &ids).await,
+                None => proven::read(&self.members, &self.roots, dataset, &ids).await,
+            }
+            .map(|docs| Response::Page { docs, next: None })
         } else {
             let query = fluence_proto::FindQuery {
                 dataset,
@@ -267,6 +376,12 @@ impl<T: Transport> Client<T> {
             .master
             .catalog_key()
             .seal_descriptor(&dataset.id.0, &descriptor.to_bytes());
+        let cluster = match &self.network {
+            Some(network) => Some(self.place(network, dataset.id).await?),
+            // A fixed cluster: every configured member serves the dataset.
+            None if self.members.len() > 1 => Some(self.place_on_members(dataset.id).await?),
+            None => None,
+        };
         let write = self.sign(WriteBody {
             dataset: dataset.id,
             seq: 0,
@@ -275,9 +390,18 @@ impl<T: Transport> Client<T> {
                 name_tag: dataset.name_tag,
                 descriptor: sealed,
                 indexes: dataset.index_decls(),
+                cluster,
             },
         });
-        match self.call(&Request::Write(write)).await {
+        let created = match &self.network {
+            Some(network) => self.submit_create(network, &write).await,
+            None if self.members.len() > 1 => {
+                let transports: Vec<&T> = self.members.iter().map(|m| &m.transport).collect();
+                first_written(&transports, &write).await
+            }
+            None => self.call(&Request::Write(write)).await,
+        };
+        match created {
             Ok(Response::Written { seq, state_root }) => {
                 self.datasets.lock().await.insert(
                     name.to_string(),
@@ -302,6 +426,116 @@ impl<T: Transport> Client<T> {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Placement: the genesis membership of a new dataset, from the k
+    /// closest nodes to its id that accept it (see [`crate::network`]).
+    async fn place(
+        &self,
+        network: &crate::network::Network<T>,
+        dataset: fluence_proto::DatasetId,
+    ) -> Result<fluence_proto::ClusterGenesis, ClientError> {
+        let entry = &self.members[0].transport;
+        let closest = crate::network::closest(
+            entry,
+            fluence_proto::ops::DhtTarget::Dataset(dataset),
+            fluence_proto::ops::CLOSEST_PEERS_MAX,
+        )
+        .await?;
+        let mut addrs: HashMap<PublicKey, Vec<String>> = HashMap::new();
+        for peer in &closest {
+            if let Some(key) = crate::network::key_of(&peer.peer) {
+                addrs.insert(key, peer.addrs.clone());
+            }
+        }
+        let candidates: Vec<PublicKey> = addrs.keys().copied().collect();
+        let ask = |key: PublicKey, members: Vec<PublicKey>| {
+            let known = addrs.get(&key).cloned().unwrap_or_default();
+            async move {
+                let connection = match network.connect(key, known).await {
+                    Ok(connection) => connection,
+                    // The entry node reports itself without addresses.
+                    Err(_) if self.members[0].key == Some(key) => {
+                        return self
+                            .offer(&self.members[0].transport, dataset, members)
+                            .await
+                    }
+                    Err(error) => return Err(error.to_string()),
+                };
+                self.offer(&*connection, dataset, members).await
+            }
+        };
+        let seats =
+            crate::network::gather_acceptances(&dataset, network.cluster_size, &candidates, ask)
+                .await
+                .map_err(|e| ClientError::Unavailable(format!("cannot place the dataset: {e}")))?;
+        checked_genesis(&dataset, seats)
+    }
+
+    /// The genesis membership of a new dataset on a fixed cluster: every
+    /// configured member (n = 3f + 1 of them), each asked to accept.
+    async fn place_on_members(
+        &self,
+        dataset: fluence_proto::DatasetId,
+    ) -> Result<fluence_proto::ClusterGenesis, ClientError> {
+        let keys: Vec<PublicKey> = self.members.iter().filter_map(|m| m.key).collect();
+        let ask = |key: PublicKey, members: Vec<PublicKey>| async move {
+            match self.members.iter().find(|m| m.key == Some(key)) {
+                Some(member) => self.offer(&member.transport, dataset, members).await,
+                None => Err("not a configured member".to_string()),
+            }
+        };
+        let seats = crate::network::gather_acceptances(&dataset, keys.len(), &keys, ask)
+            .await
+            .map_err(|e| ClientError::Unavailable(format!("cannot place the dataset: {e}")))?;
+        checked_genesis(&dataset, seats)
+    }
+
+    /// One offer, its answer or why there is none.
+    async fn offer<N: Transport>(
+        &self,
+        node: &N,
+        dataset: fluence_proto::DatasetId,
+        members: Vec<PublicKey>,
+    ) -> Result<fluence_proto::OfferAnswer, String> {
+        let request = Request::Offer {
+            dataset,
+            epoch: fluence_proto::cluster::GENESIS_EPOCH,
+            members,
+        };
+        match node.call(&request).await {
+            Ok(Response::Offer(answer)) => Ok(answer),
+            Ok(Response::Error(error)) => Err(error.to_string()),
+            Ok(other) => Err(format!("answered an offer with {other:?}")),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// Sends a new dataset's `Create` to every member of its cluster
+    /// (each keeps the membership and starts its replica), remembers the
+    /// route, and answers with the first member's acknowledgement.
+    async fn submit_create(
+        &self,
+        network: &crate::network::Network<T>,
+        write: &SignedWrite,
+    ) -> Result<Response, ClientError> {
+        let Action::Create {
+            cluster: Some(genesis),
+            ..
+        } = &write.body.action
+        else {
+            return Err(ClientError::Internal(
+                "a placed Create names its cluster".into(),
+            ));
+        };
+        let dataset = write.body.dataset;
+        let route = network
+            .connect_route(&self.members[0].transport, genesis.keys(), HashMap::new())
+            .await?;
+        let transports: Vec<&Arc<T>> = route.members.iter().map(|m| &m.transport).collect();
+        let answer = first_written(&transports, write).await;
+        network.remember(dataset, Arc::new(route));
+        answer
     }
 
     /// Looks a dataset up by name (cached after the first time).
@@ -361,12 +595,16 @@ impl<T: Transport> Client<T> {
     }
 
     pub async fn list_datasets(&self) -> Result<Vec<DatasetView>, ClientError> {
-        let summaries = match self
-            .call(&Request::ListDatasets { owner: self.owner })
-            .await?
-        {
-            Response::Datasets(list) => list,
-            other => return Err(unexpected(&other)),
+        let summaries = match &self.network {
+            None => match self
+                .call(&Request::ListDatasets { owner: self.owner })
+                .await?
+            {
+                Response::Datasets(list) => list,
+                other => return Err(unexpected(&other)),
+            },
+            // Each node lists the datasets it serves: ask every entry node.
+            Some(_) => self.list_everywhere().await?,
         };
         let mut views = Vec::with_capacity(summaries.len());
         for summary in summaries {
@@ -375,6 +613,31 @@ impl<T: Transport> Client<T> {
         }
         views.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(views)
+    }
+
+    /// The owner's datasets served by any of the entry nodes (each once).
+    async fn list_everywhere(&self) -> Result<Vec<fluence_proto::DatasetSummary>, ClientError> {
+        let request = Request::ListDatasets { owner: self.owner };
+        let mut seen = std::collections::BTreeMap::new();
+        let mut answered = false;
+        let mut last = None;
+        for member in &self.members {
+            match member.transport.call(&request).await {
+                Ok(Response::Datasets(list)) => {
+                    answered = true;
+                    for summary in list {
+                        seen.entry(summary.dataset).or_insert(summary);
+                    }
+                }
+                Ok(Response::Error(error)) => last = Some(ClientError::Node(error)),
+                Ok(other) => last = Some(unexpected(&other)),
+                Err(error) => last = Some(error),
+            }
+        }
+        match (answered, last) {
+            (false, Some(error)) => Err(error),
+            _ => Ok(seen.into_values().collect()),
+        }
     }
 
     /// Name, indexes and the node's current counters for one dataset.
@@ -902,6 +1165,60 @@ async fn insert_ops(
 /// `submit_keeping` builds its request as a write two lines above.
 fn unreachable_request() -> ! {
     unreachable!("a write request is still a write request")
+}
+
+/// The genesis membership of `seats` (gathered acceptances), checked:
+/// a node that signed something else is caught before the owner signs.
+fn checked_genesis(
+    dataset: &fluence_proto::DatasetId,
+    seats: Vec<fluence_proto::Seat>,
+) -> Result<fluence_proto::ClusterGenesis, ClientError> {
+    let genesis = fluence_proto::ClusterGenesis {
+        epoch: fluence_proto::cluster::GENESIS_EPOCH,
+        members: seats,
+    };
+    fluence_chain::verify_genesis(dataset, &genesis)
+        .map_err(|e| ClientError::Integrity(format!("a node signed an invalid acceptance: {e}")))?;
+    Ok(genesis)
+}
+
+/// Sends a `Create` to every member at once (each keeps the membership
+/// and starts its replica) and answers with the first acknowledgement,
+/// or the first refusal if none acknowledges.
+async fn first_written<N: Transport>(
+    members: &[&N],
+    write: &SignedWrite,
+) -> Result<Response, ClientError> {
+    let request = Request::Write(write.clone());
+    let answers =
+        futures::future::join_all(members.iter().map(|member| member.call(&request))).await;
+    let mut first_error = None;
+    for answer in answers {
+        match answer {
+            Ok(Response::Error(error)) => {
+                first_error.get_or_insert(ClientError::Node(error));
+            }
+            Ok(response) => return Ok(response),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| ClientError::Unavailable("no member answered".into())))
+}
+
+/// The dataset a request is about, if it is about one.
+fn dataset_of(request: &Request) -> Option<fluence_proto::DatasetId> {
+    match request {
+        Request::Write(write) => Some(write.body.dataset),
+        Request::DatasetInfo { dataset }
+        | Request::Find { dataset, .. }
+        | Request::ProveIds { dataset, .. }
+        | Request::Route { dataset }
+        | Request::Offer { dataset, .. } => Some(*dataset),
+        Request::SignedFind { query, .. } => Some(query.dataset),
+        Request::ListDatasets { .. } | Request::Ops(_) => None,
+    }
 }
 
 fn unexpected(response: &Response) -> ClientError {

@@ -13,6 +13,7 @@ pub mod dataset;
 pub mod descriptor;
 pub mod error;
 pub mod members;
+pub mod network;
 pub mod query;
 pub mod reads;
 pub mod transport;
@@ -22,5 +23,6 @@ pub use client::find_and_modify::{FindAndModify, FindAndModifyResult, ModifyActi
 pub use client::{Client, DatasetView, FindOptions, InsertResult, UpdateResult};
 pub use error::ClientError;
 pub use members::Member;
+pub use network::{NetworkConfig, CLUSTER_SIZE_DEFAULT};
 pub use reads::{ReadConfig, ReadOptions, ReadQuorum};
-pub use transport::Transport;
+pub use transport::{NodeDialer, Transport};

@@ -91,8 +91,10 @@ impl RpcStreams {
     }
 
     /// Opens a stream to `peer`, over an existing connection or after
-    /// dialing `addresses`; the result goes to `reply`. The dial only
-    /// accepts a connection whose noise handshake proves it is `peer`.
+    /// dialing `addresses` and whatever addresses the swarm's other
+    /// behaviours (Kademlia's routing table) know for `peer`; the result
+    /// goes to `reply`. The dial only accepts a connection whose noise
+    /// handshake proves it is `peer`.
     pub fn open_stream(&mut self, peer: PeerId, addresses: Vec<Multiaddr>, reply: StreamReply) {
         if let Some(&connection) = self.connections.get(&peer).and_then(|c| c.last()) {
             self.push(ToSwarm::NotifyHandler {
@@ -109,6 +111,7 @@ impl RpcStreams {
         self.push(ToSwarm::Dial {
             opts: DialOpts::peer_id(peer)
                 .addresses(addresses)
+                .extend_addresses_through_behaviour()
                 .condition(PeerCondition::DisconnectedAndNotDialing)
                 .build(),
         });

@@ -14,7 +14,7 @@ use commonware_p2p::{Blocker, Provider, Receiver, Recipients, Sender};
 use fluence_net::cluster::members::consensus_key;
 use fluence_net::cluster::{
     ClusterMember, ClusterNet, ClusterReceiver, ClusterSender, CLUSTER_MESSAGE_LEN_MAX,
-    CLUSTER_PROTOCOL, DATASET_PREFIX_LEN,
+    CLUSTER_PROTOCOL, DATASET_PREFIX_LEN, MEMBERSHIP_CHANNEL,
 };
 use fluence_net::frame::Frame;
 use fluence_net::streams::RpcStreams;
@@ -47,7 +47,12 @@ struct Node {
     consensus: ed25519::PublicKey,
     net: ClusterNet,
     server: Server,
+    /// The cluster every dataset of these tests is served by.
+    members: Vec<PublicKey>,
 }
+
+/// The dataset joined at start (so links exist before any test dataset).
+const SETUP_DATASET: DatasetId = DatasetId([0xee; 32]);
 
 /// Starts a member for each of `keypairs` (the cluster is `members`, which
 /// may name keys no node here holds), tells each where the others listen,
@@ -73,16 +78,17 @@ async fn start_members(keypairs: &[Keypair], members: &[PublicKey]) -> Vec<Node>
             consensus: consensus_key(&key).unwrap(),
             net,
             server,
+            members: members.to_vec(),
         });
     }
     for node in &nodes {
         for other in &nodes {
             if other.key != node.key {
-                assert!(node
-                    .net
-                    .set_addresses(&other.key, other.server.listen_addrs.clone()));
+                node.net
+                    .set_addresses(&other.key, other.server.listen_addrs.clone());
             }
         }
+        node.net.join(SETUP_DATASET, members).unwrap();
     }
     guarded(async {
         loop {
@@ -115,6 +121,7 @@ fn dataset(byte: u8) -> DatasetId {
 }
 
 fn register(node: &Node, dataset: DatasetId, channel: u64) -> (ClusterSender, ClusterReceiver) {
+    node.net.join(dataset, &node.members).unwrap();
     node.net.register(dataset, channel).unwrap()
 }
 
@@ -319,16 +326,80 @@ async fn a_non_member_is_not_heard() {
     let (keypairs, keys) = keypairs(2);
     let nodes = start_members(&keypairs, &keys).await;
     let (_, mut receiver) = register(&nodes[0], dataset(1), 0);
-    let mut stranger = RawMember::connect(Keypair::generate_ed25519(), &nodes[0]).await;
-    // The node may close the stream before the frame is even written.
-    let _ = stranger.send(dataset(1), 0, b"let me in").await;
-    stranger.closed().await;
-    assert!(!hears_anything(&mut receiver).await);
     let mut unknown = nodes[0].net.take_unknown_datasets().unwrap();
+    // Any node may open a stream (it may share another cluster), but
+    // what it says about a dataset it is not a member of is dropped.
+    let mut stranger = RawMember::connect(Keypair::generate_ed25519(), &nodes[0]).await;
+    stranger.send(dataset(1), 0, b"let me in").await.unwrap();
+    assert!(!hears_anything(&mut receiver).await);
     assert!(
         unknown.try_recv().is_err(),
-        "a stranger's dataset is not reported"
+        "a dataset served here is never reported as unknown"
     );
+    // A dataset this node has no membership for is reported, so the
+    // node can ask the sender for it (a wiped member learns its clusters
+    // this way), and membership messages reach the node-wide queue.
+    let mut membership = nodes[0].net.take_membership_messages().unwrap();
+    stranger.send(dataset(2), 0, b"about 2").await.unwrap();
+    let report = guarded(unknown.recv()).await.unwrap();
+    assert_eq!(report.dataset, dataset(2));
+    stranger
+        .send(dataset(2), MEMBERSHIP_CHANNEL, b"\x01")
+        .await
+        .unwrap();
+    let message = guarded(membership.recv()).await.unwrap();
+    assert_eq!(message.dataset, dataset(2));
+    assert_eq!(message.message, b"\x01");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_serves_datasets_with_different_members() {
+    let (keypairs, keys) = keypairs(3);
+    let nodes = start_members(&keypairs, &keys).await;
+    // Dataset 1 is served by nodes 0 and 1, dataset 2 by nodes 0 and 2.
+    let (a, b) = (dataset(1), dataset(2));
+    for (node, datasets) in [(0, vec![a, b]), (1, vec![a]), (2, vec![b])] {
+        for d in datasets {
+            let members = if d == a {
+                vec![keys[0], keys[1]]
+            } else {
+                vec![keys[0], keys[2]]
+            };
+            nodes[node].net.join(d, &members).unwrap();
+        }
+    }
+    // Joining again with other members is refused.
+    assert!(nodes[0].net.join(a, &[keys[0], keys[2]]).is_err());
+    let mut zero_a = nodes[0].net.register(a, 0).unwrap();
+    let mut zero_b = nodes[0].net.register(b, 0).unwrap();
+    let mut one_a = nodes[1].net.register(a, 0).unwrap();
+    let mut two_b = nodes[2].net.register(b, 0).unwrap();
+    assert_eq!(
+        zero_a.0.send(Recipients::All, b"to a".to_vec(), false),
+        vec![nodes[1].consensus.clone()]
+    );
+    assert_eq!(
+        zero_b.0.send(Recipients::All, b"to b".to_vec(), false),
+        vec![nodes[2].consensus.clone()]
+    );
+    assert_eq!(receive(&mut one_a.1).await.1, b"to a");
+    assert_eq!(receive(&mut two_b.1).await.1, b"to b");
+    // Node 2 is not a member of dataset 1: naming it sends nothing, and
+    // what it sends about dataset 1 is dropped.
+    assert!(zero_a
+        .0
+        .send(
+            Recipients::One(nodes[2].consensus.clone()),
+            b"no".to_vec(),
+            false
+        )
+        .is_empty());
+    let mut two_a = RawMember::connect(keypairs[2].clone(), &nodes[0]).await;
+    two_a.send(a, 0, b"sneaky").await.unwrap();
+    two_b.0.send(Recipients::All, b"from two".to_vec(), false);
+    assert_eq!(receive(&mut zero_b.1).await.1, b"from two");
+    assert!(!hears_anything(&mut zero_a.1).await);
+    assert_eq!(nodes[0].net.members(&a).unwrap().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,7 +458,8 @@ async fn peers_registration_and_unknown_datasets() {
     assert!(nodes[1].net.take_unknown_datasets().is_none());
 
     // The member set is peer set 0, now and in every subscription.
-    let mut peers = nodes[0].net.peers();
+    let mut peers = nodes[0].net.peers(&SETUP_DATASET).unwrap();
+    assert!(nodes[0].net.peers(&dataset(77)).is_none());
     let set = guarded(peers.peer_set(0)).await.unwrap().union();
     let mut expected: Vec<_> = nodes.iter().map(|n| n.consensus.clone()).collect();
     expected.sort();
@@ -410,6 +482,16 @@ async fn peers_registration_and_unknown_datasets() {
     let (_, receiver) = register(&nodes[1], dataset(5), 2);
     assert!(nodes[1].net.register(dataset(5), 2).is_err());
     assert!(nodes[1].net.register(dataset(5), 16).is_err());
+    // The membership channel is not a replica's.
+    assert!(nodes[1]
+        .net
+        .register(dataset(5), MEMBERSHIP_CHANNEL)
+        .is_err());
+    // A dataset not joined cannot be registered.
+    assert!(matches!(
+        nodes[1].net.register(dataset(6), 0),
+        Err(fluence_net::cluster::RegisterError::NotJoined(_))
+    ));
     drop(receiver);
     let (_, mut receiver) = register(&nodes[1], dataset(5), 2);
     sender.send(Recipients::All, b"now".to_vec(), false);

@@ -1,8 +1,19 @@
 //! The node as a cluster member: one consensus replica
-//! (`fluence_consensus`) per dataset it serves, each on the node's cluster
-//! transport (`fluence_net::cluster`), started lazily on the first write a
-//! gateway submits for the dataset or the first message a member sends
-//! about it, and bounded in number.
+//! (`fluence_consensus`) per dataset it serves, each with that dataset's
+//! own members (its genesis membership, [`crate::memberships`]) on the
+//! node's cluster transport (`fluence_net::cluster`), started lazily on
+//! the first write a gateway submits for the dataset or the first message
+//! a member sends about it, and bounded in number. One node is a member
+//! of as many clusters as it serves datasets.
+//!
+//! Placement: a gateway offers the node a dataset with a proposed member
+//! list ([`Replicas::offer`]); the node signs its acceptance unless it is
+//! full or not accepting. The owner's `Create` then carries every
+//! acceptance; the node checks them all and that it is listed before it
+//! keeps the membership and starts the replica. A node that hears of a
+//! dataset it has no membership for (a wiped disk, a missed `Create`)
+//! asks the member that spoke for the dataset's `Create` on the
+//! membership channel and checks it the same way.
 //!
 //! A gateway's write is submitted to the local replica and answered only
 //! once its block is finalized (2f + 1 signatures) and applied to this
@@ -12,7 +23,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use commonware_runtime::Supervisor;
 use fluence_chain::{ChainRules, ChainTip, WriteAuthError};
@@ -20,10 +31,16 @@ use fluence_consensus::{
     Behavior, BlockLimits, Channel, ClusterNetwork, ReplicaConfig, ReplicaHandle, SubmitError,
     Timeouts,
 };
-use fluence_net::cluster::{ClusterMember, ClusterNet, ClusterSender};
-use fluence_proto::{Action, DatasetId, NodeError, PublicKey, Response, SignedWrite};
+use fluence_crypto::sign::SigningKey;
+use fluence_net::cluster::{ClusterMember, ClusterNet, ClusterSender, MembershipMessage};
+use fluence_proto::cluster::{check_member_list, GENESIS_EPOCH};
+use fluence_proto::{
+    Action, DatasetId, Decode, Encode, MemberAddrs, NodeError, OfferAnswer, PublicKey, Refusal,
+    Response, RouteAnswer, SignedWrite,
+};
 use zeroize::Zeroizing;
 
+use crate::memberships::{MembershipStoreError, Memberships};
 use crate::order::LewiWuOrder;
 use crate::service::NodeStore;
 
@@ -35,26 +52,41 @@ pub const REPLICAS_MAX_DEFAULT: usize = 256;
 /// request timeout, so the gateway hears this rather than a timeout.
 pub const WRITE_ACK_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// The cluster a node belongs to: its members (this node among them) and
-/// how consensus runs. Membership is given (the open network that forms
-/// clusters is a later issue); every dataset the node serves is
-/// replicated by this one cluster.
+/// How often a node asks a member for a dataset's membership it lacks.
+const MEMBERSHIP_ASK_INTERVAL: Duration = Duration::from_secs(1);
+/// Datasets whose membership a node is asking for at once.
+const MEMBERSHIP_ASKS_MAX: usize = 1024;
+/// Membership channel message kinds (first byte).
+const MEMBERSHIP_ASK: u8 = 1;
+const MEMBERSHIP_ANSWER: u8 = 2;
+
+/// How a node serves clusters: nodes whose addresses it knows in advance
+/// (others are found through discovery), how consensus runs, and whether
+/// and how many datasets it takes. Each dataset's members come from its
+/// genesis membership, not from here.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
-    pub members: Vec<ClusterMember>,
+    /// An address book: where to dial these nodes when they are members
+    /// of a dataset's cluster. May be empty.
+    pub known: Vec<ClusterMember>,
     pub timeouts: Timeouts,
-    /// Replicas (datasets) this node runs at once; further datasets are
-    /// refused.
+    /// Datasets this node serves (and replicas it runs) at most; further
+    /// offers are refused as full.
     pub replicas_max: usize,
+    /// Whether the node accepts offers of new datasets (`--no-accept`
+    /// turns it off; datasets it serves already go on).
+    pub accepting: bool,
 }
 
 impl ClusterConfig {
-    /// The cluster of `members` with default timing and bounds.
-    pub fn new(members: Vec<ClusterMember>) -> Self {
+    /// Default timing and bounds, accepting datasets, knowing the
+    /// addresses of `known`.
+    pub fn new(known: Vec<ClusterMember>) -> Self {
         ClusterConfig {
-            members,
+            known,
             timeouts: Timeouts::default(),
             replicas_max: REPLICAS_MAX_DEFAULT,
+            accepting: true,
         }
     }
 }
@@ -67,7 +99,12 @@ pub struct Replicas {
     context: commonware_runtime::tokio::Context,
     net: ClusterNet,
     seed: Zeroizing<[u8; 32]>,
-    members: Vec<PublicKey>,
+    /// Signs acceptances: the node key.
+    signer: SigningKey,
+    memberships: Memberships,
+    accepting: bool,
+    /// When the node last asked for a dataset's membership.
+    asked: std::sync::Mutex<HashMap<DatasetId, Instant>>,
     store: Arc<NodeStore>,
     chain_dir: PathBuf,
     /// Unique per node among the runtime's storage partitions.
@@ -80,21 +117,26 @@ pub struct Replicas {
 impl Replicas {
     /// Replicas in `context` (whose storage holds their consensus logs),
     /// over `net`, with the node's `seed`, sharing `store`, keeping chain
-    /// files in `chain_dir`.
+    /// files in `chain_dir` and the memberships of the datasets it serves
+    /// in `memberships`.
     pub fn new(
         context: commonware_runtime::tokio::Context,
         net: ClusterNet,
         seed: Zeroizing<[u8; 32]>,
         store: Arc<NodeStore>,
         chain_dir: PathBuf,
+        memberships: Memberships,
         config: &ClusterConfig,
     ) -> Self {
         let local = net.local().key;
         Replicas {
             context,
-            members: net.members().iter().map(|m| m.key).collect(),
             net,
+            signer: SigningKey::from_seed(&seed),
             seed,
+            memberships,
+            accepting: config.accepting,
+            asked: std::sync::Mutex::new(HashMap::new()),
             store,
             chain_dir,
             partition_prefix: format!("n{}", &local.to_hex()[..16]),
@@ -109,18 +151,35 @@ impl Replicas {
         &self.net
     }
 
-    /// The replica of `dataset`, started if it is not running yet.
+    /// The memberships of the datasets this node serves.
+    pub fn memberships(&self) -> &Memberships {
+        &self.memberships
+    }
+
+    /// The replica of `dataset`, started if it is not running yet, with
+    /// the dataset's own members. A dataset without a membership here is
+    /// not served by this node (`DatasetNotFound`).
     pub async fn get_or_start(&self, dataset: DatasetId) -> Result<Arc<Replica>, NodeError> {
         let mut running = self.running.lock().await;
         if let Some(replica) = running.get(&dataset) {
             return Ok(Arc::clone(replica));
         }
+        let members = self
+            .memberships
+            .members(&dataset)
+            .ok_or(NodeError::DatasetNotFound)?;
         if running.len() >= self.replicas_max {
             return Err(NodeError::Internal(format!(
                 "this node already replicates its maximum of {} datasets",
                 self.replicas_max
             )));
         }
+        self.net.join(dataset, &members).map_err(|error| {
+            NodeError::Internal(format!("cannot join the cluster of {dataset}: {error}"))
+        })?;
+        let Some(peers) = self.net.peers(&dataset) else {
+            unreachable!("the dataset was joined just before")
+        };
         let mut channels = Vec::with_capacity(Channel::ALL.len());
         for channel in Channel::ALL {
             let pair = self.net.register(dataset, channel.id()).map_err(|error| {
@@ -134,7 +193,7 @@ impl Replicas {
         let config = ReplicaConfig {
             dataset,
             identity: self.seed.clone(),
-            members: self.members.clone(),
+            members,
             store: Arc::clone(&self.store),
             chain_dir: self.chain_dir.clone(),
             partition_prefix: format!("{}-{}", self.partition_prefix, dataset.to_hex()),
@@ -145,7 +204,7 @@ impl Replicas {
         };
         let network = ClusterNetwork {
             channels,
-            peers: self.net.peers(),
+            peers,
             blocker: self.net.blocker(),
         };
         let context = self
@@ -165,11 +224,105 @@ impl Replicas {
         Ok(replica)
     }
 
+    /// A gateway's offer to serve `dataset` in the cluster of `members`
+    /// at `epoch`: the node's signed acceptance of exactly that
+    /// membership, or why not.
+    pub fn offer(&self, dataset: DatasetId, epoch: u64, members: &[PublicKey]) -> Response {
+        let local = self.net.local().key;
+        if epoch != GENESIS_EPOCH {
+            return Response::Error(NodeError::BadRequest(format!(
+                "only the genesis membership (epoch {GENESIS_EPOCH}) can be offered, not epoch {epoch}"
+            )));
+        }
+        if let Err(error) = check_member_list(members) {
+            return Response::Error(NodeError::BadRequest(error.to_string()));
+        }
+        if !members.contains(&local) {
+            return Response::Error(NodeError::BadRequest(format!(
+                "the offered cluster does not include this node ({local})"
+            )));
+        }
+        match self.memberships.members(&dataset) {
+            // Asked again for the membership it serves: the same answer.
+            Some(serving) if serving == members => {}
+            Some(_) => return Response::Error(NodeError::DatasetExists),
+            None if !self.accepting => {
+                return Response::Offer(OfferAnswer::Refused(Refusal::NotAccepting))
+            }
+            None if self.memberships.len() >= self.replicas_max => {
+                return Response::Offer(OfferAnswer::Refused(Refusal::Full))
+            }
+            None => {}
+        }
+        Response::Offer(OfferAnswer::Accepted(fluence_chain::sign_acceptance(
+            &self.signer,
+            &dataset,
+            epoch,
+            members,
+        )))
+    }
+
+    /// The cluster of `dataset` for a gateway: its owner-signed `Create`
+    /// (genesis membership inside) and where this node dials each member.
+    pub fn route(&self, dataset: &DatasetId) -> Response {
+        let Some(create) = self.memberships.get(dataset) else {
+            return Response::Error(NodeError::DatasetNotFound);
+        };
+        let members = self.memberships.members(dataset).unwrap_or_default();
+        let addrs = members
+            .iter()
+            .map(|key| MemberAddrs {
+                key: *key,
+                addrs: self
+                    .net
+                    .addresses(key)
+                    .iter()
+                    .take(fluence_proto::ops::MEMBER_ADDRS_MAX)
+                    .map(ToString::to_string)
+                    .filter(|addr| addr.len() <= fluence_proto::ops::ADDR_LEN_MAX)
+                    .collect(),
+            })
+            .collect();
+        Response::Route(RouteAnswer {
+            create: (*create).clone(),
+            addrs,
+        })
+    }
+
+    /// Keeps the membership a `Create` carries, after checking it.
+    fn accept_create(&self, write: &SignedWrite) -> Result<(), NodeError> {
+        match &write.body.action {
+            Action::Create { cluster: None, .. } => Err(NodeError::BadRequest(
+                "this node serves datasets in clusters: the Create must carry the cluster's membership".into(),
+            )),
+            Action::Create { .. } => self.memberships.insert(write).map(drop).map_err(|error| match error {
+                MembershipStoreError::Invalid(fluence_chain::CreateError::Owner(
+                    WriteAuthError::IdNotDerived,
+                )) => NodeError::BadRequest(
+                    "dataset id is not derived from the owner key and name tag".into(),
+                ),
+                MembershipStoreError::Invalid(fluence_chain::CreateError::Owner(_)) => {
+                    NodeError::BadSignature
+                }
+                MembershipStoreError::Conflict(_) => NodeError::DatasetExists,
+                error @ (MembershipStoreError::Invalid(_) | MembershipStoreError::NotListed(_)) => {
+                    NodeError::BadRequest(error.to_string())
+                }
+                error @ MembershipStoreError::Io { .. } => NodeError::Internal(error.to_string()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Submits a gateway's write and answers once it is finalized and
-    /// applied here (or refused).
+    /// applied here (or refused). A `Create` first establishes the
+    /// dataset's cluster on this node.
     pub async fn submit(&self, write: SignedWrite) -> Response {
         let dataset = write.body.dataset;
         let creating = matches!(write.body.action, Action::Create { .. });
+        if let Err(error) = self.accept_create(&write) {
+            return Response::Error(error);
+        }
         let replica = match self.get_or_start(dataset).await {
             Ok(replica) => replica,
             Err(error) => return Response::Error(error),
@@ -229,23 +382,109 @@ impl Replicas {
         }
     }
 
-    /// Starts the replica of every dataset a member sends messages about,
-    /// until the transport shuts down.
+    /// Starts the replica of every dataset a member sends messages about
+    /// (asking the sender for the membership when this node has none),
+    /// and answers and takes membership messages, until the transport
+    /// shuts down.
     pub fn follow_members(self: &Arc<Self>) {
-        let Some(mut reports) = self.net.take_unknown_datasets() else {
-            return;
-        };
-        let replicas = Arc::downgrade(self);
-        tokio::spawn(async move {
-            while let Some(report) = reports.recv().await {
-                let Some(replicas) = replicas.upgrade() else {
+        if let Some(mut reports) = self.net.take_unknown_datasets() {
+            let replicas = Arc::downgrade(self);
+            tokio::spawn(async move {
+                while let Some(report) = reports.recv().await {
+                    let Some(replicas) = replicas.upgrade() else {
+                        return;
+                    };
+                    if replicas.memberships.get(&report.dataset).is_none() {
+                        replicas.ask_membership(report.dataset, &report.from);
+                        continue;
+                    }
+                    if let Err(error) = replicas.get_or_start(report.dataset).await {
+                        tracing::warn!(dataset = %report.dataset, from = %report.from, %error, "not replicating a dataset a member sent messages about");
+                    }
+                }
+            });
+        }
+        if let Some(mut messages) = self.net.take_membership_messages() {
+            let replicas = Arc::downgrade(self);
+            tokio::spawn(async move {
+                while let Some(message) = messages.recv().await {
+                    let Some(replicas) = replicas.upgrade() else {
+                        return;
+                    };
+                    replicas.on_membership_message(message).await;
+                }
+            });
+        }
+    }
+
+    /// Asks `from` for `dataset`'s `Create`, at most once per
+    /// [`MEMBERSHIP_ASK_INTERVAL`] per dataset.
+    fn ask_membership(&self, dataset: DatasetId, from: &PublicKey) {
+        {
+            let mut asked = self
+                .asked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = Instant::now();
+            asked.retain(|_, at| now.duration_since(*at) < MEMBERSHIP_ASK_INTERVAL);
+            if asked.contains_key(&dataset) || asked.len() >= MEMBERSHIP_ASKS_MAX {
+                return;
+            }
+            asked.insert(dataset, now);
+        }
+        tracing::debug!(%dataset, %from, "asking a member for a dataset's membership");
+        self.net.send_membership(from, dataset, &[MEMBERSHIP_ASK]);
+    }
+
+    /// A question (answered with the dataset's `Create` to a member of
+    /// its cluster) or an answer (checked, kept, and the replica started).
+    async fn on_membership_message(&self, message: MembershipMessage) {
+        let MembershipMessage {
+            dataset,
+            from,
+            message,
+        } = message;
+        match message.split_first() {
+            Some((&MEMBERSHIP_ASK, [])) => {
+                let Some(create) = self.memberships.get(&dataset) else {
                     return;
                 };
-                if let Err(error) = replicas.get_or_start(report.dataset).await {
-                    tracing::warn!(dataset = %report.dataset, from = %report.from, %error, "not replicating a dataset a member sent messages about");
+                let is_member = self
+                    .memberships
+                    .members(&dataset)
+                    .is_some_and(|members| members.contains(&from));
+                if is_member {
+                    let mut answer = vec![MEMBERSHIP_ANSWER];
+                    answer.extend_from_slice(&create.to_bytes());
+                    self.net.send_membership(&from, dataset, &answer);
                 }
             }
-        });
+            Some((&MEMBERSHIP_ANSWER, bytes)) => {
+                if self.memberships.get(&dataset).is_some() {
+                    return;
+                }
+                let create = match SignedWrite::from_bytes(bytes) {
+                    Ok(create) if create.body.dataset == dataset => create,
+                    Ok(_) => {
+                        tracing::warn!(%dataset, %from, "a membership answer for another dataset");
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%dataset, %from, %error, "an undecodable membership answer");
+                        return;
+                    }
+                };
+                if let Err(error) = self.memberships.insert(&create) {
+                    tracing::warn!(%dataset, %from, %error, "refusing a membership a node sent");
+                    return;
+                }
+                tracing::info!(%dataset, %from, "learned a dataset's membership from a member");
+                if let Err(error) = self.get_or_start(dataset).await {
+                    tracing::warn!(%dataset, %error, "not replicating a dataset whose membership was learned");
+                }
+            }
+            _ => tracing::debug!(%dataset, %from, "a malformed membership message"),
+        }
     }
 
     /// Whether this node keeps a chain of `dataset` (it replicated it
@@ -267,6 +506,11 @@ impl Replicas {
     /// Datasets with a running replica.
     pub async fn datasets(&self) -> Vec<DatasetId> {
         self.running.lock().await.keys().copied().collect()
+    }
+
+    /// The datasets this node serves (whether or not their replica runs).
+    pub fn served(&self) -> usize {
+        self.memberships.len()
     }
 
     /// Stops every replica and the transport.

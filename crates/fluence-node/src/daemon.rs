@@ -13,6 +13,7 @@ use fluence_proto::PublicKey;
 use fluence_store::Store;
 
 use crate::cluster::{ClusterConfig, Replicas};
+use crate::memberships::Memberships;
 use crate::service::NodeService;
 
 #[derive(Debug, Clone)]
@@ -71,8 +72,11 @@ impl RunningNode {
         })
     }
 
-    /// A member of `cluster`: writes are ordered by a consensus replica per
-    /// dataset, running in `context` (a commonware tokio runtime context
+    /// A node of the open network that serves clusters as `cluster`
+    /// says: each dataset it accepts is replicated by that dataset's own
+    /// members (its genesis membership, kept in `<data_dir>/clusters`);
+    /// writes are ordered by a consensus replica per dataset, running in
+    /// `context` (a commonware tokio runtime context
     /// whose storage directory holds the replicas' consensus logs, under
     /// partitions named after this node and the dataset) and keeping its
     /// chain files in `<data_dir>/chain`. Must run on that runtime.
@@ -86,7 +90,9 @@ impl RunningNode {
         let seed = identity::secret_seed(&keypair)?;
         let signer = SigningKey::from_seed(&seed);
         let (discovery, discovery_side) = Discovery::new(config.discovery.clone())?;
-        let (net, swarm_side) = ClusterNet::start(&keypair, cluster.members.clone())?;
+        let (net, swarm_side) = ClusterNet::start(&keypair, cluster.known.clone())?;
+        let memberships = Memberships::open(&config.data_dir.join("clusters"), member_key)
+            .map_err(|e| NodeStartError::DataDir(config.data_dir.join("clusters"), e))?;
         let store = Arc::new(store);
         let replicas = Arc::new(Replicas::new(
             context,
@@ -94,6 +100,7 @@ impl RunningNode {
             seed,
             Arc::clone(&store),
             config.data_dir.join("chain"),
+            memberships,
             &cluster,
         ));
         replicas.follow_members();

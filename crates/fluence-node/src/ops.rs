@@ -110,20 +110,30 @@ async fn closest(
 async fn cluster_status(replicas: &Replicas) -> NodeStatus {
     let net = replicas.net();
     let local = net.local().key;
-    let members = net
-        .members()
-        .iter()
-        .map(|member| MemberStatus {
-            key: member.key,
-            addrs: net
-                .addresses(&member.key)
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            local: member.key == local,
-            connected: member.key == local || net.is_connected(&member.key),
-        })
-        .collect();
+    let mut linked = net.linked();
+    linked.sort_by_key(|(member, _)| member.key);
+    let members = std::iter::once(MemberStatus {
+        key: local,
+        addrs: Vec::new(),
+        local: true,
+        connected: true,
+    })
+    .chain(
+        linked
+            .into_iter()
+            .take(ops::STATUS_MEMBERS_MAX - 1)
+            .map(|(member, connected)| MemberStatus {
+                key: member.key,
+                addrs: net
+                    .addresses(&member.key)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                local: false,
+                connected,
+            }),
+    )
+    .collect();
     let mut datasets = Vec::new();
     let mut running = replicas.datasets().await;
     running.sort_unstable();
@@ -141,6 +151,11 @@ async fn cluster_status(replicas: &Replicas) -> NodeStatus {
             floor_height: replica.chain().floor_height().ok().flatten(),
             syncing: replica.syncing(),
             fault: replica.fault(),
+            // Genesis order (placement order), not consensus's sorted one.
+            members: replicas
+                .memberships()
+                .members(&dataset)
+                .unwrap_or_else(|| replica.members().to_vec()),
         });
     }
     NodeStatus {

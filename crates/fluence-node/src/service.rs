@@ -18,8 +18,8 @@ use fluence_crypto::sign::SigningKey;
 use fluence_net::discovery::Discovery;
 use fluence_net::{Answer, PeerId, RequestHandler};
 use fluence_proto::{
-    Action, DatasetId, Decode, DocId, Encode, FindQuery, KnownRoot, NodeError, PublicKey, Request,
-    Response, SignedWrite, StatePin, WRITE_SIGNING_DOMAIN,
+    Action, DatasetId, Decode, DocId, Encode, FindQuery, KnownRoot, NodeError, OfferAnswer,
+    PublicKey, Refusal, Request, Response, SignedWrite, StatePin, WRITE_SIGNING_DOMAIN,
 };
 use fluence_store::{Store, StoreError};
 
@@ -247,6 +247,22 @@ impl NodeService {
             Request::Ops(request) => {
                 return futures::executor::block_on(crate::ops::answer(&self.operations(), request))
             }
+            Request::Offer {
+                dataset,
+                epoch,
+                members,
+            } => {
+                return match &self.replicas {
+                    Some(replicas) => replicas.offer(dataset, epoch, &members),
+                    None => Response::Offer(OfferAnswer::Refused(Refusal::Alone)),
+                }
+            }
+            Request::Route { dataset } => match &self.replicas {
+                Some(replicas) => return replicas.route(&dataset),
+                None => Err(NodeError::BadRequest(
+                    "this node runs alone: it serves no cluster".into(),
+                )),
+            },
             Request::SignedFind { query, at } => match &self.replicas {
                 Some(replicas) => {
                     let read = ClusterRead::Find { query, at };

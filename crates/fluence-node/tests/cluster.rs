@@ -12,6 +12,7 @@ use std::time::Duration;
 use commonware_runtime::{Runner as _, Supervisor as _};
 use fluence_chain::FinalizedBlock;
 use fluence_consensus::{CertificateError, Timeouts};
+use fluence_crypto::sign::SigningKey;
 use fluence_net::cluster::ClusterMember;
 use fluence_net::{identity, NodeClient};
 use fluence_node::{ClusterConfig, NodeConfig, RunningNode};
@@ -133,10 +134,27 @@ fn introduce(nodes: &[RunningNode]) {
         for other in nodes {
             if other.member_key() != node.member_key() {
                 let net = node.replicas().unwrap().net();
-                assert!(net.set_addresses(&other.member_key(), other.listen_addrs().to_vec()));
+                net.set_addresses(&other.member_key(), other.listen_addrs().to_vec());
             }
         }
     }
+}
+
+/// The node keys of the `n` members under `dir` (from their identity
+/// files), which sign their acceptances of a dataset's cluster.
+fn signers(dir: &std::path::Path, n: usize) -> Vec<SigningKey> {
+    (0..n)
+        .map(|i| {
+            let path = fluence_node::daemon::identity_path(&dir.join(format!("node-{i}")));
+            let keypair = identity::load_or_create(&path).unwrap();
+            SigningKey::from_seed(&identity::secret_seed(&keypair).unwrap())
+        })
+        .collect()
+}
+
+/// The owner's `Create` for the cluster of the `n` members under `dir`.
+fn create_for(owner: &Owner, dir: &std::path::Path, n: usize) -> SignedWrite {
+    owner.create_for_cluster(&signers(dir, n))
 }
 
 /// Waits until every node's store holds the dataset at `seq`, and returns
@@ -188,10 +206,17 @@ fn a_four_node_cluster_orders_a_gateways_writes() {
                     name_tag: owner.name_tag,
                     descriptor: descriptor.to_vec(),
                     indexes: Vec::new(),
+                    cluster: Some(fluence_testkit::genesis(
+                        &owner.dataset,
+                        &signers(dir.path(), 4),
+                    )),
                 },
             })
         };
-        let (create, racing) = (owner.create(), another_create(b"a racing descriptor"));
+        let (create, racing) = (
+            create_for(&owner, dir.path(), 4),
+            another_create(b"a racing descriptor"),
+        );
         let (first, second) = futures::join!(write(&gateway, &create), write(&gateway, &racing));
         let mut outcomes = [first, second];
         outcomes.sort_by_key(|outcome| matches!(outcome, Response::Error(_)));
@@ -310,7 +335,7 @@ fn a_restarted_cluster_resumes_its_chains() {
                 .unwrap();
             if seq == 1 {
                 assert!(matches!(
-                    write(&gateway, &owner.create()).await,
+                    write(&gateway, &create_for(&owner, &dir, 4)).await,
                     Response::Written { seq: 0, .. }
                 ));
             }
@@ -353,7 +378,7 @@ fn a_member_whose_disk_was_wiped_syncs_a_snapshot_and_rejoins() {
                 "write {seq}: {answer:?}"
             );
         };
-        written(write(&gateway, &owner.create()).await, 0);
+        written(write(&gateway, &create_for(&owner, dir.path(), 4)).await, 0);
         for seq in 1..=10u64 {
             let put = put(&owner, seq, seq as u8, Precondition::Absent, no_indexes());
             written(write(&gateway, &put).await, seq);

@@ -11,6 +11,7 @@
 //! `u8` tags, complete consumption. Anything signed or hashed uses these
 //! bytes behind a domain-separation string.
 
+pub mod cluster;
 pub mod codec;
 pub mod ids;
 pub mod limits;
@@ -22,6 +23,10 @@ pub mod read;
 pub mod snapshot;
 pub mod write;
 
+pub use cluster::{
+    ClusterGenesis, MemberAddrs, MembershipError, OfferAnswer, Refusal, RouteAnswer, Seat,
+    CLUSTER_SIZE_MAX, SERVE_SIGNING_DOMAIN,
+};
 pub use codec::{Decode, DecodeError, Encode, Reader, Writer};
 pub use ids::{DatasetId, DocId, Hash32, IndexId, PublicKey, Signature, Token};
 pub use merkle::{verify_proof, DocDigest, MerkleProof, ProofError};

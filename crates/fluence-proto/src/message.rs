@@ -4,6 +4,7 @@
 //! refuse a client from an incompatible release with a clear error instead
 //! of misreading its bytes.
 
+use crate::cluster::{OfferAnswer, RouteAnswer, CLUSTER_SIZE_MAX};
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::ids::{DatasetId, DocId, Hash32, IndexId, PublicKey};
 use crate::limits::*;
@@ -12,7 +13,7 @@ use crate::plan::Plan;
 use crate::read::{FindQuery, KnownRoot, ProvenDocs, SignedPage, StatePin};
 use crate::write::{IndexDecl, SealedDoc, SignedWrite};
 
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -57,6 +58,20 @@ pub enum Request {
         dataset: DatasetId,
         ids: Vec<DocId>,
         known: Option<KnownRoot>,
+    },
+    // Placement and routing (`crate::cluster`); tags 40 and up.
+    /// Would the node serve `dataset` in the cluster of `members` (it
+    /// among them) at `epoch`? Answered with an [`OfferAnswer`]: its
+    /// signed acceptance of that membership, or a refusal.
+    Offer {
+        dataset: DatasetId,
+        epoch: u64,
+        members: Vec<PublicKey>,
+    },
+    /// The cluster of `dataset`, asked of a member: answered with a
+    /// [`RouteAnswer`], or `DatasetNotFound` by a node that does not serve it.
+    Route {
+        dataset: DatasetId,
     },
 }
 
@@ -106,6 +121,10 @@ pub enum Response {
     SignedPage(SignedPage),
     /// The answer to a `ProveIds`.
     Proven(ProvenDocs),
+    /// The answer to an `Offer`.
+    Offer(OfferAnswer),
+    /// The answer to a `Route`.
+    Route(RouteAnswer),
 }
 
 /// Why a node refused a request. Stable: gateways map these to user errors.
@@ -199,6 +218,20 @@ impl Encode for Request {
                 writer.vec(ids);
                 writer.option(known);
             }
+            Request::Offer {
+                dataset,
+                epoch,
+                members,
+            } => {
+                writer.u8(40);
+                dataset.encode(writer);
+                writer.u64(*epoch);
+                writer.vec(members);
+            }
+            Request::Route { dataset } => {
+                writer.u8(41);
+                dataset.encode(writer);
+            }
         }
     }
 }
@@ -236,6 +269,14 @@ impl Decode for Request {
             20 => Ok(Request::SignedFind {
                 query: FindQuery::decode(reader)?,
                 at: reader.option("state pin")?,
+            }),
+            40 => Ok(Request::Offer {
+                dataset: DatasetId::decode(reader)?,
+                epoch: reader.u64("membership epoch")?,
+                members: reader.vec(CLUSTER_SIZE_MAX, "offered members")?,
+            }),
+            41 => Ok(Request::Route {
+                dataset: DatasetId::decode(reader)?,
             }),
             21 => Ok(Request::ProveIds {
                 dataset: DatasetId::decode(reader)?,
@@ -440,6 +481,14 @@ impl Encode for Response {
                 writer.u8(21);
                 proven.encode(writer);
             }
+            Response::Offer(answer) => {
+                writer.u8(40);
+                answer.encode(writer);
+            }
+            Response::Route(route) => {
+                writer.u8(41);
+                route.encode(writer);
+            }
         }
     }
 }
@@ -464,6 +513,8 @@ impl Decode for Response {
             32 => Ok(Response::Ops(OpsResponse::decode(reader)?)),
             20 => Ok(Response::SignedPage(SignedPage::decode(reader)?)),
             21 => Ok(Response::Proven(ProvenDocs::decode(reader)?)),
+            40 => Ok(Response::Offer(OfferAnswer::decode(reader)?)),
+            41 => Ok(Response::Route(RouteAnswer::decode(reader)?)),
             tag => Err(DecodeError::UnknownTag {
                 what: "response",
                 tag,

@@ -17,6 +17,9 @@ use crate::limits::{
 
 /// Blocks in one [`OpsResponse::Chain`] answer.
 pub const CHAIN_BLOCKS_PER_ANSWER_MAX: u32 = 256;
+/// Nodes (this one and those it shares a cluster with) in one
+/// [`OpsResponse::Status`] answer.
+pub const STATUS_MEMBERS_MAX: usize = 4096;
 /// Datasets in one [`OpsResponse::Status`] answer.
 pub const STATUS_DATASETS_MAX: usize = 4096;
 /// Addresses listed for one member.
@@ -108,7 +111,8 @@ impl NetworkStatus {
     }
 }
 
-/// A member of the node's cluster as the node sees it.
+/// Another node the answering node shares a cluster with (or the node
+/// itself), as it sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberStatus {
     pub key: PublicKey,
@@ -136,6 +140,8 @@ pub struct DatasetStatus {
     pub syncing: bool,
     /// Why it stopped applying blocks, if it did.
     pub fault: Option<String>,
+    /// The dataset's cluster (its genesis membership), in placement order.
+    pub members: Vec<PublicKey>,
 }
 
 /// A node's view of its cluster.
@@ -143,7 +149,8 @@ pub struct DatasetStatus {
 pub struct NodeStatus {
     /// The answering node's member key.
     pub node: PublicKey,
-    /// Empty for a node that runs alone.
+    /// The node itself and every node it shares a cluster with; empty
+    /// for a node that runs alone.
     pub members: Vec<MemberStatus>,
     pub datasets: Vec<DatasetStatus>,
     /// Its peer id, connections and routing table; `None` for a node that
@@ -418,6 +425,7 @@ impl Encode for DatasetStatus {
             }
             writer.str(&fault[..end]);
         }
+        writer.vec(&self.members);
     }
 }
 
@@ -435,6 +443,7 @@ impl Decode for DatasetStatus {
             } else {
                 None
             },
+            members: reader.vec(CLUSTER_MEMBERS_MAX, "dataset members")?,
         })
     }
 }
@@ -452,7 +461,7 @@ impl Decode for NodeStatus {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(NodeStatus {
             node: PublicKey::decode(reader)?,
-            members: reader.vec(CLUSTER_MEMBERS_MAX, "members")?,
+            members: reader.vec(STATUS_MEMBERS_MAX, "members")?,
             datasets: reader.vec(STATUS_DATASETS_MAX, "datasets")?,
             network: reader.option("network status")?,
         })
@@ -569,6 +578,7 @@ mod tests {
                 floor_height: Some(3),
                 syncing: false,
                 fault: Some("stopped".into()),
+                members: vec![PublicKey([3; 32]), PublicKey([2; 32])],
             }],
             network: Some(NetworkStatus {
                 peer_id: PeerIdBytes(vec![0, 36, 8, 1]),

@@ -9,6 +9,7 @@
 //! operation carries a precondition on the document's version, so a
 //! stale read-modify-write is refused too.
 
+use crate::cluster::ClusterGenesis;
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::ids::{DatasetId, DocId, Hash32, IndexId, PublicKey, Signature, Token};
 use crate::limits::*;
@@ -303,6 +304,11 @@ pub enum Action {
         name_tag: [u8; 32],
         descriptor: Vec<u8>,
         indexes: Vec<IndexDecl>,
+        /// The cluster that replicates the dataset, agreed at placement
+        /// (every member's acceptance inside, covered by the owner's
+        /// signature); `None` only for a node that runs alone. A
+        /// cluster member refuses a `Create` that does not name it.
+        cluster: Option<ClusterGenesis>,
     },
     /// Applies document operations atomically, in order. `schema` is the
     /// [`schema_digest`] of the index declarations the writer computed the
@@ -327,12 +333,14 @@ impl Encode for Action {
                 name_tag,
                 descriptor,
                 indexes,
+                cluster,
             } => {
                 writer.u8(1);
                 owner.encode(writer);
                 writer.fixed(name_tag);
                 writer.bytes(descriptor);
                 writer.vec(indexes);
+                writer.option(cluster);
             }
             Action::Batch { schema, ops } => {
                 writer.u8(2);
@@ -360,6 +368,7 @@ impl Decode for Action {
                 name_tag: reader.array("name tag")?,
                 descriptor: reader.bytes(DESCRIPTOR_LEN_MAX, "descriptor")?,
                 indexes: reader.vec(INDEXES_PER_DATASET_MAX, "index declarations")?,
+                cluster: reader.option("cluster genesis")?,
             }),
             2 => Ok(Action::Batch {
                 schema: Hash32::decode(reader)?,

@@ -106,14 +106,30 @@ fn arb_request() -> impl Strategy<Value = Request> {
             any::<[u8; 32]>(),
             any::<[u8; 32]>(),
             arb_bytes(64),
-            proptest::collection::vec(arb_decl(), 0..4)
+            proptest::collection::vec(arb_decl(), 0..4),
+            proptest::option::of(proptest::collection::vec(
+                (any::<[u8; 32]>(), any::<u8>()),
+                0..5
+            )),
         )
-            .prop_map(|(owner, name_tag, descriptor, indexes)| Action::Create {
-                owner: PublicKey(owner),
-                name_tag,
-                descriptor,
-                indexes
-            }),
+            .prop_map(
+                |(owner, name_tag, descriptor, indexes, seats)| Action::Create {
+                    owner: PublicKey(owner),
+                    name_tag,
+                    descriptor,
+                    indexes,
+                    cluster: seats.map(|seats| fluence_proto::ClusterGenesis {
+                        epoch: 0,
+                        members: seats
+                            .into_iter()
+                            .map(|(key, sig)| fluence_proto::Seat {
+                                key: PublicKey(key),
+                                acceptance: fluence_proto::Signature([sig; 64]),
+                            })
+                            .collect(),
+                    }),
+                }
+            ),
         (any::<[u8; 32]>(), proptest::collection::vec(arb_op(), 0..4)).prop_map(|(schema, ops)| {
             Action::Batch {
                 schema: Hash32(schema),

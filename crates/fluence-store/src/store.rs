@@ -730,6 +730,7 @@ impl<O: OreOrder> Store<O> {
             name_tag,
             descriptor,
             indexes,
+            ..
         } = &write.body.action
         else {
             unreachable!("create is only called for Create")
@@ -1315,6 +1316,7 @@ mod tests {
                         kind: IndexKind::Eq,
                         unique: false,
                     }],
+                    cluster: None,
                 },
             ))
             .unwrap();
@@ -1414,6 +1416,7 @@ mod tests {
                     name_tag: [0; 32],
                     descriptor: vec![],
                     indexes: range_decls(),
+                    cluster: None,
                 },
             ))
             .unwrap();

@@ -58,6 +58,7 @@ fn create_refuses_duplicate_index_declarations() {
                     unique: false,
                 },
             ],
+            cluster: None,
         },
     );
     assert!(matches!(store.apply(&write), Err(ApplyError::BadWrite(_))));

@@ -28,6 +28,7 @@ fn open_unique() -> (tempfile::TempDir, TestStore, DatasetId) {
                 name_tag: [9; 32],
                 descriptor: vec![],
                 indexes: unique_decls(),
+                cluster: None,
             },
         ))
         .unwrap();

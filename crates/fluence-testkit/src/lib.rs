@@ -8,7 +8,8 @@ pub mod scram;
 
 use fluence_crypto::sign::SigningKey;
 use fluence_proto::{
-    Action, DatasetId, DocOp, PublicKey, Signature, SignedWrite, WriteBody, WRITE_SIGNING_DOMAIN,
+    Action, ClusterGenesis, DatasetId, DocOp, PublicKey, Seat, Signature, SignedWrite, WriteBody,
+    SERVE_SIGNING_DOMAIN, WRITE_SIGNING_DOMAIN,
 };
 
 /// A dataset owner: a signing key and the dataset it names `name_tag`
@@ -44,8 +45,20 @@ impl Owner {
         SignedWrite { body, signature }
     }
 
-    /// The `Create` of the dataset, declaring no indexes.
+    /// The `Create` of the dataset for a node that runs alone (no
+    /// cluster), declaring no indexes.
     pub fn create(&self) -> SignedWrite {
+        self.create_with(None)
+    }
+
+    /// The `Create` of the dataset replicated by the cluster of the node
+    /// keys `members` (in this order), each of which signs its acceptance,
+    /// as placement would gather them.
+    pub fn create_for_cluster(&self, members: &[SigningKey]) -> SignedWrite {
+        self.create_with(Some(genesis(&self.dataset, members)))
+    }
+
+    fn create_with(&self, cluster: Option<ClusterGenesis>) -> SignedWrite {
         self.sign(WriteBody {
             dataset: self.dataset,
             seq: 0,
@@ -54,6 +67,7 @@ impl Owner {
                 name_tag: self.name_tag,
                 descriptor: b"sealed descriptor".to_vec(),
                 indexes: Vec::new(),
+                cluster,
             },
         })
     }
@@ -69,6 +83,24 @@ impl Owner {
                 ops,
             },
         })
+    }
+}
+
+/// The genesis membership of `dataset` with the node keys `members` (in
+/// this order), every member's acceptance signed under
+/// `FLUENCE_SERVE_V1` over the membership digest.
+pub fn genesis(dataset: &DatasetId, members: &[SigningKey]) -> ClusterGenesis {
+    let keys: Vec<PublicKey> = members.iter().map(|k| PublicKey(k.public_key())).collect();
+    let digest = fluence_proto::cluster::membership_digest(dataset, 0, &keys);
+    ClusterGenesis {
+        epoch: 0,
+        members: members
+            .iter()
+            .map(|key| Seat {
+                key: PublicKey(key.public_key()),
+                acceptance: Signature(key.sign(SERVE_SIGNING_DOMAIN, &digest)),
+            })
+            .collect(),
     }
 }
 

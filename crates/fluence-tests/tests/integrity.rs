@@ -290,6 +290,7 @@ fn writes_signed_by_another_key_are_refused() {
             name_tag: victim.name_tag,
             descriptor: vec![],
             indexes: vec![],
+            cluster: None,
         },
     };
     let signed = SignedWrite {

@@ -331,21 +331,19 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The `--member` values of a cluster whose member `i` keeps its data in
-/// `dir/n<i>` and listens on `ports[i]`: each identity is created now, so
-/// every node can be told every member's key at start.
-pub fn member_flags(dir: &Path, ports: &[u16]) -> Vec<String> {
-    let mut members = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let data_dir = dir.join(format!("n{i}"));
-        std::fs::create_dir_all(&data_dir).expect("data dir");
-        let keypair =
-            fluence_net::identity::load_or_create(&fluence_node::daemon::identity_path(&data_dir))
-                .expect("identity");
-        let key = fluence_net::identity::member_key(&keypair).expect("member key");
-        members.push(format!("{key}@/ip4/127.0.0.1/tcp/{port}"));
-    }
-    members
+/// The `--bootstrap` address of node `n0` (identity created under
+/// `dir/n0` if it does not exist yet) listening on `port`: every other
+/// node of a test network joins through it.
+pub fn bootstrap_addr(dir: &Path, port: u16) -> String {
+    let data_dir = dir.join("n0");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let keypair =
+        fluence_net::identity::load_or_create(&fluence_node::daemon::identity_path(&data_dir))
+            .expect("identity");
+    format!(
+        "/ip4/127.0.0.1/tcp/{port}/p2p/{}",
+        keypair.public().to_peer_id()
+    )
 }
 
 /// Every file under `dir`, recursively.

@@ -434,6 +434,8 @@ pub(crate) fn response_kind(response: &Response) -> &'static str {
         Response::SignedPage(_) => "a signed page",
         Response::Proven(_) => "proven documents",
         Response::Ops(_) => "an operations answer",
+        Response::Offer(_) => "an answer to an offer",
+        Response::Route(_) => "a route",
     }
 }
 

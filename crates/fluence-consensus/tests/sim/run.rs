@@ -215,6 +215,13 @@ pub fn run(seed: u64) -> RunStats {
         // (where there is none) one that is otherwise correct.
         let read_liar = byzantine.unwrap_or((victim + 1) % n);
         let acked: Acked = Arc::default();
+        // The Create names the cluster, every member's acceptance signed
+        // with its node key, as placement gathers them.
+        let signers: Vec<fluence_crypto::sign::SigningKey> = nodes
+            .iter()
+            .map(|node| fluence_crypto::sign::SigningKey::from_seed(&node.secret))
+            .collect();
+        let create = Arc::new(owner.create_for_cluster(&signers));
         let nodes: Nodes = Arc::new(Mutex::new(nodes));
         let reads = Arc::new(Mutex::new(ReadTally::default()));
 
@@ -225,9 +232,10 @@ pub fn run(seed: u64) -> RunStats {
             let nodes = Arc::clone(&nodes);
             let owner = Arc::clone(&owner);
             let acked = Arc::clone(&acked);
+            let create = Arc::clone(&create);
             move |context| async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xc11e);
-                submit_until_acked(&context, &nodes, &owner.create(), &acked, &mut rng).await;
+                submit_until_acked(&context, &nodes, &create, &acked, &mut rng).await;
                 let mut next = 1u64;
                 let mut running = Vec::new();
                 while next <= WRITES || !running.is_empty() {

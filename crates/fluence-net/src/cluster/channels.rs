@@ -3,7 +3,7 @@
 //! Semantics follow commonware's authenticated network: a send goes to the
 //! chosen members that are connected and whose queue has room, never
 //! waits, and reports which members it was queued for; `Recipients::All`
-//! means every other member of the cluster. The transport has no per-peer
+//! means every other member of the dataset's cluster. The transport has no per-peer
 //! rate limit (the members are configured and consensus paces itself), so
 //! `check` never refuses for rate.
 
@@ -17,13 +17,14 @@ use commonware_runtime::IoBufs;
 use fluence_proto::DatasetId;
 
 use super::queue::Pushed;
-use super::{Inbox, Shared, CLUSTER_MESSAGE_LEN_MAX, DATASET_PREFIX_LEN};
+use super::{read, DatasetCluster, Inbox, Shared, CLUSTER_MESSAGE_LEN_MAX, DATASET_PREFIX_LEN};
 use crate::frame::Frame;
 
 /// Sends on one (dataset, channel) to other members.
 #[derive(Clone)]
 pub struct ClusterSender {
     shared: Arc<Shared>,
+    cluster: Arc<DatasetCluster>,
     dataset: DatasetId,
     channel: u64,
 }
@@ -38,29 +39,36 @@ impl std::fmt::Debug for ClusterSender {
 }
 
 impl ClusterSender {
-    pub(super) fn new(shared: Arc<Shared>, dataset: DatasetId, channel: u64) -> Self {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        cluster: Arc<DatasetCluster>,
+        dataset: DatasetId,
+        channel: u64,
+    ) -> Self {
         ClusterSender {
             shared,
+            cluster,
             dataset,
             channel,
         }
     }
 
     /// The members a send to `recipients` would be queued for now: other
-    /// members, connected and not blocked.
+    /// members of the dataset's cluster, connected and not blocked.
     fn reachable(&self, recipients: Recipients<ed25519::PublicKey>) -> Vec<ed25519::PublicKey> {
+        let links = read(&self.shared.links);
+        let membership = &self.cluster.membership;
         let usable = |key: &ed25519::PublicKey| {
-            self.shared
-                .links
-                .get(key)
-                .is_some_and(|link| link.connected.load(std::sync::atomic::Ordering::Acquire))
+            membership.by_consensus(key).is_some()
+                && links
+                    .get(key)
+                    .is_some_and(|link| link.connected.load(std::sync::atomic::Ordering::Acquire))
                 && !self.shared.peers.is_blocked(key)
         };
         match recipients {
-            Recipients::All => self
-                .shared
-                .links
-                .keys()
+            Recipients::All => membership
+                .others()
+                .map(|member| &member.consensus)
                 .filter(|key| usable(key))
                 .cloned()
                 .collect(),
@@ -130,8 +138,9 @@ impl CheckedSender for ClusterChecked<'_> {
         let mut accepted = 0;
         let last = self.recipients.len() - 1;
         let mut payload = Some(payload);
+        let links = read(&shared.links);
         for (i, key) in self.recipients.iter().enumerate() {
-            let Some(link) = shared.links.get(key) else {
+            let Some(link) = links.get(key) else {
                 continue;
             };
             // The last recipient takes the payload itself, the others a copy.

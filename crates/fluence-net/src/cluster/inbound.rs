@@ -22,9 +22,11 @@ pub async fn accept(shared: Weak<Shared>, mut streams: mpsc::Receiver<InboundStr
             accepted = streams.recv() => {
                 let Some(accepted) = accepted else { return };
                 let Some(shared) = shared.upgrade() else { return };
-                let Some(member) = shared.membership.by_peer(&accepted.peer).cloned() else {
-                    // Not a member: close the stream unread.
-                    tracing::debug!(peer = %accepted.peer, "closing a cluster stream from a non-member");
+                // Any node may open a stream (it may share a cluster with
+                // this one, or ask for a membership); what it sends is
+                // delivered only to the datasets it is a member of.
+                let Some(member) = Member::from_peer(&accepted.peer) else {
+                    tracing::debug!(peer = %accepted.peer, "closing a cluster stream from a peer without an ed25519 id");
                     continue;
                 };
                 reading.spawn(read(shared, member, accepted));

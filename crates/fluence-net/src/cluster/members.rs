@@ -1,4 +1,4 @@
-//! The cluster's members, under both names: the libp2p `PeerId` a
+//! Cluster members, under both names: the libp2p `PeerId` a
 //! connection authenticates (noise proves the peer holds its key) and the
 //! ed25519 public key consensus knows it by. Both are the same ed25519
 //! key: a peer id is the identity multihash of the key's protobuf
@@ -16,7 +16,8 @@ use libp2p::{Multiaddr, PeerId};
 use crate::identity::peer_id_of;
 use crate::NetError;
 
-/// A member as configured: its key and where to dial it.
+/// A node as configured (a member, or an entry of the address book):
+/// its key and where to dial it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterMember {
     pub key: PublicKey,
@@ -34,7 +35,35 @@ pub struct Member {
     pub addrs: Vec<Multiaddr>,
 }
 
-/// The member set, with this node's place in it.
+/// The commonware view of a fluence public key, if it is a valid point.
+pub fn consensus_key(key: &PublicKey) -> Option<ed25519::PublicKey> {
+    ed25519::PublicKey::decode(commonware_runtime::IoBuf::from(key.0.to_vec())).ok()
+}
+
+impl Member {
+    /// The node with `key`, dialed at `addrs` (which may be empty: the
+    /// swarm then asks discovery where it is).
+    pub fn from_key(key: PublicKey, addrs: Vec<Multiaddr>) -> Result<Member, NetError> {
+        let peer = peer_id_of(&key)?;
+        let consensus = consensus_key(&key)
+            .ok_or_else(|| NetError::Setup(format!("{key} is not an ed25519 key")))?;
+        Ok(Member {
+            key,
+            peer,
+            consensus,
+            addrs,
+        })
+    }
+
+    /// The node behind an authenticated connection from `peer`, if its
+    /// peer id carries an ed25519 key (every Fluence node's does).
+    pub fn from_peer(peer: &PeerId) -> Option<Member> {
+        let key = crate::identity::member_key_of(peer).ok()?;
+        Member::from_key(key, Vec::new()).ok()
+    }
+}
+
+/// The members of one dataset's cluster, with this node's place in it.
 #[derive(Debug)]
 pub struct Membership {
     members: Vec<Member>,
@@ -43,13 +72,9 @@ pub struct Membership {
     by_consensus: HashMap<ed25519::PublicKey, usize>,
 }
 
-/// The commonware view of a fluence public key, if it is a valid point.
-pub fn consensus_key(key: &PublicKey) -> Option<ed25519::PublicKey> {
-    ed25519::PublicKey::decode(commonware_runtime::IoBuf::from(key.0.to_vec())).ok()
-}
-
 impl Membership {
-    /// Checks and indexes `members`, of which `local` must be one.
+    /// Checks and indexes `members` (1 to `CLUSTER_MEMBERS_MAX`, none
+    /// twice), of which `local` must be one.
     pub fn new(local: PublicKey, members: Vec<ClusterMember>) -> Result<Membership, NetError> {
         let bad = |reason: String| NetError::Setup(format!("cluster membership: {reason}"));
         if members.is_empty() || members.len() > CLUSTER_MEMBERS_MAX {
@@ -62,19 +87,12 @@ impl Membership {
         let mut by_peer = HashMap::new();
         let mut by_consensus = HashMap::new();
         for member in members {
-            let peer = peer_id_of(&member.key)?;
-            let consensus = consensus_key(&member.key)
-                .ok_or_else(|| bad(format!("{} is not an ed25519 key", member.key)))?;
-            if by_peer.insert(peer, indexed.len()).is_some() {
+            let member = Member::from_key(member.key, member.addrs)?;
+            if by_peer.insert(member.peer, indexed.len()).is_some() {
                 return Err(bad(format!("{} is listed twice", member.key)));
             }
-            by_consensus.insert(consensus.clone(), indexed.len());
-            indexed.push(Member {
-                key: member.key,
-                peer,
-                consensus,
-                addrs: member.addrs,
-            });
+            by_consensus.insert(member.consensus.clone(), indexed.len());
+            indexed.push(member);
         }
         let local = indexed
             .iter()
@@ -88,7 +106,7 @@ impl Membership {
         })
     }
 
-    /// Every member, this node included, in configuration order.
+    /// Every member, this node included, in the order given.
     pub fn all(&self) -> &[Member] {
         &self.members
     }

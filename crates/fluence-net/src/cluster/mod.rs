@@ -28,11 +28,21 @@
 //!
 //! # Who may speak
 //!
-//! Only members (membership is configured) are dialed, and inbound streams
-//! from any other peer are closed unread. A member's consensus key is its
-//! node identity ([`members`]). A peer blocked through [`ClusterBlocker`]
-//! (consensus found it sent garbage) is ignored in both directions for
-//! [`BLOCK_DURATION`].
+//! Each dataset has its own member set ([`ClusterNet::join`], from the
+//! dataset's genesis membership): sends on a dataset's channels go only to
+//! its members, and a message about a dataset is delivered only if its
+//! sender is one of that dataset's members. One node is in as many
+//! clusters as it serves datasets; it keeps one link per other node it
+//! shares a cluster with (at most [`LINKS_MAX`]), dialed through the
+//! addresses it was given or, without any, through the swarm's discovery.
+//! A member's consensus key is its node identity ([`members`]). A peer
+//! blocked through [`ClusterBlocker`] (consensus found it sent garbage) is
+//! ignored in both directions, in every cluster, for [`BLOCK_DURATION`].
+//!
+//! Channel [`MEMBERSHIP_CHANNEL`] is not a replica's: its messages are
+//! about memberships themselves (a node that hears of a dataset it has no
+//! membership for asks the sender for it) and go to one node-wide queue
+//! ([`ClusterNet::take_membership_messages`]) from any peer.
 //!
 //! # Bounds
 //!
@@ -54,7 +64,7 @@ mod peers;
 mod queue;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use fluence_proto::limits::MESSAGE_LEN_MAX;
@@ -65,7 +75,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use channels::{ClusterChecked, ClusterClosed, ClusterReceiver, ClusterSender};
-pub use members::{ClusterMember, Member, Membership};
+pub use members::{consensus_key, ClusterMember, Member, Membership};
 pub use peers::{ClusterBlocker, ClusterPeers};
 
 use crate::streams::{InboundStream, StreamReply};
@@ -82,6 +92,14 @@ pub const CLUSTER_MESSAGE_LEN_MAX: usize = MESSAGE_LEN_MAX - DATASET_PREFIX_LEN;
 /// Channel ids a dataset may use (`0..CHANNELS_PER_DATASET_MAX`); a
 /// replica uses eight.
 pub const CHANNELS_PER_DATASET_MAX: u64 = 16;
+/// The channel of membership messages (see the module documentation):
+/// the last one, above every replica channel.
+pub const MEMBERSHIP_CHANNEL: u64 = CHANNELS_PER_DATASET_MAX - 1;
+/// Membership messages waiting for the node; more are dropped.
+pub const MEMBERSHIP_MESSAGES_MAX: usize = 256;
+/// Other nodes this node keeps links to at once (members of all its
+/// clusters, and nodes it asked for a membership).
+pub const LINKS_MAX: usize = 4096;
 /// Messages one inbound (dataset, channel) queue holds before arrivals
 /// are dropped.
 pub const INBOUND_MESSAGES_PER_CHANNEL_MAX: usize = 4096;
@@ -101,8 +119,16 @@ pub const UNKNOWN_DATASET_REPORTS_MAX: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownDataset {
     pub dataset: DatasetId,
-    /// The member that sent it.
+    /// The node that sent it.
     pub from: PublicKey,
+}
+
+/// A message on [`MEMBERSHIP_CHANNEL`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipMessage {
+    pub dataset: DatasetId,
+    pub from: PublicKey,
+    pub message: Vec<u8>,
 }
 
 /// Why a channel could not be registered.
@@ -110,8 +136,10 @@ pub struct UnknownDataset {
 pub enum RegisterError {
     #[error("channel {channel} of dataset {dataset} is already registered")]
     Taken { dataset: DatasetId, channel: u64 },
-    #[error("channel id {0} is not below {CHANNELS_PER_DATASET_MAX}")]
+    #[error("channel id {0} is not below {MEMBERSHIP_CHANNEL}")]
     OutOfRange(u64),
+    #[error("dataset {0} has no membership on this node (join it first)")]
+    NotJoined(DatasetId),
     #[error("the cluster transport has shut down")]
     Closed,
 }
@@ -136,14 +164,27 @@ type Inbox = BoundedQueue<(
     commonware_runtime::IoBuf,
 )>;
 
+/// One dataset's cluster on this node.
+pub struct DatasetCluster {
+    pub membership: Membership,
+    pub(crate) peers: peers::PeerSet,
+}
+
 struct Shared {
-    membership: Membership,
-    /// One per other member, by consensus key.
-    links: HashMap<commonware_cryptography::ed25519::PublicKey, Arc<Link>>,
+    local: Member,
+    /// Where to dial nodes, as configured or learned ([`ClusterNet::set_addresses`]).
+    book: RwLock<HashMap<PublicKey, Vec<Multiaddr>>>,
+    /// One per other node this node shares a cluster with (or asked for
+    /// a membership), by consensus key.
+    links: RwLock<HashMap<commonware_cryptography::ed25519::PublicKey, Arc<Link>>>,
+    clusters: RwLock<HashMap<DatasetId, Arc<DatasetCluster>>>,
     inboxes: RwLock<HashMap<(DatasetId, u64), Arc<Inbox>>>,
     unknown: mpsc::Sender<UnknownDataset>,
     unknown_receiver: Mutex<Option<mpsc::Receiver<UnknownDataset>>>,
+    membership_messages: mpsc::Sender<MembershipMessage>,
+    membership_receiver: Mutex<Option<mpsc::Receiver<MembershipMessage>>>,
     peers: peers::PeerState,
+    open_sender: mpsc::Sender<OpenRequest>,
     closed: std::sync::atomic::AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     runtime: tokio::runtime::Handle,
@@ -151,6 +192,14 @@ struct Shared {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The transport: cheap to clone, shared by every replica of the node.
@@ -162,8 +211,9 @@ pub struct ClusterNet {
 impl std::fmt::Debug for ClusterNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterNet")
-            .field("local", &self.shared.membership.local().key)
-            .field("members", &self.shared.membership.all().len())
+            .field("local", &self.shared.local.key)
+            .field("clusters", &read(&self.shared.clusters).len())
+            .field("links", &read(&self.shared.links).len())
             .finish()
     }
 }
@@ -174,48 +224,47 @@ const OPEN_REQUESTS_QUEUED_MAX: usize = 64;
 const INBOUND_STREAMS_QUEUED_MAX: usize = 64;
 
 impl ClusterNet {
-    /// Starts the transport of the node with `keypair` in the cluster of
-    /// `members` (which must include it): one link task per other member
-    /// that keeps a stream to it open, and one task that accepts inbound
-    /// streams. Must run inside a tokio runtime. The returned
-    /// [`SwarmSide`] goes to the node's [`crate::Server`].
+    /// Starts the transport of the node with `keypair`, knowing where to
+    /// dial the nodes of `known` (an address book; it may be empty, and
+    /// it may list this node, which is ignored): one task that accepts
+    /// inbound streams, and a link task per node as clusters are joined.
+    /// Must run inside a tokio runtime. The returned [`SwarmSide`] goes
+    /// to the node's [`crate::Server`].
     pub fn start(
         keypair: &Keypair,
-        members: Vec<ClusterMember>,
+        known: Vec<ClusterMember>,
     ) -> Result<(ClusterNet, SwarmSide), NetError> {
-        let local = crate::identity::member_key(keypair)?;
-        let membership = Membership::new(local, members)?;
+        let local_key = crate::identity::member_key(keypair)?;
+        let local = Member::from_key(local_key, Vec::new())?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| NetError::Setup("the cluster transport needs a tokio runtime".into()))?;
         let (open_sender, open_requests) = mpsc::channel(OPEN_REQUESTS_QUEUED_MAX);
         let (inbound, inbound_streams) = mpsc::channel(INBOUND_STREAMS_QUEUED_MAX);
         let (unknown, unknown_receiver) = mpsc::channel(UNKNOWN_DATASET_REPORTS_MAX);
-        let links = membership
-            .others()
-            .map(|member| {
-                (
-                    member.consensus.clone(),
-                    Arc::new(Link::new(member.clone())),
-                )
-            })
+        let (membership_messages, membership_receiver) = mpsc::channel(MEMBERSHIP_MESSAGES_MAX);
+        let book = known
+            .into_iter()
+            .filter(|node| node.key != local_key)
+            .map(|node| (node.key, node.addrs))
             .collect();
         let shared = Arc::new(Shared {
-            peers: peers::PeerState::new(&membership),
-            membership,
-            links,
+            local,
+            book: RwLock::new(book),
+            links: RwLock::new(HashMap::new()),
+            clusters: RwLock::new(HashMap::new()),
             inboxes: RwLock::new(HashMap::new()),
             unknown,
             unknown_receiver: Mutex::new(Some(unknown_receiver)),
+            membership_messages,
+            membership_receiver: Mutex::new(Some(membership_receiver)),
+            peers: peers::PeerState::new(),
+            open_sender,
             closed: std::sync::atomic::AtomicBool::new(false),
             tasks: Mutex::new(Vec::new()),
             runtime: runtime.clone(),
         });
-        let mut tasks = Vec::new();
-        for link in shared.links.values() {
-            tasks.push(runtime.spawn(link::run(Arc::clone(link), open_sender.clone())));
-        }
-        tasks.push(runtime.spawn(inbound::accept(Arc::downgrade(&shared), inbound_streams)));
-        *lock(&shared.tasks) = tasks;
+        let accept = runtime.spawn(inbound::accept(Arc::downgrade(&shared), inbound_streams));
+        lock(&shared.tasks).push(accept);
         Ok((
             ClusterNet { shared },
             SwarmSide {
@@ -227,52 +276,120 @@ impl ClusterNet {
 
     /// This node as a member.
     pub fn local(&self) -> &Member {
-        self.shared.membership.local()
+        &self.shared.local
     }
 
-    /// The cluster's members, this node included.
-    pub fn members(&self) -> &[Member] {
-        self.shared.membership.all()
+    /// Serves `dataset` in the cluster of `members` (this node among
+    /// them, each at most once): from now on its channels reach these
+    /// members and accept messages only from them, and a link to each is
+    /// kept open. Joining again with the same members changes nothing;
+    /// with others it is refused (a membership change is a later epoch,
+    /// not supported yet).
+    pub fn join(&self, dataset: DatasetId, members: &[PublicKey]) -> Result<(), NetError> {
+        if self.is_closed() {
+            return Err(NetError::Setup(
+                "the cluster transport has shut down".into(),
+            ));
+        }
+        if let Some(existing) = read(&self.shared.clusters).get(&dataset) {
+            let keys: Vec<PublicKey> = existing.membership.all().iter().map(|m| m.key).collect();
+            if keys == members {
+                return Ok(());
+            }
+            return Err(NetError::Setup(format!(
+                "dataset {dataset} is served with other members already"
+            )));
+        }
+        let book = read(&self.shared.book).clone();
+        let configured = members
+            .iter()
+            .map(|key| ClusterMember {
+                key: *key,
+                addrs: book.get(key).cloned().unwrap_or_default(),
+            })
+            .collect();
+        let membership = Membership::new(self.shared.local.key, configured)?;
+        for member in membership.others() {
+            self.shared.link_to(member)?;
+        }
+        let cluster = Arc::new(DatasetCluster {
+            peers: peers::PeerSet::new(&membership),
+            membership,
+        });
+        write(&self.shared.clusters)
+            .entry(dataset)
+            .or_insert(cluster);
+        Ok(())
     }
 
-    /// Registers channel `channel` of `dataset`: what members send on it
-    /// arrives at the receiver, and the sender reaches the other members.
-    /// The registration ends when the receiver is dropped.
+    /// Stops serving `dataset`'s cluster (its replica stopped). Links
+    /// stay open for the node's other clusters.
+    pub fn leave(&self, dataset: &DatasetId) {
+        write(&self.shared.clusters).remove(dataset);
+    }
+
+    /// The members of `dataset`'s cluster, if this node serves it.
+    pub fn members(&self, dataset: &DatasetId) -> Option<Vec<Member>> {
+        read(&self.shared.clusters)
+            .get(dataset)
+            .map(|cluster| cluster.membership.all().to_vec())
+    }
+
+    /// Every other node this node keeps a link to (the members of all
+    /// its clusters), with whether a stream to it is open.
+    pub fn linked(&self) -> Vec<(Member, bool)> {
+        read(&self.shared.links)
+            .values()
+            .map(|link| {
+                (
+                    link.member.clone(),
+                    link.connected.load(std::sync::atomic::Ordering::Acquire),
+                )
+            })
+            .collect()
+    }
+
+    /// Registers channel `channel` of `dataset` (joined first): what its
+    /// members send on it arrives at the receiver, and the sender reaches
+    /// them. The registration ends when the receiver is dropped.
     pub fn register(
         &self,
         dataset: DatasetId,
         channel: u64,
     ) -> Result<(ClusterSender, ClusterReceiver), RegisterError> {
-        if channel >= CHANNELS_PER_DATASET_MAX {
+        if channel >= MEMBERSHIP_CHANNEL {
             return Err(RegisterError::OutOfRange(channel));
         }
         if self.is_closed() {
             return Err(RegisterError::Closed);
         }
+        let cluster = read(&self.shared.clusters)
+            .get(&dataset)
+            .cloned()
+            .ok_or(RegisterError::NotJoined(dataset))?;
         let inbox = Arc::new(Inbox::new(
             INBOUND_MESSAGES_PER_CHANNEL_MAX,
             INBOUND_BYTES_PER_CHANNEL_MAX,
         ));
         {
-            let mut inboxes = self
-                .shared
-                .inboxes
-                .write()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut inboxes = write(&self.shared.inboxes);
             if inboxes.contains_key(&(dataset, channel)) {
                 return Err(RegisterError::Taken { dataset, channel });
             }
             inboxes.insert((dataset, channel), Arc::clone(&inbox));
         }
         Ok((
-            ClusterSender::new(Arc::clone(&self.shared), dataset, channel),
+            ClusterSender::new(Arc::clone(&self.shared), cluster, dataset, channel),
             ClusterReceiver::new(Arc::clone(&self.shared), dataset, channel, inbox),
         ))
     }
 
-    /// The member set, as commonware's peer [`Provider`](commonware_p2p::Provider).
-    pub fn peers(&self) -> ClusterPeers {
-        ClusterPeers::new(Arc::clone(&self.shared))
+    /// `dataset`'s member set, as commonware's peer
+    /// [`Provider`](commonware_p2p::Provider); `None` if not joined.
+    pub fn peers(&self, dataset: &DatasetId) -> Option<ClusterPeers> {
+        read(&self.shared.clusters)
+            .get(dataset)
+            .map(|cluster| ClusterPeers::new(Arc::clone(cluster)))
     }
 
     /// Blocks members for every cluster of this node, as commonware's
@@ -287,39 +404,74 @@ impl ClusterNet {
         lock(&self.shared.unknown_receiver).take()
     }
 
+    /// The messages on [`MEMBERSHIP_CHANNEL`]; only the first call gets them.
+    pub fn take_membership_messages(&self) -> Option<mpsc::Receiver<MembershipMessage>> {
+        lock(&self.shared.membership_receiver).take()
+    }
+
+    /// Sends `message` about `dataset` on [`MEMBERSHIP_CHANNEL`] to `to`,
+    /// opening a link to it if there is none. Like every cluster send it
+    /// may be dropped (no stream open yet, a full queue): the caller asks
+    /// again later. Returns whether it was queued.
+    pub fn send_membership(&self, to: &PublicKey, dataset: DatasetId, message: &[u8]) -> bool {
+        if self.is_closed()
+            || *to == self.shared.local.key
+            || message.len() > CLUSTER_MESSAGE_LEN_MAX
+        {
+            return false;
+        }
+        let addrs = read(&self.shared.book).get(to).cloned().unwrap_or_default();
+        let Ok(member) = Member::from_key(*to, addrs) else {
+            return false;
+        };
+        let Ok(link) = self.shared.link_to(&member) else {
+            return false;
+        };
+        let mut payload = Vec::with_capacity(DATASET_PREFIX_LEN + message.len());
+        payload.extend_from_slice(dataset.as_bytes());
+        payload.extend_from_slice(message);
+        link.send(
+            crate::frame::Frame::cluster(MEMBERSHIP_CHANNEL, payload),
+            true,
+        ) == queue::Pushed::Accepted
+    }
+
     /// Whether a stream to `member` is open now (messages to it are sent,
     /// not dropped).
     pub fn is_connected(&self, member: &PublicKey) -> bool {
-        self.shared.links.values().any(|link| {
+        read(&self.shared.links).values().any(|link| {
             link.member.key == *member && link.connected.load(std::sync::atomic::Ordering::Acquire)
         })
     }
 
-    /// Where `member` is dialed now (for this node: where it was
-    /// configured to be reached).
+    /// Where `member` is dialed now (empty: through discovery).
     pub fn addresses(&self, member: &PublicKey) -> Vec<Multiaddr> {
-        match self.shared.links.values().find(|l| l.member.key == *member) {
+        match read(&self.shared.links)
+            .values()
+            .find(|l| l.member.key == *member)
+        {
             Some(link) => lock(&link.addrs).clone(),
-            None => self
-                .members()
-                .iter()
-                .find(|m| m.key == *member)
-                .map(|m| m.addrs.clone())
+            None => read(&self.shared.book)
+                .get(member)
+                .cloned()
                 .unwrap_or_default(),
         }
     }
 
-    /// Replaces where `member` is dialed (a member that listens on a port
+    /// Replaces where `member` is dialed (a node that listens on a port
     /// it picked at start is known only once it runs); used from its next
-    /// connection attempt on. Returns whether `member` is another member.
-    pub fn set_addresses(&self, member: &PublicKey, addrs: Vec<Multiaddr>) -> bool {
-        match self.shared.links.values().find(|l| l.member.key == *member) {
-            Some(link) => {
-                *lock(&link.addrs) = addrs;
-                true
-            }
-            None => false,
+    /// connection attempt on, and for links opened later.
+    pub fn set_addresses(&self, member: &PublicKey, addrs: Vec<Multiaddr>) {
+        if *member == self.shared.local.key {
+            return;
         }
+        if let Some(link) = read(&self.shared.links)
+            .values()
+            .find(|l| l.member.key == *member)
+        {
+            *lock(&link.addrs) = addrs.clone();
+        }
+        write(&self.shared.book).insert(*member, addrs);
     }
 
     fn is_closed(&self) -> bool {
@@ -337,23 +489,48 @@ impl ClusterNet {
         for task in lock(&self.shared.tasks).drain(..) {
             task.abort();
         }
-        for link in self.shared.links.values() {
+        for link in read(&self.shared.links).values() {
             link.queue.close();
         }
-        let inboxes = self
-            .shared
-            .inboxes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        for inbox in inboxes.values() {
+        for inbox in read(&self.shared.inboxes).values() {
             inbox.close();
         }
     }
 }
 
 impl Shared {
-    /// Delivers one message that arrived from `from` (already checked to
-    /// be a member) to its (dataset, channel) queue.
+    /// The link to `member`, started if there is none yet.
+    fn link_to(&self, member: &Member) -> Result<Arc<Link>, NetError> {
+        if let Some(link) = read(&self.links).get(&member.consensus) {
+            return Ok(Arc::clone(link));
+        }
+        let mut links = write(&self.links);
+        if let Some(link) = links.get(&member.consensus) {
+            return Ok(Arc::clone(link));
+        }
+        if links.len() >= LINKS_MAX {
+            return Err(NetError::Setup(format!(
+                "this node keeps links to {LINKS_MAX} nodes already"
+            )));
+        }
+        let mut member = member.clone();
+        if member.addrs.is_empty() {
+            member.addrs = read(&self.book)
+                .get(&member.key)
+                .cloned()
+                .unwrap_or_default();
+        }
+        let link = Arc::new(Link::new(member.clone()));
+        links.insert(member.consensus.clone(), Arc::clone(&link));
+        let task = self
+            .runtime
+            .spawn(link::run(Arc::clone(&link), self.open_sender.clone()));
+        lock(&self.tasks).push(task);
+        Ok(link)
+    }
+
+    /// Delivers one message that arrived from `from` to its (dataset,
+    /// channel) queue, if `from` is a member of that dataset's cluster.
     fn deliver(
         &self,
         from: &Member,
@@ -361,12 +538,30 @@ impl Shared {
         channel: u64,
         message: commonware_runtime::IoBuf,
     ) {
-        let inbox = self
-            .inboxes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&(dataset, channel))
-            .cloned();
+        if channel == MEMBERSHIP_CHANNEL {
+            let _ = self.membership_messages.try_send(MembershipMessage {
+                dataset,
+                from: from.key,
+                message: message.as_ref().to_vec(),
+            });
+            return;
+        }
+        let member = match read(&self.clusters).get(&dataset) {
+            Some(cluster) => cluster.membership.by_peer(&from.peer).is_some(),
+            None => {
+                // Full means the node has reports to work through already.
+                let _ = self.unknown.try_send(UnknownDataset {
+                    dataset,
+                    from: from.key,
+                });
+                return;
+            }
+        };
+        if !member {
+            tracing::debug!(from = %from.key, %dataset, "dropping a message from a non-member");
+            return;
+        }
+        let inbox = read(&self.inboxes).get(&(dataset, channel)).cloned();
         match inbox {
             Some(inbox) => {
                 let len = message.len();
@@ -376,7 +571,6 @@ impl Shared {
                 }
             }
             None => {
-                // Full means the node has reports to work through already.
                 let _ = self.unknown.try_send(UnknownDataset {
                     dataset,
                     from: from.key,
@@ -386,7 +580,7 @@ impl Shared {
     }
 
     fn unregister(&self, dataset: DatasetId, channel: u64, inbox: &Arc<Inbox>) {
-        let mut inboxes = self.inboxes.write().unwrap_or_else(PoisonError::into_inner);
+        let mut inboxes = write(&self.inboxes);
         if inboxes
             .get(&(dataset, channel))
             .is_some_and(|registered| Arc::ptr_eq(registered, inbox))

@@ -1,5 +1,5 @@
-//! commonware-p2p's `Provider` (the cluster's member set, fixed for the
-//! life of the transport: peer set 0) and `Blocker` (members ignored for
+//! commonware-p2p's `Provider` (one dataset's member set, fixed from its
+//! genesis: peer set 0) and `Blocker` (members ignored for
 //! [`BLOCK_DURATION`] after consensus caught them sending invalid
 //! messages).
 //!
@@ -21,27 +21,48 @@ use commonware_p2p::{
 use commonware_utils::channel::{mpsc, ring};
 use commonware_utils::ordered::Set;
 
-use super::{lock, Membership, Shared, BLOCK_DURATION};
+use super::{lock, read, DatasetCluster, Membership, Shared, BLOCK_DURATION};
 
-/// The one peer set id: membership is given for the transport's life.
+/// The one peer set id of a dataset: its genesis membership (a later
+/// membership change would be the next).
 pub const PEER_SET_ID: u64 = 0;
 
-/// Blocked members and the subscribers to changes.
-pub struct PeerState {
+/// One dataset's member set and the subscribers to it.
+pub struct PeerSet {
     members: Set<ed25519::PublicKey>,
-    blocked: Mutex<HashMap<ed25519::PublicKey, Instant>>,
     /// Kept so the subscriptions stay open: commonware's engines stop
     /// when their peer-set subscription closes.
-    peer_set_subscribers: Mutex<Vec<mpsc::UnboundedSender<PeerSetUpdate<ed25519::PublicKey>>>>,
+    subscribers: Mutex<Vec<mpsc::UnboundedSender<PeerSetUpdate<ed25519::PublicKey>>>>,
+}
+
+impl PeerSet {
+    pub fn new(membership: &Membership) -> Self {
+        PeerSet {
+            members: Set::from_iter_dedup(membership.all().iter().map(|m| m.consensus.clone())),
+            subscribers: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn update(&self) -> PeerSetUpdate<ed25519::PublicKey> {
+        let tracked = TrackedPeers::primary(self.members.clone());
+        PeerSetUpdate {
+            index: PEER_SET_ID,
+            latest: tracked.clone(),
+            all: tracked,
+        }
+    }
+}
+
+/// Blocked nodes (node-wide) and the subscribers to changes.
+pub struct PeerState {
+    blocked: Mutex<HashMap<ed25519::PublicKey, Instant>>,
     blocked_subscribers: Mutex<Vec<ring::Sender<Set<ed25519::PublicKey>>>>,
 }
 
 impl PeerState {
-    pub fn new(membership: &Membership) -> Self {
+    pub fn new() -> Self {
         PeerState {
-            members: Set::from_iter_dedup(membership.all().iter().map(|m| m.consensus.clone())),
             blocked: Mutex::new(HashMap::new()),
-            peer_set_subscribers: Mutex::new(Vec::new()),
             blocked_subscribers: Mutex::new(Vec::new()),
         }
     }
@@ -63,34 +84,25 @@ impl PeerState {
         let set = self.blocked_now();
         lock(&self.blocked_subscribers).retain(|subscriber| subscriber.send_lossy(set.clone()));
     }
-
-    fn update(&self) -> PeerSetUpdate<ed25519::PublicKey> {
-        let tracked = TrackedPeers::primary(self.members.clone());
-        PeerSetUpdate {
-            index: PEER_SET_ID,
-            latest: tracked.clone(),
-            all: tracked,
-        }
-    }
 }
 
-/// The member set, for commonware's engines.
+/// One dataset's member set, for commonware's engines.
 #[derive(Clone)]
 pub struct ClusterPeers {
-    shared: Arc<Shared>,
+    cluster: Arc<DatasetCluster>,
 }
 
 impl std::fmt::Debug for ClusterPeers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterPeers")
-            .field("members", &self.shared.peers.members.len())
+            .field("members", &self.cluster.peers.members.len())
             .finish()
     }
 }
 
 impl ClusterPeers {
-    pub(super) fn new(shared: Arc<Shared>) -> Self {
-        ClusterPeers { shared }
+    pub(super) fn new(cluster: Arc<DatasetCluster>) -> Self {
+        ClusterPeers { cluster }
     }
 }
 
@@ -102,7 +114,7 @@ impl Provider for ClusterPeers {
         id: u64,
     ) -> impl std::future::Future<Output = Option<TrackedPeers<Self::PublicKey>>> + Send {
         let peers =
-            (id == PEER_SET_ID).then(|| TrackedPeers::primary(self.shared.peers.members.clone()));
+            (id == PEER_SET_ID).then(|| TrackedPeers::primary(self.cluster.peers.members.clone()));
         async move { peers }
     }
 
@@ -111,8 +123,8 @@ impl Provider for ClusterPeers {
     ) -> impl std::future::Future<Output = PeerSetSubscription<Self::PublicKey>> + Send {
         let (sender, receiver) = mpsc::unbounded_channel();
         // One update, now; membership never changes afterwards.
-        let _ = sender.send(self.shared.peers.update());
-        let mut subscribers = lock(&self.shared.peers.peer_set_subscribers);
+        let _ = sender.send(self.cluster.peers.update());
+        let mut subscribers = lock(&self.cluster.peers.subscribers);
         subscribers.retain(|s| !s.is_closed());
         subscribers.push(sender);
         async move { receiver }
@@ -141,7 +153,7 @@ impl Blocker for ClusterBlocker {
         }
         // Only other members are blocked: the local node never sends to
         // itself, and a stranger is never heard from anyway.
-        if !shared.links.contains_key(&peer) {
+        if !read(&shared.links).contains_key(&peer) {
             return Feedback::Ok;
         }
         tracing::warn!(member = ?peer, "blocking a cluster member for {BLOCK_DURATION:?}");

@@ -40,6 +40,7 @@ pub fn create(
         name_tag: [9; 32],
         descriptor: Vec::new(),
         indexes,
+        cluster: None,
     };
     store.apply(&signed(dataset, 0, action)).expect("create");
     schema

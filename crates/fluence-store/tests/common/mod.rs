@@ -85,6 +85,7 @@ pub fn create_write(dataset: DatasetId, owner: PublicKey) -> SignedWrite {
             name_tag: [9; 32],
             descriptor: b"sealed descriptor".to_vec(),
             indexes: decls(),
+            cluster: None,
         },
     )
 }
