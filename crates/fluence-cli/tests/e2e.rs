@@ -347,17 +347,7 @@ fn separate_node_processes_form_a_network_and_a_cluster_from_bootstrap_flags() {
     let mut nodes = Vec::new();
     let mut dial = Vec::new();
     for (i, port) in ports.iter().enumerate() {
-        let mut node = support::fluence();
-        node.args([
-            "node",
-            "--listen",
-            &format!("/ip4/127.0.0.1/tcp/{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path().join(format!("n{i}")));
-        if i > 0 {
-            node.args(["--bootstrap", &bootstrap]);
-        }
+        let node = support::network_node(dir.path(), i, *port, &bootstrap);
         let mut node = support::Process::spawn(node);
         dial.push(
             node.wait_for("dial address:")

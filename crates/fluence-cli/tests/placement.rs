@@ -47,37 +47,34 @@ fn dataset_id(keys_dir: &Path, name: &str) -> DatasetId {
     ))
 }
 
+/// `keys` ordered by their distance to `dataset`, closest first.
+fn by_distance(dataset: &DatasetId, keys: &[PublicKey]) -> Vec<PublicKey> {
+    let target = Target::Dataset(*dataset).key();
+    let mut peers: Vec<(PeerId, PublicKey)> = keys
+        .iter()
+        .map(|key| (fluence_net::identity::peer_id_of(key).unwrap(), *key))
+        .collect();
+    peers.sort_by(|(a, _), (b, _)| keyspace::by_distance(&target, a, b));
+    peers.into_iter().map(|(_, key)| key).collect()
+}
+
 /// The `k` nodes of `keys` closest to `dataset` that accept, closest first.
 fn expected_cluster(
     dataset: &DatasetId,
     keys: &[PublicKey],
     refusing: &PublicKey,
 ) -> Vec<PublicKey> {
-    let target = Target::Dataset(*dataset).key();
-    let mut peers: Vec<(PeerId, PublicKey)> = keys
-        .iter()
-        .map(|key| (fluence_net::identity::peer_id_of(key).unwrap(), *key))
-        .collect();
-    peers.sort_by(|(a, _), (b, _)| keyspace::by_distance(&target, a, b));
-    peers
+    by_distance(dataset, keys)
         .into_iter()
-        .map(|(_, key)| key)
         .filter(|key| key != refusing)
         .take(CLUSTER_SIZE)
         .collect()
 }
 
 fn closest_four(dataset: &DatasetId, keys: &[PublicKey]) -> Vec<PublicKey> {
-    let target = Target::Dataset(*dataset).key();
-    let mut peers: Vec<(PeerId, PublicKey)> = keys
-        .iter()
-        .map(|key| (fluence_net::identity::peer_id_of(key).unwrap(), *key))
-        .collect();
-    peers.sort_by(|(a, _), (b, _)| keyspace::by_distance(&target, a, b));
-    peers
+    by_distance(dataset, keys)
         .into_iter()
         .take(CLUSTER_SIZE)
-        .map(|(_, k)| k)
         .collect()
 }
 
@@ -113,17 +110,7 @@ fn twelve_nodes_place_five_datasets_on_their_closest_accepting_nodes() {
     let mut dials = Vec::new();
     let mut keys = Vec::new();
     for (i, port) in ports.iter().enumerate() {
-        let mut node = support::fluence();
-        node.args([
-            "node",
-            "--listen",
-            &format!("/ip4/127.0.0.1/tcp/{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path().join(format!("n{i}")));
-        if i > 0 {
-            node.args(["--bootstrap", &bootstrap]);
-        }
+        let mut node = support::network_node(dir.path(), i, *port, &bootstrap);
         if i == REFUSING {
             node.arg("--no-accept");
         }

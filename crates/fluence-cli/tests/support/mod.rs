@@ -346,6 +346,24 @@ pub fn bootstrap_addr(dir: &Path, port: u16) -> String {
     )
 }
 
+/// `fluence node` number `i` of a test network: data under `dir/n{i}`,
+/// listening on `port`; every node but the first joins through
+/// `bootstrap` (see [`bootstrap_addr`]).
+pub fn network_node(dir: &Path, i: usize, port: u16, bootstrap: &str) -> Command {
+    let mut node = fluence();
+    node.args([
+        "node",
+        "--listen",
+        &format!("/ip4/127.0.0.1/tcp/{port}"),
+        "--data-dir",
+    ])
+    .arg(dir.join(format!("n{i}")));
+    if i > 0 {
+        node.args(["--bootstrap", bootstrap]);
+    }
+    node
+}
+
 /// Every file under `dir`, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
