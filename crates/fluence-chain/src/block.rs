@@ -12,6 +12,7 @@
 //! state_root   [32]  dataset state root after applying `writes`
 //! attestations u32 count (<= CLUSTER_MEMBERS_MAX), then (member [32], signature [64])
 //! evidence     u32 count (<= CLUSTER_MEMBERS_MAX), then (member [32], root [32], signature [64])
+//! change       u8 0, or 1 then a MembershipChange (fluence_proto::cluster)
 //! ```
 //!
 //! The whole encoding is at most `BLOCK_LEN_MAX` bytes. Attestations and
@@ -24,12 +25,12 @@
 
 use fluence_proto::limits::{BLOCK_LEN_MAX, CLUSTER_MEMBERS_MAX, WRITES_PER_BLOCK_MAX};
 use fluence_proto::{
-    Action, DatasetId, Decode, DecodeError, Encode, Hash32, PublicKey, Reader, Signature,
-    SignedWrite, Writer,
+    Action, DatasetId, Decode, DecodeError, Encode, Hash32, MembershipChange, PublicKey, Reader,
+    Signature, SignedWrite, Writer,
 };
 
 /// Version of the block encoding, first in every block.
-pub const BLOCK_FORMAT_VERSION: u16 = 1;
+pub const BLOCK_FORMAT_VERSION: u16 = 2;
 /// BLAKE3 key-derivation context of [`Block::hash`].
 pub const BLOCK_HASH_CONTEXT: &str = "FLUENCE_BLOCK_V1";
 /// The state root of a dataset that does not exist (before its `Create`,
@@ -69,6 +70,10 @@ pub struct Block {
     pub attestations: Vec<Attestation>,
     /// Members that attested another root for the parent, sorted by member.
     pub evidence: Vec<Evidence>,
+    /// A membership change: the block holds no writes, its members
+    /// finalize it and the new members run every block after it (see
+    /// `fluence_proto::cluster`).
+    pub change: Option<MembershipChange>,
 }
 
 impl Block {
@@ -84,6 +89,7 @@ impl Block {
             state_root: ABSENT_STATE_ROOT,
             attestations: Vec::new(),
             evidence: Vec::new(),
+            change: None,
         }
     }
 
@@ -93,11 +99,12 @@ impl Block {
         hash_encoded(&self.to_bytes())
     }
 
-    /// Whether the block holds a `Create` or `Drop`. Such a block holds
-    /// that one write only: creating or removing the dataset file cannot be
-    /// tried out speculatively together with later writes.
+    /// Whether the block holds a `Create`, a `Drop` or a membership
+    /// change. Such a block holds that one thing only: creating or
+    /// removing the dataset file cannot be tried out speculatively
+    /// together with later writes, and a change ends its epoch.
     pub fn is_lifecycle(&self) -> bool {
-        self.writes.iter().any(is_lifecycle_write)
+        self.change.is_some() || self.writes.iter().any(is_lifecycle_write)
     }
 
     /// The sequence number of the last write, if any.
@@ -164,6 +171,7 @@ impl Encode for Block {
             evidence.root.encode(writer);
             evidence.signature.encode(writer);
         }
+        writer.option(&self.change);
     }
 }
 
@@ -195,6 +203,7 @@ impl Decode for Block {
                 signature: Signature::decode(r)?,
             })
         })?;
+        let change = reader.option("membership change")?;
         // One encoding per block: members strictly increasing in each list.
         if !attestations.windows(2).all(|w| w[0].member < w[1].member) {
             return Err(DecodeError::Invalid(
@@ -215,6 +224,7 @@ impl Decode for Block {
             state_root,
             attestations,
             evidence,
+            change,
         })
     }
 }

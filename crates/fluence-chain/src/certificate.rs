@@ -14,7 +14,9 @@
 //! hash, names at least the quorum of distinct members of the configured
 //! set and every signature verifies. A signer index is a position in the
 //! sorted member set, so a certificate made by other keys fails on its
-//! signatures.
+//! signatures. Each membership epoch signs its rounds with its own epoch
+//! number, and the verifier is built for one epoch's members: a
+//! certificate of another epoch is refused even where the keys overlap.
 
 use commonware_codec::{Decode as _, DecodeExt as _};
 use commonware_consensus::simplex::scheme::ed25519::Scheme;
@@ -59,6 +61,8 @@ pub enum CertificateError {
     WrongBlock { certified: Hash32, expected: Hash32 },
     #[error("the certificate lacks a quorum of valid member signatures")]
     Invalid,
+    #[error("the certificate is of membership epoch {found}, not {expected}")]
+    OtherEpoch { expected: u64, found: u64 },
 }
 
 /// Checks certificates of one dataset's cluster.
@@ -66,6 +70,7 @@ pub enum CertificateError {
 pub struct CertificateVerifier {
     scheme: Scheme,
     members: usize,
+    epoch: u64,
 }
 
 impl std::fmt::Debug for CertificateVerifier {
@@ -78,7 +83,11 @@ impl std::fmt::Debug for CertificateVerifier {
 
 impl CertificateVerifier {
     /// A verifier for the cluster of `members` replicating `dataset`.
-    pub fn new(dataset: &DatasetId, members: &[PublicKey]) -> Result<Self, CertificateError> {
+    pub fn new(
+        dataset: &DatasetId,
+        epoch: u64,
+        members: &[PublicKey],
+    ) -> Result<Self, CertificateError> {
         let mut keys = Vec::with_capacity(members.len());
         for member in members {
             let key = ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&member.0))
@@ -93,6 +102,7 @@ impl CertificateVerifier {
         Ok(CertificateVerifier {
             scheme: Scheme::verifier(&consensus_namespace(dataset), participants),
             members: count,
+            epoch,
         })
     }
 
@@ -110,6 +120,13 @@ impl CertificateVerifier {
             &self.members,
         )
         .map_err(|e| CertificateError::Undecodable(e.to_string()))?;
+        let found = finalization.round().epoch().get();
+        if found != self.epoch {
+            return Err(CertificateError::OtherEpoch {
+                expected: self.epoch,
+                found,
+            });
+        }
         let certified = Hash32(finalization.proposal.payload.0);
         if certified != *block {
             return Err(CertificateError::WrongBlock {

@@ -11,10 +11,10 @@
 //! trusting whoever showed it.
 
 use fluence_crypto::sign::SigningKey;
-use fluence_proto::cluster::membership_digest;
+use fluence_proto::cluster::{leave_digest, membership_digest};
 use fluence_proto::{
-    Action, ClusterGenesis, DatasetId, MembershipError, PublicKey, Signature, SignedWrite,
-    SERVE_SIGNING_DOMAIN,
+    Action, ClusterGenesis, DatasetId, Departure, MembershipChange, MembershipError, PublicKey,
+    Seat, Signature, SignedWrite, LEAVE_SIGNING_DOMAIN, SERVE_SIGNING_DOMAIN,
 };
 
 /// A member's acceptance of serving `dataset` with `members` at `epoch`:
@@ -39,17 +39,46 @@ pub fn verify_genesis(
     genesis: &ClusterGenesis,
 ) -> Result<(), MembershipError> {
     genesis.check_shape()?;
-    let digest = genesis.digest(dataset);
-    for seat in &genesis.members {
+    verify_acceptances(&genesis.members, &genesis.digest(dataset))
+}
+
+/// Checks a membership change of `dataset` against the membership it
+/// changes (`previous` at `current_epoch`): its shape
+/// (`MembershipChange::check_against`), every new key a strong ed25519
+/// key, every new member's acceptance of the new list, and, for a member
+/// that left of its own accord, its signature over the leave digest of
+/// `current_epoch`. Returns the newcomer.
+pub fn verify_change(
+    dataset: &DatasetId,
+    current_epoch: u64,
+    previous: &[PublicKey],
+    change: &MembershipChange,
+) -> Result<PublicKey, MembershipError> {
+    let newcomer = change.check_against(current_epoch, previous)?;
+    verify_acceptances(&change.members, &change.digest(dataset))?;
+    if let Departure::Left(signature) = &change.departure {
+        fluence_crypto::sign::verify(
+            &change.departed.0,
+            LEAVE_SIGNING_DOMAIN,
+            &leave_digest(dataset, current_epoch),
+            &signature.0,
+        )
+        .map_err(|_| MembershipError::BadDeparture(change.departed))?;
+    }
+    Ok(newcomer)
+}
+
+/// A member's signed request to leave `dataset`'s cluster at `epoch`.
+pub fn sign_departure(key: &SigningKey, dataset: &DatasetId, epoch: u64) -> Signature {
+    Signature(key.sign(LEAVE_SIGNING_DOMAIN, &leave_digest(dataset, epoch)))
+}
+
+fn verify_acceptances(seats: &[Seat], digest: &[u8; 32]) -> Result<(), MembershipError> {
+    for seat in seats {
         fluence_crypto::sign::check_public_key(&seat.key.0)
             .map_err(|_| MembershipError::BadKey(seat.key))?;
-        fluence_crypto::sign::verify(
-            &seat.key.0,
-            SERVE_SIGNING_DOMAIN,
-            &digest,
-            &seat.acceptance.0,
-        )
-        .map_err(|_| MembershipError::BadAcceptance(seat.key))?;
+        fluence_crypto::sign::verify(&seat.key.0, SERVE_SIGNING_DOMAIN, digest, &seat.acceptance.0)
+            .map_err(|_| MembershipError::BadAcceptance(seat.key))?;
     }
     Ok(())
 }
@@ -146,6 +175,60 @@ mod tests {
         assert_eq!(
             verify_genesis(&dataset, &genesis(&dataset, &five)),
             Err(MembershipError::NotThreeFPlusOne(5))
+        );
+    }
+
+    #[test]
+    fn a_change_needs_every_new_acceptance_and_a_leavers_own_signature() {
+        let keys: Vec<SigningKey> = (1..=5u8).map(|i| SigningKey::from_seed(&[i; 32])).collect();
+        let public: Vec<PublicKey> = keys.iter().map(|k| PublicKey(k.public_key())).collect();
+        let dataset = DatasetId([5; 32]);
+        let previous = public[..4].to_vec();
+        let next = [public[0], public[1], public[4], public[3]];
+        let seats = |epoch: u64| -> Vec<Seat> {
+            next.iter()
+                .map(|key| {
+                    let signer = &keys[public.iter().position(|k| k == key).unwrap()];
+                    Seat {
+                        key: *key,
+                        acceptance: sign_acceptance(signer, &dataset, epoch, &next),
+                    }
+                })
+                .collect()
+        };
+        let change = MembershipChange {
+            epoch: 3,
+            departed: public[2],
+            departure: Departure::Unreachable,
+            members: seats(3),
+        };
+        assert_eq!(verify_change(&dataset, 2, &previous, &change), Ok(public[4]));
+        // Acceptances of another epoch's list do not carry over.
+        let stale = MembershipChange {
+            members: seats(2),
+            ..change.clone()
+        };
+        assert!(matches!(
+            verify_change(&dataset, 2, &previous, &stale),
+            Err(MembershipError::BadAcceptance(_))
+        ));
+        // A departure signed by the leaver for this epoch verifies; one
+        // for another epoch, or by someone else, does not.
+        let left = |signer: &SigningKey, epoch| MembershipChange {
+            departure: Departure::Left(sign_departure(signer, &dataset, epoch)),
+            ..change.clone()
+        };
+        assert_eq!(
+            verify_change(&dataset, 2, &previous, &left(&keys[2], 2)),
+            Ok(public[4])
+        );
+        assert_eq!(
+            verify_change(&dataset, 2, &previous, &left(&keys[2], 1)),
+            Err(MembershipError::BadDeparture(public[2]))
+        );
+        assert_eq!(
+            verify_change(&dataset, 2, &previous, &left(&keys[0], 2)),
+            Err(MembershipError::BadDeparture(public[2]))
         );
     }
 }

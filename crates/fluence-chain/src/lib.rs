@@ -65,7 +65,9 @@ pub use block::{
 pub use certificate::{
     consensus_namespace, CertificateError, CertificateVerifier, CONSENSUS_NAMESPACE_DOMAIN,
 };
-pub use genesis::{sign_acceptance, verify_create, verify_genesis, CreateError};
+pub use genesis::{
+    sign_acceptance, sign_departure, verify_change, verify_create, verify_genesis, CreateError,
+};
 pub use store::{
     write_digests, ChainStore, ChainStoreError, ChainTip, FinalizedBlock, WriteLocation,
     CHAIN_RANGE_MAX,

@@ -53,6 +53,14 @@ pub enum BlockError {
     ForeignWrite { index: usize, found: DatasetId },
     #[error("write {index} creates or drops the dataset and must be alone in its block")]
     LifecycleNotAlone { index: usize },
+    #[error("above a membership change its epoch may only add empty blocks")]
+    AfterChange,
+    #[error("a block with a membership change holds no writes")]
+    ChangeNotAlone,
+    #[error("a block with a membership change must keep its parent's state root")]
+    ChangeMovesRoot,
+    #[error("the membership change is invalid: {0}")]
+    Change(fluence_proto::MembershipError),
     #[error("write {index} has seq {found}, expected {expected} after the previous write")]
     SeqGap {
         index: usize,
@@ -304,6 +312,9 @@ pub struct VerifyContext<'a> {
     /// The dataset's owner as of the parent's state (`None` if it does not
     /// exist there).
     pub owner: Option<&'a PublicKey>,
+    /// The membership epoch the block is proposed in (the genesis
+    /// membership's is 0; each change adds one).
+    pub epoch: u64,
 }
 
 /// Every rule short of execution, cheapest first: link to the parent,
@@ -320,7 +331,41 @@ pub fn verify_block(
     check_attestations(block, parent, parent_hash, context.members)?;
     check_write_signatures(block, context.owner)?;
     check_genesis_membership(block, context.members)?;
+    check_membership_change(block, parent, context.members, context.epoch)?;
     Ok(())
+}
+
+/// A block carrying a membership change holds nothing else and keeps its
+/// parent's state root; the change replaces one of this epoch's members
+/// (see [`crate::genesis::verify_change`]). Whether the departure is
+/// true (a member unreachable for the grace period) is not a rule of the
+/// chain: each member decides that for itself before it votes.
+pub fn check_membership_change(
+    block: &Block,
+    parent: &Block,
+    members: &[PublicKey],
+    epoch: u64,
+) -> Result<(), BlockError> {
+    // Above a change, its epoch finalizes only empty blocks (they let the
+    // change be finalized through a descendant); the next epoch builds on
+    // it from its first block.
+    if let Some(previous) = &parent.change {
+        if previous.epoch > epoch && (!block.writes.is_empty() || block.change.is_some()) {
+            return Err(BlockError::AfterChange);
+        }
+    }
+    let Some(change) = &block.change else {
+        return Ok(());
+    };
+    if !block.writes.is_empty() {
+        return Err(BlockError::ChangeNotAlone);
+    }
+    if block.state_root != parent.state_root {
+        return Err(BlockError::ChangeMovesRoot);
+    }
+    crate::genesis::verify_change(&block.dataset, epoch, members, change)
+        .map(|_| ())
+        .map_err(BlockError::Change)
 }
 
 /// A `Create` names exactly this cluster's members, each of whom signed

@@ -6,6 +6,7 @@ use fluence_proto::limits::{
     BLOCK_LEN_MAX, CERTIFICATE_LEN_MAX, CLUSTER_MEMBERS_MAX, WRITES_PER_BLOCK_MAX,
 };
 use fluence_proto::{
+    Departure, MembershipChange, Seat,
     Action, DatasetId, Decode, DecodeError, DocId, DocOp, Encode, Hash32, PublicKey, Signature,
     SignedWrite, WriteBody, Writer,
 };
@@ -60,9 +61,10 @@ fn arb_block() -> impl Strategy<Value = Block> {
             arb_hash(),
             prop::collection::btree_map(any::<[u8; 32]>(), arb_signature(), 0..6),
             prop::collection::btree_map(any::<[u8; 32]>(), (arb_hash(), arb_signature()), 0..4),
+            prop::option::of((any::<u64>(), any::<[u8; 32]>(), prop::option::of(arb_signature()), prop::collection::vec(any::<[u8; 32]>(), 1..5))),
         )
             .prop_map(
-                move |(height, parent, timestamp_ms, writes, state_root, attest, evidence)| Block {
+                move |(height, parent, timestamp_ms, writes, state_root, attest, evidence, change)| Block {
                     dataset,
                     height,
                     parent,
@@ -84,6 +86,18 @@ fn arb_block() -> impl Strategy<Value = Block> {
                             signature,
                         })
                         .collect(),
+                    change: change.map(|(epoch, departed, left, keys)| MembershipChange {
+                        epoch,
+                        departed: PublicKey(departed),
+                        departure: left.map_or(Departure::Unreachable, Departure::Left),
+                        members: keys
+                            .into_iter()
+                            .map(|key| Seat {
+                                key: PublicKey(key),
+                                acceptance: Signature([key[0]; 64]),
+                            })
+                            .collect(),
+                    }),
                 },
             )
     })
@@ -253,14 +267,17 @@ fn unsorted_or_repeated_members_are_refused() {
 #[test]
 fn other_format_versions_are_refused() {
     let mut bytes = Block::genesis(DatasetId([3; 32])).to_bytes();
-    bytes[0] = 2;
-    assert_eq!(
-        Block::from_untrusted(&bytes).unwrap_err(),
-        DecodeError::UnsupportedVersion {
-            found: 2,
-            supported: BLOCK_FORMAT_VERSION
-        }
-    );
+    // Version 1 blocks (before membership changes) and unknown later ones.
+    for version in [1, BLOCK_FORMAT_VERSION + 1] {
+        bytes[..2].copy_from_slice(&version.to_le_bytes());
+        assert_eq!(
+            Block::from_untrusted(&bytes).unwrap_err(),
+            DecodeError::UnsupportedVersion {
+                found: version,
+                supported: BLOCK_FORMAT_VERSION
+            }
+        );
+    }
 }
 
 #[test]

@@ -96,7 +96,7 @@ fn block_hash(n: u8) -> Hash32 {
 #[test]
 fn a_quorum_of_member_signatures_over_the_block_is_accepted() {
     let cluster = Cluster::of(&[1, 2, 3, 4]);
-    let verifier = CertificateVerifier::new(&DATASET, &cluster.members()).unwrap();
+    let verifier = CertificateVerifier::new(&DATASET, 0, &cluster.members()).unwrap();
     for signers in [&[0, 1, 2][..], &[1, 2, 3], &[0, 1, 2, 3]] {
         let certificate = cluster.certificate(&DATASET, &block_hash(9), signers);
         assert_eq!(verifier.verify(&block_hash(9), &certificate), Ok(()));
@@ -104,15 +104,24 @@ fn a_quorum_of_member_signatures_over_the_block_is_accepted() {
     // Member order in the configuration does not matter.
     let mut reversed = cluster.members();
     reversed.reverse();
-    let verifier = CertificateVerifier::new(&DATASET, &reversed).unwrap();
+    let verifier = CertificateVerifier::new(&DATASET, 0, &reversed).unwrap();
     let certificate = cluster.certificate(&DATASET, &block_hash(9), &[0, 2, 3]);
     assert_eq!(verifier.verify(&block_hash(9), &certificate), Ok(()));
+    // The same members' certificate proves nothing in another epoch.
+    let later = CertificateVerifier::new(&DATASET, 1, &cluster.members()).unwrap();
+    assert_eq!(
+        later.verify(&block_hash(9), &certificate),
+        Err(CertificateError::OtherEpoch {
+            expected: 1,
+            found: 0
+        })
+    );
 }
 
 #[test]
 fn a_certificate_of_another_block_is_refused() {
     let cluster = Cluster::of(&[1, 2, 3, 4]);
-    let verifier = CertificateVerifier::new(&DATASET, &cluster.members()).unwrap();
+    let verifier = CertificateVerifier::new(&DATASET, 0, &cluster.members()).unwrap();
     let certificate = cluster.certificate(&DATASET, &block_hash(9), &[0, 1, 2]);
     assert_eq!(
         verifier.verify(&block_hash(8), &certificate),
@@ -133,7 +142,7 @@ fn a_certificate_of_another_block_is_refused() {
 #[test]
 fn too_few_signatures_are_refused() {
     let cluster = Cluster::of(&[1, 2, 3, 4]);
-    let verifier = CertificateVerifier::new(&DATASET, &cluster.members()).unwrap();
+    let verifier = CertificateVerifier::new(&DATASET, 0, &cluster.members()).unwrap();
     // Two valid votes of four members: below 2f + 1 = 3. The engine will
     // not assemble this, so it is built field by field.
     let votes = cluster.votes(&DATASET, &block_hash(9), &[0, 1]);
@@ -174,20 +183,20 @@ fn signatures_of_a_non_member_are_refused() {
     signers.push(stranger);
     signers.sort_unstable();
     let certificate = theirs.certificate(&DATASET, &block_hash(9), &signers);
-    let verifier = CertificateVerifier::new(&DATASET, &ours.members()).unwrap();
+    let verifier = CertificateVerifier::new(&DATASET, 0, &ours.members()).unwrap();
     assert_eq!(
         verifier.verify(&block_hash(9), &certificate),
         Err(CertificateError::Invalid)
     );
     // The same votes do verify against the set that holds the stranger.
-    let theirs_verifier = CertificateVerifier::new(&DATASET, &theirs.members()).unwrap();
+    let theirs_verifier = CertificateVerifier::new(&DATASET, 0, &theirs.members()).unwrap();
     assert_eq!(theirs_verifier.verify(&block_hash(9), &certificate), Ok(()));
 }
 
 #[test]
 fn malformed_certificates_are_typed_errors() {
     let cluster = Cluster::of(&[1, 2, 3, 4]);
-    let verifier = CertificateVerifier::new(&DATASET, &cluster.members()).unwrap();
+    let verifier = CertificateVerifier::new(&DATASET, 0, &cluster.members()).unwrap();
     assert_eq!(
         verifier.verify(&block_hash(9), &[]),
         Err(CertificateError::Missing)
@@ -215,12 +224,12 @@ fn malformed_certificates_are_typed_errors() {
         Err(CertificateError::TooLong(_))
     ));
     assert!(matches!(
-        CertificateVerifier::new(&DATASET, &[]),
+        CertificateVerifier::new(&DATASET, 0, &[]),
         Err(CertificateError::BadClusterSize(0))
     ));
     let twice = vec![cluster.members()[0]; 2];
     assert!(matches!(
-        CertificateVerifier::new(&DATASET, &twice),
+        CertificateVerifier::new(&DATASET, 0, &twice),
         Err(CertificateError::BadClusterSize(1))
     ));
 }

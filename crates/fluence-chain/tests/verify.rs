@@ -281,6 +281,7 @@ fn verify_block_runs_every_rule() {
         members: &member_keys,
         now_ms: 0,
         owner: None,
+        epoch: 0,
     };
     verify_block(&created, &genesis, &genesis.hash(), &context).unwrap();
 
@@ -333,6 +334,7 @@ fn verify_block_runs_every_rule() {
     );
     let owned = VerifyContext {
         owner: Some(&owner.public()),
+        epoch: 0,
         ..context
     };
     verify_block(&batch, &created, &created.hash(), &owned).unwrap();
@@ -355,4 +357,67 @@ fn verify_block_runs_every_rule() {
         verify_block(&future, &created, &created.hash(), &owned),
         Err(BlockError::TimestampAhead { .. })
     ));
+}
+
+#[test]
+fn a_membership_change_stands_alone_keeps_the_root_and_ends_its_epochs_writes() {
+    let owner = test_owner(9);
+    let keys = members(5);
+    let member_keys: Vec<PublicKey> = keys[..4].iter().map(public).collect();
+    let next_keys: Vec<PublicKey> = [0, 1, 4, 3].iter().map(|&i| public(&keys[i])).collect();
+    let rules = ChainRules::default();
+    let genesis = Block::genesis(owner.dataset);
+    let created = child(&genesis, vec![owner.create_for_cluster(&keys[..4])], ROOT_A);
+    let context = VerifyContext {
+        rules: &rules,
+        members: &member_keys,
+        now_ms: 0,
+        owner: Some(&owner.public()),
+        epoch: 0,
+    };
+    let change = fluence_testkit::replacement(&owner.dataset, 1, &keys[..4], 2, &keys[4]);
+    let mut changed = child(&created, vec![], ROOT_A);
+    changed.change = Some(change.clone());
+    verify_block(&changed, &created, &created.hash(), &context).unwrap();
+
+    // Nothing else in the block, the root unchanged.
+    let mut with_write = changed.clone();
+    with_write.writes = vec![insert(&owner, 1, 1)];
+    assert_eq!(
+        verify_block(&with_write, &created, &created.hash(), &context),
+        Err(BlockError::ChangeNotAlone)
+    );
+    let mut moved = changed.clone();
+    moved.state_root = ROOT_B;
+    assert_eq!(
+        verify_block(&moved, &created, &created.hash(), &context),
+        Err(BlockError::ChangeMovesRoot)
+    );
+    // Proposed in the wrong epoch, or with the members of the next one.
+    let later = VerifyContext { epoch: 1, ..context };
+    assert!(matches!(
+        verify_block(&changed, &created, &created.hash(), &later),
+        Err(BlockError::Change(MembershipError::ChangeEpoch { .. }))
+    ));
+    let wrong_members = VerifyContext { members: &next_keys, ..context };
+    assert!(matches!(
+        verify_block(&changed, &created, &created.hash(), &wrong_members),
+        Err(BlockError::Change(_))
+    ));
+
+    // Above the change, its own epoch adds only empty blocks; the next
+    // epoch (its new members) builds on it with writes.
+    let empty = child(&changed, vec![], ROOT_A);
+    verify_block(&empty, &changed, &changed.hash(), &context).unwrap();
+    let writes = child(&changed, vec![insert(&owner, 1, 1)], ROOT_B);
+    assert_eq!(
+        verify_block(&writes, &changed, &changed.hash(), &context),
+        Err(BlockError::AfterChange)
+    );
+    let next_epoch = VerifyContext {
+        members: &next_keys,
+        epoch: 1,
+        ..context
+    };
+    verify_block(&writes, &changed, &changed.hash(), &next_epoch).unwrap();
 }

@@ -458,8 +458,13 @@ fn describe(slice: &ChainSlice, dataset: &DatasetId) -> Result<Vec<Value>> {
                 Ok(decoded) => {
                     let signers = fluence_consensus::certificate::signers(&decoded, &slice.members)
                         .unwrap_or_default();
-                    let verified =
-                        fluence_consensus::verify_finalization(dataset, &slice.members, &finalized);
+                    // The node reports its genesis members (epoch 0).
+                    let verified = fluence_consensus::verify_finalization(
+                        dataset,
+                        fluence_proto::cluster::GENESIS_EPOCH,
+                        &slice.members,
+                        &finalized,
+                    );
                     json!({
                         "kind": "finalization",
                         "view": decoded.proposal.round.view().get(),

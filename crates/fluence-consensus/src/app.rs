@@ -204,6 +204,7 @@ impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ChainApp<O, S> {
             now_ms,
             // No writes: no signature to check against an owner.
             owner: None,
+            epoch: self.member.epoch,
         };
         if let Err(error) = verify_block(block.block(), parent.block(), &parent.hash(), &context) {
             warn!(height = block.block().height, %error, "proposal refused");
@@ -371,6 +372,7 @@ where
             state_root: claimed,
             attestations: for_parent.attestations,
             evidence: for_parent.evidence,
+            change: None,
         };
         let block = match ChainBlock::new(block) {
             Ok(block) => block,
@@ -440,6 +442,7 @@ where
                     members: &member.members,
                     now_ms: now,
                     owner: owner.as_ref(),
+                    epoch: member.epoch,
                 };
                 if let Err(error) =
                     verify_block(block.block(), parent.block(), &parent.hash(), &context)

@@ -41,8 +41,6 @@ pub enum CertificateError {
     Check(#[from] fluence_chain::CertificateError),
     #[error("the block is of another dataset")]
     OtherDataset,
-    #[error("the certificate is from another epoch")]
-    OtherEpoch,
 }
 
 /// The cluster's members as commonware's sorted participant set (signer
@@ -82,24 +80,20 @@ pub fn decode(
 }
 
 /// Checks that `finalized`'s certificate proves its block final in the
-/// cluster of `members` replicating `dataset` (the gateways' check, plus
-/// the epoch), and returns it decoded.
+/// cluster of `members` replicating `dataset` at membership `epoch` (the
+/// gateways' check), and returns it decoded.
 pub fn verify_finalization(
     dataset: &DatasetId,
+    epoch: u64,
     members: &[PublicKey],
     finalized: &FinalizedBlock,
 ) -> Result<FinalizationCertificate, CertificateError> {
     if finalized.block.dataset != *dataset {
         return Err(CertificateError::OtherDataset);
     }
-    CertificateVerifier::new(dataset, members)?
+    CertificateVerifier::new(dataset, epoch, members)?
         .verify(&finalized.block.hash(), &finalized.certificate)?;
-    let finalization = decode(&finalized.certificate, members.len())?;
-    // Membership is fixed, so the whole chain is epoch 0.
-    if finalization.round().epoch() != commonware_consensus::types::Epoch::zero() {
-        return Err(CertificateError::OtherEpoch);
-    }
-    Ok(finalization)
+    decode(&finalized.certificate, members.len())
 }
 
 /// The members whose signatures a certificate carries, in member order

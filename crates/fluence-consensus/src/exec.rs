@@ -668,6 +668,7 @@ mod tests {
             state_root,
             attestations: Vec::new(),
             evidence: Vec::new(),
+            change: None,
         })
         .unwrap()
     }

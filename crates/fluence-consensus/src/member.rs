@@ -81,6 +81,8 @@ pub struct Member<O: OreOrder> {
     pub(crate) public: PublicKey,
     /// The cluster, sorted.
     pub(crate) members: Vec<PublicKey>,
+    /// The membership epoch `members` run (0 for the genesis membership).
+    pub(crate) epoch: u64,
     pub(crate) rules: ChainRules,
     pub(crate) limits: BlockLimits,
     pub(crate) behavior: Behavior,
@@ -108,6 +110,7 @@ impl<O: OreOrder> Member<O> {
         exec: Executor<O>,
         key: SigningKey,
         mut members: Vec<PublicKey>,
+        epoch: u64,
         rules: ChainRules,
         limits: BlockLimits,
         behavior: Behavior,
@@ -120,6 +123,7 @@ impl<O: OreOrder> Member<O> {
             key,
             public,
             members,
+            epoch,
             rules,
             limits,
             behavior,

@@ -383,6 +383,7 @@ where
         exec,
         identity.chain,
         config.members.clone(),
+        fluence_proto::cluster::GENESIS_EPOCH,
         config.rules,
         limits,
         config.behavior,

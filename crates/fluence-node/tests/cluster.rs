@@ -430,7 +430,7 @@ fn a_member_whose_disk_was_wiped_syncs_a_snapshot_and_rejoins() {
         let anchor = replica.chain().floor().unwrap().expect("the floor block");
         let members = replica.members().to_vec();
         let verify = |block: &FinalizedBlock| {
-            fluence_consensus::verify_finalization(&owner.dataset, &members, block)
+            fluence_consensus::verify_finalization(&owner.dataset, 0, &members, block)
         };
         assert!(verify(&anchor).is_ok());
         let mut altered = anchor.clone();
@@ -446,7 +446,7 @@ fn a_member_whose_disk_was_wiped_syncs_a_snapshot_and_rejoins() {
             .map(|i| PublicKey(fluence_crypto::sign::SigningKey::from_seed(&[i; 32]).public_key()))
             .collect();
         assert!(
-            fluence_consensus::verify_finalization(&owner.dataset, &strangers, &anchor).is_err()
+            fluence_consensus::verify_finalization(&owner.dataset, 0, &strangers, &anchor).is_err()
         );
         // It applies the blocks after its floor like every member, and
         // every document is there, those before the floor included.

@@ -14,9 +14,12 @@
 //! acceptances, under the write domain. Signatures are checked by
 //! `fluence_chain::genesis` (this crate has no cryptography).
 //!
-//! The genesis membership is epoch 0. A later membership change (a member
-//! replaced) is meant to be a block carrying epoch 1 with its own
-//! acceptances, superseding this one; it does not exist yet.
+//! The genesis membership is epoch 0. A membership change
+//! ([`MembershipChange`], carried alone in a block of the dataset's chain)
+//! replaces one member and starts the next epoch: the new list's members
+//! sign their acceptance of it exactly as at creation, and a member that
+//! leaves of its own accord signs its departure (a [`Departure::Left`]
+//! over [`leave_digest`] under [`LEAVE_SIGNING_DOMAIN`]).
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
 use crate::ids::{DatasetId, PublicKey, Signature};
@@ -28,6 +31,10 @@ use crate::ops::{ADDR_LEN_MAX, MEMBER_ADDRS_MAX};
 pub const SERVE_SIGNING_DOMAIN: &[u8] = b"FLUENCE_SERVE_V1";
 /// BLAKE3 key-derivation context of [`membership_digest`].
 const MEMBERSHIP_DIGEST_CONTEXT: &str = "FLUENCE_MEMBERSHIP_V1";
+/// Domain of a member's signature asking to leave a cluster.
+pub const LEAVE_SIGNING_DOMAIN: &[u8] = b"FLUENCE_LEAVE_V1";
+/// BLAKE3 key-derivation context of [`leave_digest`].
+const LEAVE_DIGEST_CONTEXT: &str = "FLUENCE_LEAVE_DIGEST_V1";
 /// The most members one cluster may have (n = 3f + 1 up to this).
 pub const CLUSTER_SIZE_MAX: usize = CLUSTER_MEMBERS_MAX;
 /// The epoch of the membership a dataset is created with.
@@ -41,6 +48,20 @@ pub fn membership_digest(dataset: &DatasetId, epoch: u64, members: &[PublicKey])
     writer.u64(epoch);
     writer.vec(members);
     *blake3::Hasher::new_derive_key(MEMBERSHIP_DIGEST_CONTEXT)
+        .update(&writer.into_bytes())
+        .finalize()
+        .as_bytes()
+}
+
+/// The digest a member signs to leave `dataset`'s cluster as it stands at
+/// `epoch`: `BLAKE3-derive-key("FLUENCE_LEAVE_DIGEST_V1", D · e (u64 LE))`.
+/// Bound to the epoch, so one departure cannot be replayed against a
+/// later membership that includes the member again.
+pub fn leave_digest(dataset: &DatasetId, epoch: u64) -> [u8; 32] {
+    let mut writer = Writer::new();
+    dataset.encode(&mut writer);
+    writer.u64(epoch);
+    *blake3::Hasher::new_derive_key(LEAVE_DIGEST_CONTEXT)
         .update(&writer.into_bytes())
         .finalize()
         .as_bytes()
@@ -71,6 +92,14 @@ pub enum MembershipError {
     Missing,
     #[error("this node ({0}) is not a member")]
     NotListed(PublicKey),
+    #[error("a change to epoch {found} does not follow epoch {current}")]
+    ChangeEpoch { current: u64, found: u64 },
+    #[error("{0} is not a member, so it cannot be replaced")]
+    NotReplaceable(PublicKey),
+    #[error("a membership change replaces exactly one member with one newcomer, in its seat")]
+    NotOneReplacement,
+    #[error("the departure signature of {0} does not verify")]
+    BadDeparture(PublicKey),
 }
 
 /// Checks that `members` can form a cluster: 1 to [`CLUSTER_SIZE_MAX`]
@@ -156,6 +185,124 @@ impl Decode for ClusterGenesis {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(ClusterGenesis {
             epoch: reader.u64("membership epoch")?,
+            members: reader.vec(CLUSTER_SIZE_MAX, "cluster members")?,
+        })
+    }
+}
+
+/// Why a member leaves the cluster in a [`MembershipChange`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// It stopped answering for longer than the grace period. Not
+    /// provable: each member votes for such a change only if it has not
+    /// heard from the departing member for the grace period itself.
+    Unreachable,
+    /// It asked to leave: its signature over [`leave_digest`] of the
+    /// epoch it leaves.
+    Left(Signature),
+}
+
+impl Encode for Departure {
+    fn encode(&self, writer: &mut Writer) {
+        match self {
+            Departure::Unreachable => writer.u8(1),
+            Departure::Left(signature) => {
+                writer.u8(2);
+                signature.encode(writer);
+            }
+        }
+    }
+}
+
+impl Decode for Departure {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match reader.u8("departure")? {
+            1 => Ok(Departure::Unreachable),
+            2 => Ok(Departure::Left(Signature::decode(reader)?)),
+            tag => Err(DecodeError::UnknownTag {
+                what: "departure",
+                tag,
+            }),
+        }
+    }
+}
+
+/// One member replaced by a newcomer, starting epoch `epoch`. Carried
+/// alone in a block of the dataset's chain (no writes), finalized by the
+/// members of the epoch before; the members of `members` run every block
+/// after it. Signatures are checked by `fluence_chain::genesis`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipChange {
+    /// The epoch this change starts: the chain's current epoch + 1.
+    pub epoch: u64,
+    /// The member that leaves.
+    pub departed: PublicKey,
+    pub departure: Departure,
+    /// The new membership: the previous list with the departed member's
+    /// seat taken by the newcomer, every member's acceptance over the
+    /// [`membership_digest`] of `epoch` and these keys.
+    pub members: Vec<Seat>,
+}
+
+impl MembershipChange {
+    /// The new member keys, in order.
+    pub fn keys(&self) -> Vec<PublicKey> {
+        self.members.iter().map(|seat| seat.key).collect()
+    }
+
+    /// What each new member signed.
+    pub fn digest(&self, dataset: &DatasetId) -> [u8; 32] {
+        membership_digest(dataset, self.epoch, &self.keys())
+    }
+
+    /// Shape against the membership it changes (`previous`, in any
+    /// order, at `current_epoch`): the next epoch, a valid cluster of the
+    /// same size, the departed member gone and exactly one key that was
+    /// not a member in its place (the order of the new list is the one
+    /// its members signed). Returns the newcomer.
+    pub fn check_against(
+        &self,
+        current_epoch: u64,
+        previous: &[PublicKey],
+    ) -> Result<PublicKey, MembershipError> {
+        if current_epoch.checked_add(1) != Some(self.epoch) {
+            return Err(MembershipError::ChangeEpoch {
+                current: current_epoch,
+                found: self.epoch,
+            });
+        }
+        let keys = self.keys();
+        check_member_list(&keys)?;
+        if !previous.contains(&self.departed) {
+            return Err(MembershipError::NotReplaceable(self.departed));
+        }
+        let mut newcomers = keys.iter().filter(|key| !previous.contains(key));
+        match (newcomers.next(), newcomers.next()) {
+            (Some(newcomer), None)
+                if keys.len() == previous.len() && !keys.contains(&self.departed) =>
+            {
+                Ok(*newcomer)
+            }
+            _ => Err(MembershipError::NotOneReplacement),
+        }
+    }
+}
+
+impl Encode for MembershipChange {
+    fn encode(&self, writer: &mut Writer) {
+        writer.u64(self.epoch);
+        self.departed.encode(writer);
+        self.departure.encode(writer);
+        writer.vec(&self.members);
+    }
+}
+
+impl Decode for MembershipChange {
+    fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(MembershipChange {
+            epoch: reader.u64("membership epoch")?,
+            departed: PublicKey::decode(reader)?,
+            departure: Departure::decode(reader)?,
             members: reader.vec(CLUSTER_SIZE_MAX, "cluster members")?,
         })
     }
@@ -370,5 +517,95 @@ mod tests {
             assert_eq!(OfferAnswer::from_bytes(&answer.to_bytes()).unwrap(), answer);
         }
         assert!(OfferAnswer::from_bytes(&[2, 9]).is_err());
+    }
+
+    fn seats(keys: &[PublicKey]) -> Vec<Seat> {
+        keys.iter()
+            .map(|key| Seat {
+                key: *key,
+                acceptance: Signature([7; 64]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_change_replaces_exactly_the_departed_member_with_one_newcomer() {
+        let previous = keys(4);
+        let newcomer = PublicKey([99; 32]);
+        let mut next = previous.clone();
+        next[2] = newcomer;
+        let change = MembershipChange {
+            epoch: 4,
+            departed: previous[2],
+            departure: Departure::Unreachable,
+            members: seats(&next),
+        };
+        assert_eq!(change.check_against(3, &previous), Ok(newcomer));
+        assert_eq!(
+            change.check_against(4, &previous),
+            Err(MembershipError::ChangeEpoch {
+                current: 4,
+                found: 4
+            })
+        );
+        // The order of the new list is free (its members sign it).
+        let mut moved = next.clone();
+        moved.swap(2, 3);
+        let reordered = MembershipChange {
+            members: seats(&moved),
+            ..change.clone()
+        };
+        assert_eq!(reordered.check_against(3, &previous), Ok(newcomer));
+        // The departed member still listed, a non-member dropped instead.
+        let mut kept = next.clone();
+        kept[0] = previous[2];
+        kept[2] = newcomer;
+        let bad = MembershipChange {
+            members: seats(&kept),
+            ..change.clone()
+        };
+        assert!(bad.check_against(3, &previous).is_err());
+        // A "newcomer" that is already a member (a shrinking cluster).
+        let mut twice = previous.clone();
+        twice[2] = previous[0];
+        let bad = MembershipChange {
+            members: seats(&twice),
+            ..change.clone()
+        };
+        assert!(bad.check_against(3, &previous).is_err());
+        // Replacing a key that is not a member.
+        let bad = MembershipChange {
+            departed: newcomer,
+            ..change.clone()
+        };
+        assert_eq!(
+            bad.check_against(3, &previous),
+            Err(MembershipError::NotReplaceable(newcomer))
+        );
+        // Two seats changed.
+        let mut two = next.clone();
+        two[0] = PublicKey([98; 32]);
+        let bad = MembershipChange {
+            members: seats(&two),
+            ..change.clone()
+        };
+        assert_eq!(
+            bad.check_against(3, &previous),
+            Err(MembershipError::NotOneReplacement)
+        );
+        for departure in [Departure::Unreachable, Departure::Left(Signature([5; 64]))] {
+            let change = MembershipChange {
+                departure,
+                ..change.clone()
+            };
+            assert_eq!(
+                MembershipChange::from_bytes(&change.to_bytes()).unwrap(),
+                change
+            );
+        }
+        assert_ne!(
+            leave_digest(&DatasetId([1; 32]), 3),
+            leave_digest(&DatasetId([1; 32]), 4)
+        );
     }
 }

@@ -24,8 +24,8 @@ pub mod snapshot;
 pub mod write;
 
 pub use cluster::{
-    ClusterGenesis, MemberAddrs, MembershipError, OfferAnswer, Refusal, RouteAnswer, Seat,
-    CLUSTER_SIZE_MAX, SERVE_SIGNING_DOMAIN,
+    ClusterGenesis, Departure, MemberAddrs, MembershipChange, MembershipError, OfferAnswer,
+    Refusal, RouteAnswer, Seat, CLUSTER_SIZE_MAX, LEAVE_SIGNING_DOMAIN, SERVE_SIGNING_DOMAIN,
 };
 pub use codec::{Decode, DecodeError, Encode, Reader, Writer};
 pub use ids::{DatasetId, DocId, Hash32, IndexId, PublicKey, Signature, Token};

@@ -104,6 +104,34 @@ pub fn genesis(dataset: &DatasetId, members: &[SigningKey]) -> ClusterGenesis {
     }
 }
 
+/// The membership change to `epoch` that gives `newcomer` the seat of
+/// `members[departed]` (members of the epoch before, in order), every new
+/// member's acceptance signed, the departure `Unreachable`.
+pub fn replacement(
+    dataset: &DatasetId,
+    epoch: u64,
+    members: &[SigningKey],
+    departed: usize,
+    newcomer: &SigningKey,
+) -> fluence_proto::MembershipChange {
+    let mut next: Vec<&SigningKey> = members.iter().collect();
+    next[departed] = newcomer;
+    let keys: Vec<PublicKey> = next.iter().map(|k| PublicKey(k.public_key())).collect();
+    let digest = fluence_proto::cluster::membership_digest(dataset, epoch, &keys);
+    fluence_proto::MembershipChange {
+        epoch,
+        departed: PublicKey(members[departed].public_key()),
+        departure: fluence_proto::Departure::Unreachable,
+        members: next
+            .iter()
+            .map(|key| Seat {
+                key: PublicKey(key.public_key()),
+                acceptance: Signature(key.sign(SERVE_SIGNING_DOMAIN, &digest)),
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,7 @@ pub fn child(parent: &Block, writes: Vec<SignedWrite>, root: Hash32) -> Block {
         state_root: root,
         attestations: Vec::new(),
         evidence: Vec::new(),
+        change: None,
     }
 }
 

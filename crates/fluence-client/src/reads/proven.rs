@@ -285,7 +285,12 @@ fn check_block(
             &root.to_hex()[..16]
         ));
     }
-    let verifier = CertificateVerifier::new(dataset, members).map_err(|e| e.to_string())?;
+    // Routes carry a dataset's genesis membership (its `Create`), so the
+    // members checked here are those of epoch 0; a certificate of a later
+    // epoch is refused (`OtherEpoch`), never accepted under the wrong keys.
+    let verifier =
+        CertificateVerifier::new(dataset, fluence_proto::cluster::GENESIS_EPOCH, members)
+            .map_err(|e| e.to_string())?;
     verifier
         .verify(&block.hash(), &certified.certificate)
         .map_err(|e| format!("the certificate of block {height} is not valid: {e}"))
