@@ -77,8 +77,13 @@ fn verify_acceptances(seats: &[Seat], digest: &[u8; 32]) -> Result<(), Membershi
     for seat in seats {
         fluence_crypto::sign::check_public_key(&seat.key.0)
             .map_err(|_| MembershipError::BadKey(seat.key))?;
-        fluence_crypto::sign::verify(&seat.key.0, SERVE_SIGNING_DOMAIN, digest, &seat.acceptance.0)
-            .map_err(|_| MembershipError::BadAcceptance(seat.key))?;
+        fluence_crypto::sign::verify(
+            &seat.key.0,
+            SERVE_SIGNING_DOMAIN,
+            digest,
+            &seat.acceptance.0,
+        )
+        .map_err(|_| MembershipError::BadAcceptance(seat.key))?;
     }
     Ok(())
 }
@@ -202,7 +207,10 @@ mod tests {
             departure: Departure::Unreachable,
             members: seats(3),
         };
-        assert_eq!(verify_change(&dataset, 2, &previous, &change), Ok(public[4]));
+        assert_eq!(
+            verify_change(&dataset, 2, &previous, &change),
+            Ok(public[4])
+        );
         // Acceptances of another epoch's list do not carry over.
         let stale = MembershipChange {
             members: seats(2),

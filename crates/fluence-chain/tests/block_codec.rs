@@ -6,9 +6,8 @@ use fluence_proto::limits::{
     BLOCK_LEN_MAX, CERTIFICATE_LEN_MAX, CLUSTER_MEMBERS_MAX, WRITES_PER_BLOCK_MAX,
 };
 use fluence_proto::{
-    Departure, MembershipChange, Seat,
-    Action, DatasetId, Decode, DecodeError, DocId, DocOp, Encode, Hash32, PublicKey, Signature,
-    SignedWrite, WriteBody, Writer,
+    Action, DatasetId, Decode, DecodeError, Departure, DocId, DocOp, Encode, Hash32,
+    MembershipChange, PublicKey, Seat, Signature, SignedWrite, WriteBody, Writer,
 };
 use proptest::prelude::*;
 
@@ -61,10 +60,24 @@ fn arb_block() -> impl Strategy<Value = Block> {
             arb_hash(),
             prop::collection::btree_map(any::<[u8; 32]>(), arb_signature(), 0..6),
             prop::collection::btree_map(any::<[u8; 32]>(), (arb_hash(), arb_signature()), 0..4),
-            prop::option::of((any::<u64>(), any::<[u8; 32]>(), prop::option::of(arb_signature()), prop::collection::vec(any::<[u8; 32]>(), 1..5))),
+            prop::option::of((
+                any::<u64>(),
+                any::<[u8; 32]>(),
+                prop::option::of(arb_signature()),
+                prop::collection::vec(any::<[u8; 32]>(), 1..5),
+            )),
         )
             .prop_map(
-                move |(height, parent, timestamp_ms, writes, state_root, attest, evidence, change)| Block {
+                move |(
+                    height,
+                    parent,
+                    timestamp_ms,
+                    writes,
+                    state_root,
+                    attest,
+                    evidence,
+                    change,
+                )| Block {
                     dataset,
                     height,
                     parent,

@@ -394,12 +394,18 @@ fn a_membership_change_stands_alone_keeps_the_root_and_ends_its_epochs_writes() 
         Err(BlockError::ChangeMovesRoot)
     );
     // Proposed in the wrong epoch, or with the members of the next one.
-    let later = VerifyContext { epoch: 1, ..context };
+    let later = VerifyContext {
+        epoch: 1,
+        ..context
+    };
     assert!(matches!(
         verify_block(&changed, &created, &created.hash(), &later),
         Err(BlockError::Change(MembershipError::ChangeEpoch { .. }))
     ));
-    let wrong_members = VerifyContext { members: &next_keys, ..context };
+    let wrong_members = VerifyContext {
+        members: &next_keys,
+        ..context
+    };
     assert!(matches!(
         verify_block(&changed, &created, &created.hash(), &wrong_members),
         Err(BlockError::Change(_))

@@ -312,8 +312,9 @@ where
         let (session, anchor, header) = self.open(peer).await?;
         let exec = &self.member.exec;
         let dataset = exec.dataset();
-        let finalization = verify_finalization(&dataset, self.member.epoch, &self.member.members, &anchor)
-            .map_err(|e| FetchError::Anchor(e.to_string()))?;
+        let finalization =
+            verify_finalization(&dataset, self.member.epoch, &self.member.members, &anchor)
+                .map_err(|e| FetchError::Anchor(e.to_string()))?;
         if header.info.dataset != dataset || header.info.state_root != anchor.block.state_root {
             return Err(FetchError::Anchor(format!(
                 "the snapshot's state root {} is not the block's {}",
