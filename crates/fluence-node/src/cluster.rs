@@ -305,6 +305,7 @@ impl Replicas {
                     NodeError::BadSignature
                 }
                 MembershipStoreError::Conflict(_) => NodeError::DatasetExists,
+                error @ MembershipStoreError::Full(_) => NodeError::Unavailable(error.to_string()),
                 error @ (MembershipStoreError::Invalid(_) | MembershipStoreError::NotListed(_)) => {
                     NodeError::BadRequest(error.to_string())
                 }

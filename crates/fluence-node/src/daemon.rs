@@ -91,8 +91,12 @@ impl RunningNode {
         let signer = SigningKey::from_seed(&seed);
         let (discovery, discovery_side) = Discovery::new(config.discovery.clone())?;
         let (net, swarm_side) = ClusterNet::start(&keypair, cluster.known.clone())?;
-        let memberships = Memberships::open(&config.data_dir.join("clusters"), member_key)
-            .map_err(|e| NodeStartError::DataDir(config.data_dir.join("clusters"), e))?;
+        let memberships = Memberships::open(
+            &config.data_dir.join("clusters"),
+            member_key,
+            cluster.replicas_max,
+        )
+        .map_err(|e| NodeStartError::DataDir(config.data_dir.join("clusters"), e))?;
         let store = Arc::new(store);
         let replicas = Arc::new(Replicas::new(
             context,

@@ -27,6 +27,8 @@ pub enum MembershipStoreError {
     NotListed(PublicKey),
     #[error("dataset {0} is served by another cluster already")]
     Conflict(DatasetId),
+    #[error("this node keeps memberships of at most {0} datasets")]
+    Full(usize),
     #[error("cannot write {path}: {error}")]
     Io {
         path: PathBuf,
@@ -38,6 +40,10 @@ pub enum MembershipStoreError {
 pub struct Memberships {
     dir: PathBuf,
     local: PublicKey,
+    /// The most datasets kept: an acceptance reserves nothing, so
+    /// `Create`s carrying acceptances gathered while the node had room
+    /// could otherwise make it keep any number.
+    capacity: usize,
     creates: Mutex<HashMap<DatasetId, Arc<SignedWrite>>>,
     /// Held while a membership is checked against the kept ones and
     /// written, so two `Create`s of one dataset racing in settle on one.
@@ -49,7 +55,7 @@ impl Memberships {
     /// node with key `local`. A file that does not decode, does not
     /// verify or does not name this node is skipped with a warning (the
     /// node then learns that cluster again from its members).
-    pub fn open(dir: &Path, local: PublicKey) -> std::io::Result<Memberships> {
+    pub fn open(dir: &Path, local: PublicKey, capacity: usize) -> std::io::Result<Memberships> {
         std::fs::create_dir_all(dir)?;
         let mut creates = HashMap::new();
         for entry in std::fs::read_dir(dir)? {
@@ -69,6 +75,7 @@ impl Memberships {
         Ok(Memberships {
             dir: dir.to_path_buf(),
             local,
+            capacity,
             creates: Mutex::new(creates),
             writing: Mutex::new(()),
         })
@@ -110,6 +117,9 @@ impl Memberships {
             } else {
                 Err(MembershipStoreError::Conflict(dataset))
             };
+        }
+        if self.len() >= self.capacity {
+            return Err(MembershipStoreError::Full(self.capacity));
         }
         let path = self.dir.join(format!("{}.create", dataset.to_hex()));
         write_durably(&path, &create.to_bytes())
@@ -167,13 +177,31 @@ mod tests {
     use fluence_testkit::Owner;
 
     #[test]
+    fn no_more_datasets_than_the_capacity_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<SigningKey> = (1..=4u8).map(|i| SigningKey::from_seed(&[i; 32])).collect();
+        let local = PublicKey(keys[0].public_key());
+        let memberships = Memberships::open(dir.path(), local, 2).unwrap();
+        let create = |tag: u8| Owner::new([9; 32], [tag; 32]).create_for_cluster(&keys);
+        memberships.insert(&create(1)).unwrap();
+        memberships.insert(&create(2)).unwrap();
+        assert!(matches!(
+            memberships.insert(&create(3)),
+            Err(MembershipStoreError::Full(2))
+        ));
+        // A dataset already kept is still answered as before.
+        memberships.insert(&create(1)).unwrap();
+        assert_eq!(memberships.len(), 2);
+    }
+
+    #[test]
     fn kept_memberships_survive_a_restart_and_bad_ones_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let keys: Vec<SigningKey> = (1..=4u8).map(|i| SigningKey::from_seed(&[i; 32])).collect();
         let local = PublicKey(keys[1].public_key());
         let owner = Owner::new([9; 32], [3; 32]);
         let create = owner.create_for_cluster(&keys);
-        let memberships = Memberships::open(dir.path(), local).unwrap();
+        let memberships = Memberships::open(dir.path(), local, 8).unwrap();
         memberships.insert(&create).unwrap();
         // The same again is fine; another cluster for the dataset is not.
         memberships.insert(&create).unwrap();
@@ -209,7 +237,7 @@ mod tests {
         }
         assert!(memberships.insert(&forged).is_err());
 
-        let reopened = Memberships::open(dir.path(), local).unwrap();
+        let reopened = Memberships::open(dir.path(), local, 8).unwrap();
         assert_eq!(reopened.len(), 1);
         assert_eq!(
             reopened.members(&owner.dataset).unwrap(),
@@ -225,6 +253,6 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&path, bytes).unwrap();
-        assert!(Memberships::open(dir.path(), local).unwrap().is_empty());
+        assert!(Memberships::open(dir.path(), local, 8).unwrap().is_empty());
     }
 }
