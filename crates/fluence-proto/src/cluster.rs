@@ -144,11 +144,16 @@ impl Decode for Seat {
     }
 }
 
+/// The keys of `seats`, in order.
+fn seat_keys(seats: &[Seat]) -> Vec<PublicKey> {
+    seats.iter().map(|seat| seat.key).collect()
+}
+
 /// The membership a dataset is created with, carried by its `Create`
 /// (and so by the first block of its chain).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterGenesis {
-    /// [`GENESIS_EPOCH`]; a later membership change would carry the next.
+    /// [`GENESIS_EPOCH`]; each [`MembershipChange`] carries the next.
     pub epoch: u64,
     /// In placement order: closest to the dataset id first.
     pub members: Vec<Seat>,
@@ -157,7 +162,7 @@ pub struct ClusterGenesis {
 impl ClusterGenesis {
     /// The member keys, in order.
     pub fn keys(&self) -> Vec<PublicKey> {
-        self.members.iter().map(|seat| seat.key).collect()
+        seat_keys(&self.members)
     }
 
     /// What each member signed.
@@ -238,16 +243,16 @@ pub struct MembershipChange {
     /// The member that leaves.
     pub departed: PublicKey,
     pub departure: Departure,
-    /// The new membership: the previous list with the departed member's
-    /// seat taken by the newcomer, every member's acceptance over the
-    /// [`membership_digest`] of `epoch` and these keys.
+    /// The new membership: the previous members without the departed one,
+    /// plus the newcomer (in the order the members signed), every member's
+    /// acceptance over the [`membership_digest`] of `epoch` and these keys.
     pub members: Vec<Seat>,
 }
 
 impl MembershipChange {
     /// The new member keys, in order.
     pub fn keys(&self) -> Vec<PublicKey> {
-        self.members.iter().map(|seat| seat.key).collect()
+        seat_keys(&self.members)
     }
 
     /// What each new member signed.
