@@ -12,7 +12,7 @@
 //! ([`Pool::finalized`]) or when it can never be (another write took its
 //! number, or it was refused against the state it would extend).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use fluence_proto::{Action, Hash32, PublicKey, SignedWrite};
 use futures::channel::oneshot;
@@ -71,7 +71,10 @@ pub enum Admitted {
 #[derive(Default)]
 pub struct Pool {
     candidates: BTreeMap<u64, Candidate>,
-    waiting: HashMap<[u8; 32], Waiting>,
+    /// Ordered, not hashed: dropping the pool wakes every waiting caller,
+    /// and a deterministic simulation needs them woken in the same order
+    /// on every run.
+    waiting: BTreeMap<[u8; 32], Waiting>,
     bytes: usize,
 }
 
