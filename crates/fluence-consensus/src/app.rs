@@ -331,8 +331,20 @@ where
                 return None;
             }
         };
+        // This epoch is over once its change is applied: the next runs in
+        // a replica of its own.
+        if self.member.retired() {
+            return None;
+        }
+        // A pending membership change goes in a block of its own, which
+        // keeps its parent's root (nothing executes).
+        let change = if unexecuted {
+            None
+        } else {
+            self.member.change_to_propose()
+        };
         let built = loop {
-            if unexecuted {
+            if unexecuted || change.is_some() {
                 break Ok((Vec::new(), parent.block().state_root));
             }
             admissions.borrow_and_update();
@@ -372,9 +384,9 @@ where
             state_root: claimed,
             attestations: for_parent.attestations,
             evidence: for_parent.evidence,
-            change: None,
+            change,
         };
-        let block = match ChainBlock::new(block) {
+        let block = match ChainBlock::in_epoch(block, parent.base()) {
             Ok(block) => block,
             Err(error) => {
                 warn!(%error, "proposal does not fit a block");
@@ -415,6 +427,19 @@ where
         let Some(parent) = ancestry.peek().map(|p| p.inner_shared()) else {
             return false;
         };
+        if self.member.retired() {
+            return false;
+        }
+        if let Some(change) = &block.block().change {
+            if !self.member.votes_for(change) {
+                warn!(
+                    height = block.block().height,
+                    departed = %change.departed,
+                    "proposal carries a membership change this member does not vote for"
+                );
+                return false;
+            }
+        }
         let member = Arc::clone(&self.member);
         let rules: ChainRules = member.rules;
         let now = now_ms(&runtime);

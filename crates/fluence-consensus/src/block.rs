@@ -6,6 +6,12 @@
 //! encoding, so it delimits itself inside larger messages. The digest is
 //! the block hash (`FLUENCE_BLOCK_V1`), computed once when the block is
 //! built or decoded.
+//!
+//! Each membership epoch runs its own consensus instance, whose first
+//! block (height 0 for marshal) is the block the epoch starts on: the
+//! chain's genesis for epoch 0, the membership change for later ones. So
+//! the height consensus sees is the chain height minus that base height
+//! (the codec's configuration); the block itself keeps its chain height.
 
 use bytes::{Buf, BufMut};
 use commonware_codec::{EncodeSize, Error as CodecError, Read, Write};
@@ -35,23 +41,42 @@ pub struct ChainBlock {
     block: Block,
     hash: Hash32,
     encoded_len: usize,
+    /// Chain height of the epoch's first block (see the module docs).
+    base: u64,
 }
 
 impl ChainBlock {
     /// Wraps a block, hashing its canonical bytes. Fails if the encoding is
     /// above `BLOCK_LEN_MAX` (such a block could not be sent).
     pub fn new(block: Block) -> Result<Self, fluence_proto::DecodeError> {
+        Self::in_epoch(block, 0)
+    }
+
+    /// Wraps a block of the epoch that starts on the block at chain
+    /// height `base`.
+    pub fn in_epoch(block: Block, base: u64) -> Result<Self, fluence_proto::DecodeError> {
+        if block.height < base {
+            return Err(fluence_proto::DecodeError::Invalid(
+                "a block below its epoch's first block",
+            ));
+        }
         let bytes = block.to_bounded_bytes()?;
         Ok(ChainBlock {
             hash: hash_encoded(&bytes),
             encoded_len: bytes.len(),
             block,
+            base,
         })
     }
 
     /// The genesis block of `dataset`'s chain.
     pub fn genesis(dataset: DatasetId) -> Self {
         Self::new(Block::genesis(dataset)).expect("the genesis block is a few dozen bytes")
+    }
+
+    /// Chain height of the first block of this block's epoch.
+    pub fn base(&self) -> u64 {
+        self.base
     }
 
     pub fn block(&self) -> &Block {
@@ -79,9 +104,10 @@ impl EncodeSize for ChainBlock {
 }
 
 impl Read for ChainBlock {
-    type Cfg = ();
+    /// The chain height of the epoch's first block.
+    type Cfg = u64;
 
-    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+    fn read_cfg(buf: &mut impl Buf, base: &u64) -> Result<Self, CodecError> {
         if buf.remaining() < 4 {
             return Err(CodecError::EndOfBuffer);
         }
@@ -95,10 +121,17 @@ impl Read for ChainBlock {
         let bytes = buf.copy_to_bytes(len);
         let block = Block::from_untrusted(&bytes)
             .map_err(|_| CodecError::Invalid("fluence block", "not a canonical block"))?;
+        if block.height < *base {
+            return Err(CodecError::Invalid(
+                "fluence block",
+                "below its epoch's first block",
+            ));
+        }
         Ok(ChainBlock {
             block,
             hash: hash_encoded(&bytes),
             encoded_len: len,
+            base: *base,
         })
     }
 }
@@ -113,7 +146,7 @@ impl Digestible for ChainBlock {
 
 impl commonware_consensus::Heightable for ChainBlock {
     fn height(&self) -> Height {
-        Height::new(self.block.height)
+        Height::new(self.block.height - self.base)
     }
 }
 
@@ -124,7 +157,7 @@ impl commonware_consensus::Block for ChainBlock {
 }
 
 impl commonware_consensus::BoundedBlock for ChainBlock {
-    fn max_encode_size(_: &()) -> usize {
+    fn max_encode_size(_: &u64) -> usize {
         4 + BLOCK_LEN_MAX
     }
 }

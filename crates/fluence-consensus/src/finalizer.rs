@@ -54,11 +54,20 @@ pub struct Progress {
     pub finalized_tip: AtomicU64,
     /// Why the applier stopped, if it did.
     pub fault: Mutex<Option<String>>,
+    /// The applied block whose membership change ended the epoch.
+    pub epoch_end: Mutex<Option<fluence_chain::FinalizedBlock>>,
 }
 
 impl Progress {
     pub fn fault(&self) -> Option<String> {
         self.fault
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn epoch_end(&self) -> Option<fluence_chain::FinalizedBlock> {
+        self.epoch_end
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
@@ -84,9 +93,10 @@ pub async fn run<O: OreOrder>(
     while let Some(update) = updates.next().await {
         let (block, ack) = match update {
             Update::Tip(_, height, _) => {
+                // Marshal counts heights from the epoch's first block.
                 progress
                     .finalized_tip
-                    .fetch_max(height.get(), Ordering::Relaxed);
+                    .fetch_max(member.base_height + height.get(), Ordering::Relaxed);
                 continue;
             }
             Update::Block(block, ack) => (block, ack),
@@ -95,22 +105,49 @@ pub async fn run<O: OreOrder>(
             parked.push(ack);
             continue;
         }
+        // After the change that ends this epoch, the epoch finalizes only
+        // empty blocks (they may be what finalized the change); they are
+        // not part of the chain, which the next epoch continues from the
+        // change.
+        if member.retired() {
+            ack.acknowledge();
+            continue;
+        }
         let height = block.height();
+        let chain_height = block.inner().block().height;
         progress
             .finalized_tip
-            .fetch_max(height.get(), Ordering::Relaxed);
+            .fetch_max(chain_height, Ordering::Relaxed);
         // Descendants can finalize a block without a certificate of its own.
         let certificate = marshal
             .get_finalization(height)
             .await
             .map(|finalization| finalization.encode().to_vec())
             .unwrap_or_default();
+        let ends_epoch = block
+            .inner()
+            .block()
+            .change
+            .as_ref()
+            .is_some_and(|change| change.epoch > member.epoch);
+        let record = ends_epoch.then(|| fluence_chain::FinalizedBlock {
+            block: block.inner().block().clone(),
+            certificate: certificate.clone(),
+        });
         match member.exec.apply_finalized(block.inner(), certificate) {
+            Ok(_) if ends_epoch => {
+                member.retire();
+                *progress
+                    .epoch_end
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = record;
+                ack.acknowledge();
+            }
             Ok(Some(writes)) => {
                 member
                     .pool()
-                    .finalized(height.get(), block.inner().block().state_root, &writes);
-                member.inbox().prune(height.get());
+                    .finalized(chain_height, block.inner().block().state_root, &writes);
+                member.inbox().prune(chain_height);
                 ack.acknowledge();
             }
             Ok(None) => ack.acknowledge(),

@@ -48,3 +48,24 @@ pub async fn receive_attestations<O: OreOrder>(
         member.receive_attestation(&to_public_key(&sender), attestation);
     }
 }
+
+/// Keeps membership changes members propose (checked by
+/// [`Member::receive_change`]), until the channel closes.
+pub async fn receive_changes<O: OreOrder>(
+    member: Arc<Member<O>>,
+    mut receiver: impl Receiver<PublicKey = ed25519::PublicKey>,
+) {
+    while let Ok((sender, message)) = receiver.recv().await {
+        let bytes = message.as_ref();
+        if bytes.len() > BLOCK_LEN_MAX / 2 {
+            continue;
+        }
+        let Ok(change) = fluence_proto::MembershipChange::from_bytes(bytes) else {
+            debug!(sender = %sender, "undecodable membership change");
+            continue;
+        };
+        if let Err(error) = member.receive_change(change) {
+            debug!(sender = %sender, %error, "membership change not kept");
+        }
+    }
+}

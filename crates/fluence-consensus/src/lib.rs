@@ -71,6 +71,7 @@ pub use exec::SPECULATION_DEPTH_MAX;
 pub use member::{Behavior, BlockLimits};
 pub use pool::{Committed, POOL_BYTES_MAX, POOL_WRITES_MAX};
 pub use replica::{
-    start, Channel, ClusterNetwork, ReplicaConfig, ReplicaHandle, StartError, Timeouts, CHANNELS,
+    start, Channel, ClusterNetwork, EpochStart, ReplicaConfig, ReplicaHandle, StartError, Timeouts,
+    CHANNELS,
 };
 pub use sync::SyncReport;

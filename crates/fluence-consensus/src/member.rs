@@ -3,15 +3,15 @@
 //! attestations into it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use commonware_utils::channel::watch;
 
-use fluence_chain::{verify_write_signature, ChainRules, SignedAttestation};
+use fluence_chain::{verify_change, verify_write_signature, ChainRules, SignedAttestation};
 use fluence_crypto::sign::SigningKey;
 use fluence_proto::limits::BLOCK_LEN_MAX;
-use fluence_proto::{Action, Encode, PublicKey, SignedWrite};
+use fluence_proto::{Action, Encode, MembershipChange, MembershipError, PublicKey, SignedWrite};
 use fluence_store::OreOrder;
 use futures::channel::oneshot;
 
@@ -74,6 +74,12 @@ pub enum Behavior {
     CorruptSnapshots,
 }
 
+/// Whether a member votes for a membership change proposed in its epoch
+/// (already checked for shape and signatures): a departure the leaver
+/// signed is always acceptable; for an `Unreachable` one the node says
+/// whether it, too, has not heard from that member for the grace period.
+pub type ChangePolicy = Arc<dyn Fn(&MembershipChange) -> bool + Send + Sync>;
+
 /// One member's state for one dataset's chain.
 pub struct Member<O: OreOrder> {
     pub(crate) exec: Executor<O>,
@@ -83,6 +89,11 @@ pub struct Member<O: OreOrder> {
     pub(crate) members: Vec<PublicKey>,
     /// The membership epoch `members` run (0 for the genesis membership).
     pub(crate) epoch: u64,
+    /// Chain height of the epoch's first block.
+    pub(crate) base_height: u64,
+    /// The epoch's first block when it is a later epoch's (the block whose
+    /// membership change started it): a newcomer's sync may start there.
+    pub(crate) base: Option<fluence_chain::Block>,
     pub(crate) rules: ChainRules,
     pub(crate) limits: BlockLimits,
     pub(crate) behavior: Behavior,
@@ -96,6 +107,13 @@ pub struct Member<O: OreOrder> {
     syncing: AtomicBool,
     /// What the sync at start did, if one ran.
     sync_report: Mutex<Option<SyncReport>>,
+    /// Whether this member votes for a change, see [`ChangePolicy`].
+    change_policy: ChangePolicy,
+    /// The membership change waiting to be put in a block, if any.
+    pending_change: Mutex<Option<MembershipChange>>,
+    /// Set once a change ending this epoch is applied: the member then
+    /// proposes, verifies and applies nothing more in this epoch.
+    retired: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -110,10 +128,11 @@ impl<O: OreOrder> Member<O> {
         exec: Executor<O>,
         key: SigningKey,
         mut members: Vec<PublicKey>,
-        epoch: u64,
+        start: &crate::EpochStart,
         rules: ChainRules,
         limits: BlockLimits,
         behavior: Behavior,
+        change_policy: ChangePolicy,
     ) -> Self {
         members.sort_unstable();
         members.dedup();
@@ -123,7 +142,12 @@ impl<O: OreOrder> Member<O> {
             key,
             public,
             members,
-            epoch,
+            epoch: start.epoch(),
+            base_height: start.base_height(),
+            base: match start {
+                crate::EpochStart::Genesis => None,
+                crate::EpochStart::Change { base, .. } => Some(base.clone()),
+            },
             rules,
             limits,
             behavior,
@@ -132,7 +156,48 @@ impl<O: OreOrder> Member<O> {
             inbox: Mutex::new(Inbox::default()),
             syncing: AtomicBool::new(false),
             sync_report: Mutex::new(None),
+            change_policy,
+            pending_change: Mutex::new(None),
+            retired: AtomicBool::new(false),
         }
+    }
+
+    /// Keeps a membership change proposed for this epoch once it checks
+    /// out (the first one stays until it is finalized or the epoch ends),
+    /// and wakes an idle leader.
+    pub(crate) fn receive_change(&self, change: MembershipChange) -> Result<(), MembershipError> {
+        verify_change(&self.exec.dataset(), self.epoch, &self.members, &change)?;
+        let mut pending = lock(&self.pending_change);
+        if pending.is_none() {
+            *pending = Some(change);
+            drop(pending);
+            self.admissions
+                .send_modify(|count| *count = count.wrapping_add(1));
+        }
+        Ok(())
+    }
+
+    /// The pending change this member would propose now, if any.
+    pub(crate) fn change_to_propose(&self) -> Option<MembershipChange> {
+        let pending = lock(&self.pending_change).clone()?;
+        self.votes_for(&pending).then_some(pending)
+    }
+
+    /// Whether this member votes for `change` in a proposal: it must be
+    /// valid for this epoch and the node's policy must agree.
+    pub(crate) fn votes_for(&self, change: &MembershipChange) -> bool {
+        !self.retired()
+            && verify_change(&self.exec.dataset(), self.epoch, &self.members, change).is_ok()
+            && (self.change_policy)(change)
+    }
+
+    /// Whether a change ending this epoch has been applied.
+    pub(crate) fn retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
     }
 
     /// Whether the member is rebuilding the dataset from a snapshot.

@@ -21,7 +21,7 @@ use commonware_consensus::simplex::config::{
 };
 use commonware_consensus::simplex::elector::RoundRobin;
 use commonware_consensus::simplex::Engine as SimplexEngine;
-use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
+use commonware_consensus::types::{Epoch, EpochInfo, Epocher, Height, ViewDelta};
 use commonware_consensus::Reporters;
 use commonware_cryptography::certificate::{ConstantProvider, Verifier as _};
 use commonware_cryptography::{ed25519, sha256::Sha256, Digested, Digestible};
@@ -32,8 +32,8 @@ use commonware_runtime::{Clock, Handle, Metrics, Spawner, Storage, Supervisor};
 use commonware_storage::archive::immutable;
 use commonware_utils::ordered::Set;
 use commonware_utils::NonZeroDuration;
-use fluence_chain::{ChainRules, ChainStore, ChainTip};
-use fluence_proto::{DatasetId, Encode, PublicKey, SignedWrite};
+use fluence_chain::{Block, ChainRules, ChainStore, ChainTip};
+use fluence_proto::{DatasetId, Encode, MembershipChange, MembershipError, PublicKey, SignedWrite};
 use fluence_store::{OreOrder, Store};
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
@@ -45,7 +45,7 @@ use crate::evidence::{Equivocation, EvidenceLog, EvidenceReporter};
 use crate::exec::Executor;
 use crate::finalizer::{self, Progress};
 use crate::keys::{to_consensus_key, Identity};
-use crate::member::{Behavior, BlockLimits, Member};
+use crate::member::{Behavior, BlockLimits, ChangePolicy, Member};
 use crate::pool::{Committed, Outcome};
 use crate::sync::SyncReport;
 use tracing::error;
@@ -70,6 +70,9 @@ pub enum Channel {
     Attestations,
     /// Empty-disk sync: tips, snapshots and their pages ([`crate::sync`]).
     Sync,
+    /// Proposed membership changes, so whichever member leads next can
+    /// put one in a block.
+    Changes,
 }
 
 impl Channel {
@@ -83,10 +86,11 @@ impl Channel {
         Channel::Submissions,
         Channel::Attestations,
         Channel::Sync,
+        Channel::Changes,
     ];
 
-    /// The channel's number within its cluster (0..8). Stable: part of the
-    /// wire protocol.
+    /// The channel's number within its cluster's epoch (0..9). Stable:
+    /// part of the wire protocol.
     pub const fn id(self) -> u64 {
         match self {
             Channel::Votes => 0,
@@ -97,12 +101,26 @@ impl Channel {
             Channel::Submissions => 5,
             Channel::Attestations => 6,
             Channel::Sync => 7,
+            Channel::Changes => 8,
         }
+    }
+
+    /// The channel's number on the wire for membership `epoch`: each
+    /// epoch has a block of [`EPOCH_CHANNELS`] numbers of its own, so the
+    /// consensus messages of two epochs never meet (members of both
+    /// epochs run a replica of each for a moment). The network's own
+    /// per-dataset channel 15 is in no replica's block.
+    pub const fn wire_id(self, epoch: u64) -> u64 {
+        epoch
+            .saturating_mul(EPOCH_CHANNELS)
+            .saturating_add(self.id())
     }
 }
 
 /// Channels a replica uses.
-pub const CHANNELS: usize = 8;
+pub const CHANNELS: usize = 9;
+/// Wire channel numbers reserved per membership epoch.
+pub const EPOCH_CHANNELS: u64 = 16;
 
 /// One sender and receiver per [`Channel`], plus the peer set and blocker
 /// of the cluster: everything the replica needs from the network.
@@ -140,13 +158,69 @@ impl Default for Timeouts {
     }
 }
 
+/// The membership epoch a replica runs and the block it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EpochStart {
+    /// Epoch 0, the genesis membership, from the chain's genesis block.
+    Genesis,
+    /// A later epoch, from the finalized block whose membership change
+    /// started it (that block's height is the epoch's base height).
+    Change { epoch: u64, base: Block },
+}
+
+impl EpochStart {
+    /// The epoch's number.
+    pub fn epoch(&self) -> u64 {
+        match self {
+            EpochStart::Genesis => fluence_proto::cluster::GENESIS_EPOCH,
+            EpochStart::Change { epoch, .. } => *epoch,
+        }
+    }
+
+    /// The chain height of the epoch's first block.
+    pub fn base_height(&self) -> u64 {
+        match self {
+            EpochStart::Genesis => 0,
+            EpochStart::Change { base, .. } => base.height,
+        }
+    }
+}
+
+/// The one epoch a replica runs, for marshal and its wrapper: every height
+/// it sees (counted from the epoch's first block, see [`ChainBlock`]) is in
+/// it, and it never ends; a membership change ends it by stopping the
+/// replica, and the next epoch runs in a replica of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SingleEpoch(Epoch);
+
+impl Epocher for SingleEpoch {
+    fn containing(&self, height: Height) -> Option<EpochInfo> {
+        Some(EpochInfo::new(
+            self.0,
+            height,
+            Height::zero(),
+            Height::new(u64::MAX),
+        ))
+    }
+
+    fn first(&self, epoch: Epoch) -> Option<Height> {
+        (epoch == self.0).then(Height::zero)
+    }
+
+    fn last(&self, epoch: Epoch) -> Option<Height> {
+        (epoch == self.0).then(|| Height::new(u64::MAX))
+    }
+}
+
 /// What a replica is: which cluster, which member, where it keeps state.
 pub struct ReplicaConfig<O: OreOrder> {
     pub dataset: DatasetId,
     /// The member's secret ed25519 seed (node identity).
     pub identity: Zeroizing<[u8; 32]>,
-    /// Every member of the cluster, this one included.
+    /// Every member of the cluster in `epoch`, this one included.
     pub members: Vec<PublicKey>,
+    /// The membership epoch `members` run and where it starts.
+    pub epoch: EpochStart,
     /// The node's dataset store (shared by all clusters of the node).
     pub store: Arc<Store<O>>,
     /// Directory of the node's chain files.
@@ -159,6 +233,9 @@ pub struct ReplicaConfig<O: OreOrder> {
     pub timeouts: Timeouts,
     /// [`Behavior::Honest`] except in tests of Byzantine members.
     pub behavior: Behavior,
+    /// Whether this member votes for a membership change (see
+    /// [`ChangePolicy`]).
+    pub change_policy: ChangePolicy,
 }
 
 /// Why a replica could not start.
@@ -178,6 +255,7 @@ pub enum StartError {
 pub struct ReplicaHandle<O: OreOrder, S> {
     member: Arc<Member<O>>,
     submissions: S,
+    changes: S,
     progress: Arc<Progress>,
     /// Equivocations of members this replica has verified.
     evidence: Arc<EvidenceLog>,
@@ -206,6 +284,33 @@ impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ReplicaHandle<O, S>
             let outcome: Outcome = receiver.await.map_err(|_| SubmitError::Stopped)?;
             outcome
         }
+    }
+
+    /// Proposes a membership change of this epoch to every member (it is
+    /// checked first: the next epoch, one member replaced, every
+    /// signature). Whichever member leads next puts it in a block if its
+    /// own [`ChangePolicy`] agrees; the others vote for it only if theirs
+    /// do.
+    pub fn propose_change(&self, change: MembershipChange) -> Result<(), MembershipError> {
+        let bytes = change.to_bytes();
+        self.member.receive_change(change)?;
+        let mut sender = self.changes.clone();
+        sender.send(Recipients::All, bytes, false);
+        Ok(())
+    }
+
+    /// The finalized block whose membership change ended this replica's
+    /// epoch, once it is applied here (with its certificate, empty when
+    /// it was finalized only through a descendant). The replica then
+    /// proposes and applies nothing more: the next epoch runs in a replica
+    /// of its own, started on this block.
+    pub fn epoch_end(&self) -> Option<fluence_chain::FinalizedBlock> {
+        self.progress.epoch_end()
+    }
+
+    /// The membership epoch this replica runs.
+    pub fn epoch(&self) -> u64 {
+        self.member.epoch
     }
 
     /// The newest finalized block applied on this member.
@@ -297,8 +402,6 @@ const REPAIR_MAX: NonZeroUsize = NonZeroUsize::new(16).expect("non-zero");
 const VIEW_RETENTION: u64 = 64;
 /// Blocks per archive section.
 const ITEMS_PER_SECTION: NonZeroU64 = NonZeroU64::new(64).expect("non-zero");
-/// One epoch for the whole chain: membership is fixed in this issue.
-const EPOCH_LENGTH: NonZeroU64 = NonZeroU64::new(u64::MAX).expect("non-zero");
 
 fn fetch_timeout(duration: Duration) -> NonZeroDuration {
     NonZeroDuration::new(duration.max(Duration::from_millis(1))).expect("at least a millisecond")
@@ -383,10 +486,11 @@ where
         exec,
         identity.chain,
         config.members.clone(),
-        fluence_proto::cluster::GENESIS_EPOCH,
+        &config.epoch,
         config.rules,
         limits,
         config.behavior,
+        config.change_policy,
     ));
 
     let ClusterNetwork {
@@ -394,10 +498,19 @@ where
         peers,
         blocker,
     } = network;
-    let [votes, certificates, resolver, backfill, blocks, submissions, attestations, sync] =
+    let [votes, certificates, resolver, backfill, blocks, submissions, attestations, sync, changes] =
         channels;
+    let changes_sender = changes.0.clone();
     let submissions_sender = submissions.0.clone();
-    let prefix = config.partition_prefix.clone();
+    // Each epoch keeps its consensus logs in partitions of its own (the
+    // genesis epoch's keep the names they always had).
+    let prefix = match config.epoch.epoch() {
+        0 => config.partition_prefix.clone(),
+        epoch => format!("{}-e{epoch}", config.partition_prefix),
+    };
+    let epoch_start = config.epoch.clone();
+    let base_height = epoch_start.base_height();
+    let epoch = Epoch::new(epoch_start.epoch());
     let timeouts = config.timeouts;
     let dataset = config.dataset;
     let progress = Arc::new(Progress::default());
@@ -430,7 +543,22 @@ where
             .await
         {
             Ok(crate::sync::Start::Genesis) => {
-                let genesis = ChainBlock::genesis(dataset);
+                let genesis = match &epoch_start {
+                    EpochStart::Genesis => ChainBlock::genesis(dataset),
+                    EpochStart::Change { base, .. } => {
+                        match ChainBlock::in_epoch(base.clone(), base.height) {
+                            Ok(base) => base,
+                            Err(error) => {
+                                *task_progress
+                                    .fault
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                    Some(format!("the epoch's first block: {error}"));
+                                return;
+                            }
+                        }
+                    }
+                };
                 let digest = genesis.digest();
                 (
                     prefix,
@@ -477,7 +605,7 @@ where
                 mailbox_size: MAILBOX_SIZE,
                 deque_size: 16,
                 priority: false,
-                codec_config: (),
+                codec_config: base_height,
                 peer_provider: peers.clone(),
                 strategy: Sequential,
             },
@@ -496,7 +624,7 @@ where
         .await;
         let finalized_blocks = immutable::Archive::init(
             context.child("finalized_blocks"),
-            immutable_config(&prefix, "blocks", &page_cache, ()),
+            immutable_config(&prefix, "blocks", &page_cache, base_height),
         )
         .await;
         let (Ok(finalizations), Ok(finalized_blocks)) = (finalizations, finalized_blocks) else {
@@ -507,7 +635,7 @@ where
                 Some("consensus archives could not be opened".into());
             return;
         };
-        let epocher = FixedEpocher::new(EPOCH_LENGTH);
+        let epocher = SingleEpoch(epoch);
         let (actor, marshal, _floor) = MarshalActor::init(
             context.child("marshal"),
             finalizations,
@@ -524,7 +652,7 @@ where
                 replay_buffer: BUFFER_ITEMS,
                 key_write_buffer: WRITE_BUFFER_BYTES,
                 value_write_buffer: WRITE_BUFFER_BYTES,
-                block_codec_config: (),
+                block_codec_config: base_height,
                 max_repair: REPAIR_MAX,
                 max_pending_acks: PENDING_ACKS_MAX,
                 strategy: Sequential,
@@ -542,6 +670,10 @@ where
         context.child("submissions").spawn({
             let member = Arc::clone(&member);
             move |_| crate::gossip::receive_submissions(member, submissions.1)
+        });
+        context.child("changes").spawn({
+            let member = Arc::clone(&member);
+            move |_| crate::gossip::receive_changes(member, changes.1)
         });
         let (attestation_sender, attestation_receiver) = attestations;
         context.child("attestations").spawn({
@@ -565,7 +697,7 @@ where
                 strategy: Sequential,
                 partition: format!("{prefix}-simplex"),
                 mailbox_size: MAILBOX_SIZE,
-                epoch: Epoch::zero(),
+                epoch,
                 floor: simplex_floor,
                 replay_buffer: BUFFER_ITEMS,
                 write_buffer: WRITE_BUFFER_BYTES,
@@ -589,6 +721,7 @@ where
     Ok(ReplicaHandle {
         member,
         submissions: submissions_sender,
+        changes: changes_sender,
         progress,
         evidence,
         task,

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use commonware_runtime::Supervisor;
 use fluence_chain::{ChainRules, ChainTip, WriteAuthError};
 use fluence_consensus::{
-    Behavior, BlockLimits, Channel, ClusterNetwork, ReplicaConfig, ReplicaHandle, SubmitError,
-    Timeouts,
+    Behavior, BlockLimits, Channel, ClusterNetwork, EpochStart, ReplicaConfig, ReplicaHandle,
+    SubmitError, Timeouts,
 };
 use fluence_crypto::sign::SigningKey;
 use fluence_net::cluster::{ClusterMember, ClusterNet, ClusterSender, MembershipMessage};
@@ -194,6 +194,10 @@ impl Replicas {
             dataset,
             identity: self.seed.clone(),
             members,
+            epoch: EpochStart::Genesis,
+            // Nodes do not drive membership changes yet: they vote for
+            // none.
+            change_policy: Arc::new(|_| false),
             store: Arc::clone(&self.store),
             chain_dir: self.chain_dir.clone(),
             partition_prefix: format!("{}-{}", self.partition_prefix, dataset.to_hex()),

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use commonware_actor::{Feedback, Unreliable};
-use commonware_codec::{DecodeExt, Encode as _};
+use commonware_codec::{Decode as _, DecodeExt, Encode as _};
 use commonware_consensus::simplex::elector::{
     Config as _, Elector as _, RoundRobin, RoundRobinElector,
 };
@@ -162,7 +162,8 @@ impl Equivocator {
     /// Its replica broadcast a block: remembered, and a vote waiting for
     /// it goes out now.
     fn remember(&self, message: IoBuf) {
-        let Ok(block) = ChainBlock::decode(message) else {
+        // The simulation runs the genesis epoch (base height 0).
+        let Ok(block) = ChainBlock::decode_cfg(message, &0) else {
             return;
         };
         let digest = block.digest();
@@ -275,7 +276,8 @@ impl Equivocator {
     ) {
         let mut twin = block.block().clone();
         twin.timestamp_ms += 1;
-        let twin = ChainBlock::new(twin).expect("the twin fits as its original did");
+        let twin =
+            ChainBlock::in_epoch(twin, block.base()).expect("the twin fits as its original did");
         self.twins.lock().unwrap().insert(twin.hash());
         self.send(Channel::Blocks, Recipients::All, twin.encode());
         let proposal = Proposal::new(

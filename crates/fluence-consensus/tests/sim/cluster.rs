@@ -12,7 +12,8 @@ use commonware_runtime::{deterministic, Clock, Quota, Supervisor as _};
 use commonware_utils::Probability;
 use fluence_chain::ChainRules;
 use fluence_consensus::{
-    start, Behavior, BlockLimits, Channel, ClusterNetwork, ReplicaConfig, ReplicaHandle, Timeouts,
+    start, Behavior, BlockLimits, Channel, ClusterNetwork, EpochStart, ReplicaConfig,
+    ReplicaHandle, Timeouts,
 };
 use fluence_proto::{DatasetId, DocId, DocOp, Precondition, PublicKey, SealedDoc, SignedWrite};
 use fluence_store::{PlaintextOrder, Store};
@@ -190,6 +191,26 @@ pub async fn isolate(oracle: &SimOracle, keys: &[Key], cut: &Key) {
     }
 }
 
+/// The membership a replica runs: its members, its epoch and whether it
+/// votes for proposed membership changes.
+#[derive(Clone)]
+pub struct Membership {
+    pub members: Vec<PublicKey>,
+    pub epoch: EpochStart,
+    pub accepts_changes: bool,
+}
+
+impl Membership {
+    /// The genesis membership, voting for no change.
+    pub fn genesis(members: &[PublicKey]) -> Self {
+        Membership {
+            members: members.to_vec(),
+            epoch: EpochStart::Genesis,
+            accepts_changes: false,
+        }
+    }
+}
+
 /// Starts (or restarts, from the same files) a member's replica. With
 /// `tap`, an honest member's votes receiver records what the Byzantine
 /// member delivers to it.
@@ -197,7 +218,7 @@ pub async fn start_node(
     context: &deterministic::Context,
     oracle: &SimOracle,
     node: Spec,
-    members: &[PublicKey],
+    membership: &Membership,
     dataset: DatasetId,
     tap: Option<(Arc<Deliveries>, Key)>,
 ) -> Handle {
@@ -205,7 +226,7 @@ pub async fn start_node(
     let mut channels = Vec::with_capacity(Channel::ALL.len());
     for channel in Channel::ALL {
         let (sender, receiver) = control
-            .register(channel.id(), QUOTA)
+            .register(channel.wire_id(membership.epoch.epoch()), QUOTA)
             .await
             .expect("channel registration");
         let sender = match &node.equivocator {
@@ -239,7 +260,12 @@ pub async fn start_node(
     let config = ReplicaConfig {
         dataset,
         identity: Zeroizing::new(node.secret),
-        members: members.to_vec(),
+        members: membership.members.clone(),
+        epoch: membership.epoch.clone(),
+        change_policy: {
+            let accepts = membership.accepts_changes;
+            Arc::new(move |_| accepts)
+        },
         store,
         chain_dir: node.dir.join("chain"),
         partition_prefix: format!("member-{}-g{}", hex(&node.secret[..9]), node.generation),

@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use super::adversary::{Conflicts, Deliveries, Equivocator, Key};
 use super::check::{acked_docs, check, check_accusations, fingerprint, AckedWrites};
 use super::cluster::{
-    connect, insert, isolate, network_config, start_node, test_owner, Handle, Node,
+    connect, insert, isolate, network_config, start_node, test_owner, Handle, Membership, Node,
 };
 use super::reads::{answerable, read_round, Expected, Forgery, ReadTally};
 
@@ -31,7 +31,7 @@ const IN_FLIGHT: usize = 4;
 const RUN_DEADLINE: Duration = Duration::from_secs(240);
 /// Simulated time a write waits for its acknowledgement before the client
 /// submits it again, to another member.
-const RESUBMIT_AFTER: Duration = Duration::from_secs(4);
+pub const RESUBMIT_AFTER: Duration = Duration::from_secs(4);
 /// Simulated time between two reads while the client writes.
 const READ_EVERY: Duration = Duration::from_secs(2);
 
@@ -124,8 +124,8 @@ pub struct RunStats {
 /// Simulated time between two samples of the audit trail.
 const AUDIT_EVERY: Duration = Duration::from_millis(100);
 
-type Nodes = Arc<Mutex<Vec<Node>>>;
-type Acked = Arc<Mutex<AckedWrites>>;
+pub type Nodes = Arc<Mutex<Vec<Node>>>;
+pub type Acked = Arc<Mutex<AckedWrites>>;
 
 pub fn run(seed: u64) -> RunStats {
     let fault = Fault::for_seed(seed);
@@ -163,6 +163,7 @@ pub fn run(seed: u64) -> RunStats {
         }
         let keys: Vec<Key> = nodes.iter().map(|n| n.key.clone()).collect();
         let members: Vec<PublicKey> = keys.iter().map(to_public_key).collect();
+        let membership = Membership::genesis(&members);
         let owner = Arc::new(test_owner(seed));
         let deliveries = Arc::new(Deliveries::default());
         let mut equivocator = None;
@@ -191,7 +192,7 @@ pub fn run(seed: u64) -> RunStats {
                     &context,
                     &oracle,
                     spec,
-                    &members,
+                    &membership,
                     owner.dataset,
                     tap.clone(),
                 )
@@ -348,7 +349,7 @@ pub fn run(seed: u64) -> RunStats {
                     &context,
                     &oracle,
                     spec,
-                    &members,
+                    &membership,
                     owner.dataset,
                     tap.clone(),
                 )
@@ -539,7 +540,7 @@ pub fn run(seed: u64) -> RunStats {
 
 /// Waits (in simulated time, up to `limit`) until `unmet` finds nothing
 /// missing on the members; fails with what it says is missing.
-async fn wait_for(
+pub async fn wait_for(
     context: &deterministic::Context,
     nodes: &Nodes,
     limit: Duration,
@@ -605,7 +606,7 @@ fn other_document(
 }
 
 /// Submits `write` to random live members until one acknowledges it.
-async fn submit_until_acked(
+pub async fn submit_until_acked(
     context: &deterministic::Context,
     nodes: &Nodes,
     write: &SignedWrite,
