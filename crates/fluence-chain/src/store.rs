@@ -156,7 +156,7 @@ pub enum ChainStoreError {
     CertificateTooLong { len: usize },
     #[error("a floor can only be installed in an empty chain (this one is at height {tip})")]
     FloorOnNonEmpty { tip: u64 },
-    #[error("a floor block needs its own finalization certificate and a height above 0")]
+    #[error("a floor block needs its own finalization certificate (or, as an epoch's first block, a membership change) and a height above 0")]
     FloorWithoutCertificate,
 }
 
@@ -422,14 +422,34 @@ impl ChainStore {
     /// usual; [`ChainStore::get`] answers `None` below it. Durable when it
     /// returns.
     pub fn install_floor(&self, finalized: &FinalizedBlock) -> Result<ChainTip, ChainStoreError> {
+        if finalized.block.height == 0 || finalized.certificate.is_empty() {
+            return Err(ChainStoreError::FloorWithoutCertificate);
+        }
+        self.install(finalized)
+    }
+
+    /// Installs the first block of a later membership epoch as the floor
+    /// of an empty chain, for a newcomer that took the dataset's state at
+    /// that block. No certificate is needed: the node checked the block's
+    /// hash against the membership change it carries, which the previous
+    /// members finalized (possibly only through a descendant, which is why
+    /// the block may have no certificate of its own).
+    pub fn install_epoch_base(&self, base: &Block) -> Result<ChainTip, ChainStoreError> {
+        if base.height == 0 || base.change.is_none() {
+            return Err(ChainStoreError::FloorWithoutCertificate);
+        }
+        self.install(&FinalizedBlock {
+            block: base.clone(),
+            certificate: Vec::new(),
+        })
+    }
+
+    fn install(&self, finalized: &FinalizedBlock) -> Result<ChainTip, ChainStoreError> {
         let block = &finalized.block;
         if block.dataset != self.dataset {
             return Err(ChainStoreError::ForeignBlock {
                 height: block.height,
             });
-        }
-        if block.height == 0 || finalized.certificate.is_empty() {
-            return Err(ChainStoreError::FloorWithoutCertificate);
         }
         if finalized.certificate.len() > CERTIFICATE_LEN_MAX {
             return Err(ChainStoreError::CertificateTooLong {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{child, insert, test_owner};
+use common::{child, insert, members, test_owner};
 use fluence_chain::{Block, ChainStore, ChainStoreError, FinalizedBlock};
 use fluence_proto::{DatasetId, Hash32};
 
@@ -183,4 +183,41 @@ fn a_chain_can_start_at_a_certified_floor() {
         store.find_write(&owner.create().body.digest()).unwrap(),
         None
     );
+}
+
+#[test]
+fn a_later_epochs_first_block_can_be_a_floor_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = test_owner(9);
+    let genesis = Block::genesis(owner.dataset);
+    let first = child(&genesis, vec![owner.create()], Hash32([1; 32]));
+    let mut change_block = child(&first, Vec::new(), Hash32([1; 32]));
+    let keys = members(5);
+    change_block.change = Some(fluence_testkit::replacement(
+        &owner.dataset,
+        1,
+        &keys[..4],
+        2,
+        &keys[4],
+    ));
+    let after = child(&change_block, Vec::new(), Hash32([1; 32]));
+    {
+        let store = ChainStore::open(dir.path(), owner.dataset).unwrap();
+        // Only a block carrying a membership change starts an epoch.
+        assert!(matches!(
+            store.install_epoch_base(&first),
+            Err(ChainStoreError::FloorWithoutCertificate)
+        ));
+        let tip = store.install_epoch_base(&change_block).unwrap();
+        assert_eq!((tip.height, tip.hash), (2, change_block.hash()));
+        assert!(matches!(
+            store.install_epoch_base(&change_block),
+            Err(ChainStoreError::FloorOnNonEmpty { tip: 2 })
+        ));
+        store.append(&finalized(after.clone(), b"cert-3")).unwrap();
+    }
+    let store = ChainStore::open(dir.path(), owner.dataset).unwrap();
+    assert_eq!(store.floor_height().unwrap(), Some(2));
+    assert_eq!(store.floor().unwrap(), Some(finalized(change_block, b"")));
+    assert_eq!(store.tip().unwrap().hash, after.hash());
 }

@@ -52,8 +52,11 @@ pub const REQUEST_ATTEMPTS: usize = 4;
 /// blocks, and how often.
 pub const NOT_READY_RETRY: Duration = Duration::from_millis(100);
 pub const NOT_READY_ATTEMPTS: usize = 100;
-/// Rounds of probing and fetching before starting from genesis.
+/// Rounds of probing and fetching before starting from genesis (in the
+/// genesis epoch; a later epoch's newcomer keeps trying).
 pub const FETCH_ROUNDS_MAX: usize = 20;
+/// Abandoned snapshots a report keeps (the newest).
+const ABANDONED_KEPT: usize = 32;
 /// Pause between rounds.
 pub const ROUND_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -70,10 +73,12 @@ pub struct SyncReport {
 
 /// How the replica starts.
 pub enum Outcome {
-    /// The dataset was rebuilt from a snapshot at `anchor`.
+    /// The dataset was rebuilt from a snapshot at `anchor`, certified by
+    /// `finalization` (none when the anchor is the first block of this
+    /// later epoch, which the node already knows by hash).
     Synced {
         anchor: FinalizedBlock,
-        finalization: FinalizationCertificate,
+        finalization: Option<FinalizationCertificate>,
         report: SyncReport,
     },
     /// No member has anything to serve: start from genesis.
@@ -151,12 +156,24 @@ where
     /// Runs the sync (see the module docs).
     pub async fn run(mut self) -> Outcome {
         let mut abandoned = Vec::new();
-        for round in 0..FETCH_ROUNDS_MAX {
-            let holders = self.probe().await;
-            if holders.is_empty() {
+        // A later epoch starts where the previous one ended: its members
+        // hold the state, and there is no chain of this epoch to replay
+        // from genesis, so its newcomer keeps trying.
+        let may_replay = self.member.epoch == fluence_proto::cluster::GENESIS_EPOCH;
+        let mut round = 0usize;
+        loop {
+            if may_replay && round >= FETCH_ROUNDS_MAX {
+                warn!("no member served a usable snapshot; replaying the chain from genesis");
                 return Outcome::Genesis;
             }
-            self.member.set_syncing(true);
+            round += 1;
+            let holders = self.probe().await;
+            if holders.is_empty() && may_replay {
+                return Outcome::Genesis;
+            }
+            if !holders.is_empty() {
+                self.member.set_syncing(true);
+            }
             for peer in holders {
                 match self.fetch(&peer).await {
                     Ok((anchor, finalization)) => {
@@ -179,13 +196,14 @@ where
                     Err(error) => {
                         warn!(member = %peer, %error, round, "abandoning a member's snapshot");
                         abandoned.push((to_public_key(&peer), error.to_string()));
+                        if abandoned.len() > ABANDONED_KEPT {
+                            abandoned.remove(0);
+                        }
                     }
                 }
             }
             self.context.sleep(ROUND_BACKOFF).await;
         }
-        warn!("no member served a usable snapshot; replaying the chain from genesis");
-        Outcome::Genesis
     }
 
     /// The members that report applied blocks, in this member's order.
@@ -304,17 +322,46 @@ where
         Err(FetchError::Refused(Refusal::NotReady))
     }
 
+    /// Whether a snapshot may be taken at `anchor`: a block of this epoch
+    /// certified by its members, or the epoch's first block itself (its
+    /// hash is known; the previous members certified it). A block of this
+    /// epoch below its first one cannot be.
+    fn check_anchor(
+        &self,
+        dataset: &fluence_proto::DatasetId,
+        anchor: &FinalizedBlock,
+    ) -> Result<Option<FinalizationCertificate>, FetchError> {
+        if let Some(base) = &self.member.base {
+            if anchor.block.height < base.height {
+                return Err(FetchError::Anchor(format!(
+                    "height {} is below this epoch's first block at {}",
+                    anchor.block.height, base.height
+                )));
+            }
+            if anchor.block.height == base.height {
+                return if anchor.block.hash() == base.hash() {
+                    Ok(None)
+                } else {
+                    Err(FetchError::Anchor(
+                        "not this epoch's first block at its height".into(),
+                    ))
+                };
+            }
+        }
+        verify_finalization(dataset, self.member.epoch, &self.member.members, anchor)
+            .map(Some)
+            .map_err(|e| FetchError::Anchor(e.to_string()))
+    }
+
     /// Rebuilds the dataset from `peer`'s snapshot.
     async fn fetch(
         &mut self,
         peer: &ed25519::PublicKey,
-    ) -> Result<(FinalizedBlock, FinalizationCertificate), FetchError> {
+    ) -> Result<(FinalizedBlock, Option<FinalizationCertificate>), FetchError> {
         let (session, anchor, header) = self.open(peer).await?;
         let exec = &self.member.exec;
         let dataset = exec.dataset();
-        let finalization =
-            verify_finalization(&dataset, self.member.epoch, &self.member.members, &anchor)
-                .map_err(|e| FetchError::Anchor(e.to_string()))?;
+        let finalization = self.check_anchor(&dataset, &anchor)?;
         if header.info.dataset != dataset || header.info.state_root != anchor.block.state_root {
             return Err(FetchError::Anchor(format!(
                 "the snapshot's state root {} is not the block's {}",

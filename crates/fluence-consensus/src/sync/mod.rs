@@ -132,7 +132,9 @@ where
 
 /// How consensus starts after [`prepare`].
 pub enum Start {
-    /// From genesis (or from what its partitions recorded).
+    /// From the epoch's first block: the chain's genesis block in epoch 0,
+    /// the block of the change that started a later epoch (or from what
+    /// its partitions recorded).
     Genesis,
     /// From the chain's floor, in partitions named after its height.
     Floor {
@@ -154,16 +156,30 @@ where
 {
     let exec = &member.exec;
     let chain = exec.chain();
+    // A floor inside this epoch restarts from its certificate; one at the
+    // epoch's first block (a newcomer's sync) or below restarts from that
+    // block, as the epoch's members do.
     if let Some(floor) = chain.floor()? {
-        let finalization = certificate::decode(&floor.certificate, member.members.len())
-            .map_err(|e| ReplicaFault::Store(format!("the chain's floor certificate: {e}")))?;
-        return Ok(Start::Floor {
-            height: floor.block.height,
-            finalization,
-        });
+        if floor.block.height > member.base_height {
+            let finalization = certificate::decode(&floor.certificate, member.members.len())
+                .map_err(|e| ReplicaFault::Store(format!("the chain's floor certificate: {e}")))?;
+            return Ok(Start::Floor {
+                height: floor.block.height,
+                finalization,
+            });
+        }
     }
-    if chain.tip()?.height > 0 {
+    let tip = chain.tip()?.height;
+    if tip > 0 && tip >= member.base_height {
         return Ok(Start::Genesis);
+    }
+    if tip > 0 {
+        // Blocks of an earlier epoch that stop before this one began:
+        // nothing in this epoch can extend them.
+        return Err(ReplicaFault::Store(format!(
+            "the chain ends at height {tip}, below the first block of epoch {} at height {}",
+            member.epoch, member.base_height
+        )));
     }
     let dataset = exec.dataset();
     if exec
@@ -184,12 +200,23 @@ where
             finalization,
             report,
         } => {
-            chain.install_floor(&anchor)?;
-            exec.resume_from_chain()?;
             member.set_sync_report(report);
-            Start::Floor {
-                height: anchor.block.height,
-                finalization,
+            match finalization {
+                Some(finalization) => {
+                    chain.install_floor(&anchor)?;
+                    exec.resume_from_chain()?;
+                    Start::Floor {
+                        height: anchor.block.height,
+                        finalization,
+                    }
+                }
+                // The epoch's first block: consensus starts there, as on
+                // the members that applied it.
+                None => {
+                    chain.install_epoch_base(&anchor.block)?;
+                    exec.resume_from_chain()?;
+                    Start::Genesis
+                }
             }
         }
     };

@@ -127,7 +127,8 @@ impl<O: OreOrder> Server<O> {
     }
 
     /// Opens a snapshot at the newest applied block, if that block has a
-    /// certificate of its own and the store is exactly at it.
+    /// certificate of its own (or is this later epoch's first block) and
+    /// the store is exactly at it.
     fn open(
         &mut self,
         from: &ed25519::PublicKey,
@@ -152,6 +153,13 @@ impl<O: OreOrder> Server<O> {
         }
         let anchor = match exec.chain().get(applied.height) {
             Ok(Some(anchor)) if !anchor.certificate.is_empty() => anchor,
+            // A later epoch's first block needs none: a newcomer knows
+            // its hash, and may be what the epoch needs to finalize more.
+            Ok(Some(anchor))
+                if self.member.base.is_some() && applied.height == self.member.base_height =>
+            {
+                anchor
+            }
             // Finalized through a descendant: the next block will do.
             Ok(_) => return Err(Refusal::NotReady),
             Err(error) => {
