@@ -18,7 +18,7 @@ use fluence_proto::PublicKey;
 use rand::{Rng, SeedableRng};
 
 use super::adversary::Key;
-use super::check::{check, fingerprint};
+use super::check::{check, fingerprint, highest_height};
 use super::cluster::{connect, insert, network_config, start_node, test_owner, Membership, Node};
 use super::run::{submit_until_acked, wait_for, Acked, Nodes};
 
@@ -212,13 +212,7 @@ pub fn replace_one(seed: u64) -> ChangeStats {
         let acked_before = acked.lock().unwrap().len();
 
         client.await.expect("client task");
-        let target = acked
-            .lock()
-            .unwrap()
-            .values()
-            .map(|(_, h)| *h)
-            .max()
-            .unwrap_or(0);
+        let target = highest_height(&acked.lock().unwrap());
         assert!(
             target > base.height,
             "writes were finalized in the new epoch"

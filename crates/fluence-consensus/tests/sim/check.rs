@@ -12,6 +12,11 @@ use super::cluster::{Handle, Node};
 /// Acknowledged writes: seq → (write bytes, height).
 pub type AckedWrites = BTreeMap<u64, (Vec<u8>, u64)>;
 
+/// The height of the newest acknowledged write (0 if none).
+pub fn highest_height(acked: &AckedWrites) -> u64 {
+    acked.values().map(|(_, h)| *h).max().unwrap_or(0)
+}
+
 /// The documents the acknowledged writes put: (write seq, id, sealed).
 pub fn acked_docs(acked: &AckedWrites) -> Vec<(u64, DocId, SealedDoc)> {
     let mut docs = Vec::new();

@@ -17,7 +17,9 @@ use fluence_proto::{Encode, PublicKey, SealedDoc, SignedWrite};
 use rand::{Rng, SeedableRng};
 
 use super::adversary::{Conflicts, Deliveries, Equivocator, Key};
-use super::check::{acked_docs, check, check_accusations, fingerprint, AckedWrites};
+use super::check::{
+    acked_docs, check, check_accusations, fingerprint, highest_height, AckedWrites,
+};
 use super::cluster::{
     connect, insert, isolate, network_config, start_node, test_owner, Handle, Membership, Node,
 };
@@ -370,13 +372,7 @@ pub fn run(seed: u64) -> RunStats {
         submit_until_acked(&context, &nodes, &last, &acked, &mut rng2).await;
 
         // Every honest member reaches the highest acknowledged height.
-        let target = acked
-            .lock()
-            .unwrap()
-            .values()
-            .map(|(_, h)| *h)
-            .max()
-            .unwrap_or(0);
+        let target = highest_height(&acked.lock().unwrap());
         wait_for(&context, &nodes, Duration::from_secs(60), |nodes| {
             let behind = nodes
                 .iter()
