@@ -54,6 +54,7 @@ pub mod attest;
 pub mod block;
 pub mod certificate;
 pub mod genesis;
+pub mod history;
 pub mod store;
 pub mod verify;
 
@@ -67,6 +68,10 @@ pub use certificate::{
 };
 pub use genesis::{
     sign_acceptance, sign_departure, verify_change, verify_create, verify_genesis, CreateError,
+};
+pub use history::{
+    verify_certified_change, verify_history, CertifiedChange, ClusterHistory, Epoch, HistoryError,
+    CHANGE_PROOF_BLOCKS_MAX, HISTORY_CHANGES_MAX,
 };
 pub use store::{
     write_digests, ChainStore, ChainStoreError, ChainTip, FinalizedBlock, WriteLocation,

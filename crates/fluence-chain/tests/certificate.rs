@@ -14,8 +14,14 @@ use commonware_parallel::Sequential;
 use commonware_utils::iter::NonEmpty;
 use commonware_utils::ordered::Set;
 use commonware_utils::Participant;
-use fluence_chain::{consensus_namespace, CertificateError, CertificateVerifier};
+mod common;
+
+use fluence_chain::{
+    consensus_namespace, verify_history, Block, CertificateError, CertificateVerifier,
+    CertifiedChange, ClusterHistory, FinalizedBlock, HistoryError,
+};
 use fluence_proto::{DatasetId, Hash32, PublicKey};
+use fluence_proto::{Decode, Encode};
 
 type Digest = commonware_cryptography::blake3::Digest;
 
@@ -231,5 +237,181 @@ fn malformed_certificates_are_typed_errors() {
     assert!(matches!(
         CertificateVerifier::new(&DATASET, 0, &twice),
         Err(CertificateError::BadClusterSize(1))
+    ));
+}
+
+/// A dataset's history with one change: a Create by the members of seeds
+/// 1..=4, its block at height 1, and a block at height 2 giving the seat
+/// of the member at `departed` (in the Create's order) to seed 5.
+struct Replaced {
+    cluster: Cluster,
+    create: fluence_proto::SignedWrite,
+    change_block: Block,
+}
+
+fn replaced(departed: usize) -> Replaced {
+    let cluster = Cluster::of(&[1, 2, 3, 4]);
+    let signers: Vec<fluence_crypto::sign::SigningKey> = [1u8, 2, 3, 4]
+        .iter()
+        .map(|s| fluence_crypto::sign::SigningKey::from_seed(&[*s; 32]))
+        .collect();
+    let newcomer = fluence_crypto::sign::SigningKey::from_seed(&[5; 32]);
+    let owner = common::test_owner(3);
+    let create = owner.create_for_cluster(&signers);
+    let genesis = Block::genesis(owner.dataset);
+    let first = common::child(&genesis, vec![create.clone()], Hash32([1; 32]));
+    let mut change_block = common::child(&first, Vec::new(), Hash32([1; 32]));
+    change_block.change = Some(fluence_testkit::replacement(
+        &owner.dataset,
+        1,
+        &signers,
+        departed,
+        &newcomer,
+    ));
+    Replaced {
+        cluster,
+        create,
+        change_block,
+    }
+}
+
+fn finalized(block: &Block, certificate: Vec<u8>) -> FinalizedBlock {
+    FinalizedBlock {
+        block: block.clone(),
+        certificate,
+    }
+}
+
+#[test]
+fn a_history_names_the_members_each_finalized_change_installed() {
+    let r = replaced(2);
+    let dataset = r.create.body.dataset;
+    let certificate = r
+        .cluster
+        .certificate(&dataset, &r.change_block.hash(), &[0, 1, 3]);
+    let history = ClusterHistory {
+        create: r.create.clone(),
+        changes: vec![CertifiedChange {
+            blocks: vec![finalized(&r.change_block, certificate)],
+        }],
+    };
+    let epochs = verify_history(&history).unwrap();
+    assert_eq!(epochs.len(), 2);
+    assert_eq!(epochs[0].members.len(), 4);
+    assert_eq!(epochs[1].epoch, 1);
+    assert_eq!(epochs[1].base_height(), 2);
+    assert_eq!(epochs[1].base.as_ref(), Some(&r.change_block));
+    let newcomer = PublicKey(fluence_crypto::sign::SigningKey::from_seed(&[5; 32]).public_key());
+    assert!(epochs[1].members.contains(&newcomer));
+    assert!(!epochs[1].members.contains(&epochs[0].members[2]));
+    // It travels intact.
+    assert_eq!(
+        ClusterHistory::from_bytes(&history.to_bytes()).unwrap(),
+        history
+    );
+    // Without changes, the genesis membership is current.
+    let bare = ClusterHistory {
+        create: r.create,
+        changes: Vec::new(),
+    };
+    assert_eq!(verify_history(&bare).unwrap().len(), 1);
+}
+
+#[test]
+fn a_change_finalized_through_a_descendant_is_proven_by_the_linking_blocks() {
+    let r = replaced(0);
+    let dataset = r.create.body.dataset;
+    let above = common::child(&r.change_block, Vec::new(), Hash32([1; 32]));
+    let certificate = r.cluster.certificate(&dataset, &above.hash(), &[0, 2, 3]);
+    let history = ClusterHistory {
+        create: r.create.clone(),
+        changes: vec![CertifiedChange {
+            blocks: vec![
+                finalized(&r.change_block, Vec::new()),
+                finalized(&above, certificate.clone()),
+            ],
+        }],
+    };
+    assert_eq!(verify_history(&history).unwrap()[1].epoch, 1);
+
+    // The linking block must be an empty child of the change block.
+    let mut with_write = above.clone();
+    with_write.writes = vec![common::insert(&common::test_owner(3), 1, 1)];
+    let forged = ClusterHistory {
+        create: r.create.clone(),
+        changes: vec![CertifiedChange {
+            blocks: vec![
+                finalized(&r.change_block, Vec::new()),
+                finalized(&with_write, certificate),
+            ],
+        }],
+    };
+    assert!(matches!(
+        verify_history(&forged),
+        Err(HistoryError::Link { index: 0, .. })
+    ));
+    // Nothing certified at all.
+    let uncertified = ClusterHistory {
+        create: r.create,
+        changes: vec![CertifiedChange {
+            blocks: vec![finalized(&r.change_block, Vec::new())],
+        }],
+    };
+    assert!(matches!(
+        verify_history(&uncertified),
+        Err(HistoryError::Certificate {
+            error: CertificateError::Missing,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_change_not_finalized_by_the_members_it_replaces_is_refused() {
+    let r = replaced(1);
+    let dataset = r.create.body.dataset;
+    // Certified by another cluster (the newcomer among them).
+    let others = Cluster::of(&[2, 3, 4, 5]);
+    let certificate = others.certificate(&dataset, &r.change_block.hash(), &[0, 1, 2]);
+    let history = ClusterHistory {
+        create: r.create.clone(),
+        changes: vec![CertifiedChange {
+            blocks: vec![finalized(&r.change_block, certificate)],
+        }],
+    };
+    assert!(matches!(
+        verify_history(&history),
+        Err(HistoryError::Certificate { index: 0, .. })
+    ));
+    // A block without a change, or a change skipping an epoch.
+    let certificate = |block: &Block| r.cluster.certificate(&dataset, &block.hash(), &[0, 1, 2]);
+    let mut plain = r.change_block.clone();
+    plain.change = None;
+    let mut skipping = r.change_block.clone();
+    if let Some(change) = skipping.change.as_mut() {
+        change.epoch = 2;
+    }
+    for (block, expected) in [(&plain, "NoChange"), (&skipping, "Change")] {
+        let history = ClusterHistory {
+            create: r.create.clone(),
+            changes: vec![CertifiedChange {
+                blocks: vec![finalized(block, certificate(block))],
+            }],
+        };
+        let error = verify_history(&history).unwrap_err();
+        assert!(format!("{error:?}").starts_with(expected), "{error:?}");
+    }
+    // A second change must build on the first: the same change again is
+    // of the wrong epoch.
+    let good = CertifiedChange {
+        blocks: vec![finalized(&r.change_block, certificate(&r.change_block))],
+    };
+    let twice = ClusterHistory {
+        create: r.create,
+        changes: vec![good.clone(), good],
+    };
+    assert!(matches!(
+        verify_history(&twice),
+        Err(HistoryError::Height { index: 1, .. }) | Err(HistoryError::Change { index: 1, .. })
     ));
 }

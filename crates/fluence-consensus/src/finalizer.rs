@@ -54,8 +54,35 @@ pub struct Progress {
     pub finalized_tip: AtomicU64,
     /// Why the applier stopped, if it did.
     pub fault: Mutex<Option<String>>,
-    /// The applied block whose membership change ended the epoch.
-    pub epoch_end: Mutex<Option<fluence_chain::FinalizedBlock>>,
+    /// The applied block whose membership change ended the epoch, and
+    /// the empty blocks above it up to the first certified one (just the
+    /// change block when it has its own certificate).
+    pub epoch_end: Mutex<EpochEnd>,
+}
+
+/// How far the proof of the change that ended the epoch is.
+#[derive(Default)]
+pub struct EpochEnd {
+    blocks: Vec<fluence_chain::FinalizedBlock>,
+}
+
+impl EpochEnd {
+    fn complete(&self) -> bool {
+        self.blocks
+            .last()
+            .is_some_and(|last| !last.certificate.is_empty())
+    }
+
+    /// Adds the next finalized block of the ended epoch while the proof
+    /// still lacks a certificate.
+    fn extend(&mut self, block: fluence_chain::FinalizedBlock) {
+        if !self.blocks.is_empty()
+            && !self.complete()
+            && self.blocks.len() < fluence_chain::CHANGE_PROOF_BLOCKS_MAX
+        {
+            self.blocks.push(block);
+        }
+    }
 }
 
 impl Progress {
@@ -66,11 +93,28 @@ impl Progress {
             .clone()
     }
 
-    pub fn epoch_end(&self) -> Option<fluence_chain::FinalizedBlock> {
-        self.epoch_end
+    /// The change that ended the epoch with its proof, once the proof
+    /// holds a certificate.
+    pub fn epoch_end(&self) -> Option<fluence_chain::CertifiedChange> {
+        let end = self
+            .epoch_end
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .unwrap_or_else(PoisonError::into_inner);
+        end.complete().then(|| fluence_chain::CertifiedChange {
+            blocks: end.blocks.clone(),
+        })
+    }
+
+    fn record_epoch_end(&self, block: fluence_chain::FinalizedBlock) {
+        let mut end = self
+            .epoch_end
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if end.blocks.is_empty() {
+            end.blocks.push(block);
+        } else {
+            end.extend(block);
+        }
     }
 }
 
@@ -105,25 +149,29 @@ pub async fn run<O: OreOrder>(
             parked.push(ack);
             continue;
         }
-        // After the change that ends this epoch, the epoch finalizes only
-        // empty blocks (they may be what finalized the change); they are
-        // not part of the chain, which the next epoch continues from the
-        // change.
-        if member.retired() {
-            ack.acknowledge();
-            continue;
-        }
         let height = block.height();
         let chain_height = block.inner().block().height;
-        progress
-            .finalized_tip
-            .fetch_max(chain_height, Ordering::Relaxed);
         // Descendants can finalize a block without a certificate of its own.
         let certificate = marshal
             .get_finalization(height)
             .await
             .map(|finalization| finalization.encode().to_vec())
             .unwrap_or_default();
+        // After the change that ends this epoch, the epoch finalizes only
+        // empty blocks (they may be what finalized the change: the first
+        // certified one completes its proof); they are not part of the
+        // chain, which the next epoch continues from the change.
+        if member.retired() {
+            progress.record_epoch_end(fluence_chain::FinalizedBlock {
+                block: block.inner().block().clone(),
+                certificate,
+            });
+            ack.acknowledge();
+            continue;
+        }
+        progress
+            .finalized_tip
+            .fetch_max(chain_height, Ordering::Relaxed);
         let ends_epoch = block
             .inner()
             .block()
@@ -137,10 +185,9 @@ pub async fn run<O: OreOrder>(
         match member.exec.apply_finalized(block.inner(), certificate) {
             Ok(_) if ends_epoch => {
                 member.retire();
-                *progress
-                    .epoch_end
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = record;
+                if let Some(record) = record {
+                    progress.record_epoch_end(record);
+                }
                 ack.acknowledge();
             }
             Ok(Some(writes)) => {

@@ -68,10 +68,10 @@ pub use certificate::{verify_finalization, CertificateError, CONSENSUS_NAMESPACE
 pub use error::{ReplicaFault, SubmitError, VerifyError};
 pub use evidence::{Equivocation, EquivocationKind, EQUIVOCATIONS_KEPT};
 pub use exec::SPECULATION_DEPTH_MAX;
-pub use member::{Behavior, BlockLimits};
+pub use member::{Behavior, BlockLimits, ChangePolicy};
 pub use pool::{Committed, POOL_BYTES_MAX, POOL_WRITES_MAX};
 pub use replica::{
     start, Channel, ClusterNetwork, EpochStart, ReplicaConfig, ReplicaHandle, StartError, Timeouts,
-    CHANNELS,
+    CHANNELS, EPOCH_CHANNELS,
 };
 pub use sync::SyncReport;

@@ -299,12 +299,13 @@ impl<O: OreOrder, S: Sender<PublicKey = ed25519::PublicKey>> ReplicaHandle<O, S>
         Ok(())
     }
 
-    /// The finalized block whose membership change ended this replica's
-    /// epoch, once it is applied here (with its certificate, empty when
-    /// it was finalized only through a descendant). The replica then
-    /// proposes and applies nothing more: the next epoch runs in a replica
-    /// of its own, started on this block.
-    pub fn epoch_end(&self) -> Option<fluence_chain::FinalizedBlock> {
+    /// The finalized membership change that ended this replica's epoch,
+    /// once it is applied here, with its proof (the change block and, if
+    /// it has no certificate of its own, the empty blocks above it up to
+    /// the first certified one: see [`fluence_chain::CertifiedChange`]).
+    /// The replica then proposes and applies nothing more: the next epoch
+    /// runs in a replica of its own, started on the change block.
+    pub fn epoch_end(&self) -> Option<fluence_chain::CertifiedChange> {
         self.progress.epoch_end()
     }
 

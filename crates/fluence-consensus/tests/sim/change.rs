@@ -86,6 +86,7 @@ pub fn replace_one(seed: u64) -> ChangeStats {
         // member when one is slow, stopped, or between epochs.
         let acked: Acked = Arc::default();
         let create = owner.create_for_cluster(&signers[..MEMBERS]);
+        let genesis_create = create.clone();
         let client = context.child("client").spawn({
             let nodes = Arc::clone(&nodes);
             let acked = Arc::clone(&acked);
@@ -143,7 +144,21 @@ pub fn replace_one(seed: u64) -> ChangeStats {
             .unwrap()
             .iter()
             .filter_map(|n| n.handle.as_ref())
-            .map(|h| h.epoch_end().expect("applied").block)
+            .map(|h| h.epoch_end().expect("applied"))
+            .collect();
+        // Each member's proof convinces a newcomer of the new membership.
+        let create_history = |end: &fluence_chain::CertifiedChange| fluence_chain::ClusterHistory {
+            create: genesis_create.clone(),
+            changes: vec![end.clone()],
+        };
+        for end in &ends {
+            let epochs = fluence_chain::verify_history(&create_history(end))
+                .expect("the change's proof checks out");
+            assert_eq!(epochs[1].members, new_members);
+        }
+        let ends: Vec<_> = ends
+            .into_iter()
+            .map(|end| end.base().expect("a change block").clone())
             .collect();
         let base = ends[0].clone();
         assert!(

@@ -224,6 +224,11 @@ pub fn read_round(
         .map(|(i, node)| Member::new(Some(node.public_key()), format!("member {i}"), ()))
         .collect();
     let keys: Vec<PublicKey> = nodes.iter().map(Node::public_key).collect();
+    let genesis = [fluence_chain::Epoch {
+        epoch: fluence_proto::cluster::GENESIS_EPOCH,
+        members: keys.clone(),
+        base: None,
+    }];
     let mut answered: Vec<(usize, FindQuery, Answers)> = Vec::new();
     for (i, node) in nodes.iter().enumerate() {
         let Some(handle) = node.handle.as_ref() else {
@@ -249,7 +254,7 @@ pub fn read_round(
     for (i, _, answers) in &answered {
         let verdict = check_proven(
             &members[*i],
-            &keys,
+            &genesis,
             &RootCache::default(),
             &dataset,
             &[id],
