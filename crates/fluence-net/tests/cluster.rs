@@ -328,13 +328,18 @@ async fn a_non_member_is_not_heard() {
     let (_, mut receiver) = register(&nodes[0], dataset(1), 0);
     let mut unknown = nodes[0].net.take_unknown_datasets().unwrap();
     // Any node may open a stream (it may share another cluster), but
-    // what it says about a dataset it is not a member of is dropped.
-    let mut stranger = RawMember::connect(Keypair::generate_ed25519(), &nodes[0]).await;
+    // what it says about a dataset it is not a member of is dropped, and
+    // reported (so the node can tell a replaced member the cluster
+    // changed).
+    let stranger_keypair = Keypair::generate_ed25519();
+    let stranger_key = identity::member_key(&stranger_keypair).unwrap();
+    let mut stranger = RawMember::connect(stranger_keypair, &nodes[0]).await;
     stranger.send(dataset(1), 0, b"let me in").await.unwrap();
     assert!(!hears_anything(&mut receiver).await);
-    assert!(
-        unknown.try_recv().is_err(),
-        "a dataset served here is never reported as unknown"
+    let report = guarded(unknown.recv()).await.unwrap();
+    assert_eq!(
+        (report.dataset, report.channel, report.from),
+        (dataset(1), 0, stranger_key)
     );
     // A dataset this node has no membership for is reported, so the
     // node can ask the sender for it (a wiped member learns its clusters
@@ -481,7 +486,13 @@ async fn peers_registration_and_unknown_datasets() {
     // channel can be registered again, and then it is delivered.
     let (_, receiver) = register(&nodes[1], dataset(5), 2);
     assert!(nodes[1].net.register(dataset(5), 2).is_err());
-    assert!(nodes[1].net.register(dataset(5), 16).is_err());
+    // Later epochs' channels are registered like the first's, up to the
+    // channel id limit.
+    drop(register(&nodes[1], dataset(5), 16 + 2));
+    assert!(nodes[1]
+        .net
+        .register(dataset(5), fluence_net::cluster::CHANNEL_IDS_MAX)
+        .is_err());
     // The membership channel is not a replica's.
     assert!(nodes[1]
         .net

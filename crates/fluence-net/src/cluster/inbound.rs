@@ -9,7 +9,7 @@ use futures::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{Member, Shared, CHANNELS_PER_DATASET_MAX, DATASET_PREFIX_LEN};
+use super::{Member, Shared, CHANNEL_IDS_MAX, DATASET_PREFIX_LEN};
 use crate::frame::{Frame, FrameKind, FrameReader};
 use crate::streams::InboundStream;
 
@@ -50,7 +50,7 @@ pub fn parse(frame: Frame) -> Result<(DatasetId, u64, IoBuf), BadFrame> {
     if frame.kind != FrameKind::Cluster {
         return Err(BadFrame::NotCluster(frame.kind));
     }
-    if frame.id >= CHANNELS_PER_DATASET_MAX {
+    if frame.id >= CHANNEL_IDS_MAX {
         return Err(BadFrame::Channel(frame.id));
     }
     if frame.payload.len() < DATASET_PREFIX_LEN {
@@ -109,8 +109,8 @@ mod tests {
             BadFrame::NoDataset(DATASET_PREFIX_LEN - 1)
         );
         assert_eq!(
-            parse(Frame::cluster(CHANNELS_PER_DATASET_MAX, vec![0; 40])).unwrap_err(),
-            BadFrame::Channel(CHANNELS_PER_DATASET_MAX)
+            parse(Frame::cluster(CHANNEL_IDS_MAX, vec![0; 40])).unwrap_err(),
+            BadFrame::Channel(CHANNEL_IDS_MAX)
         );
         assert_eq!(
             parse(Frame::request(0, vec![0; 40])).unwrap_err(),

@@ -15,7 +15,7 @@
 //!
 //! Lengths are checked before anything is allocated; a malformed frame (a
 //! wrong kind, a payload shorter than a dataset id, a channel id at or
-//! above [`CHANNELS_PER_DATASET_MAX`]) ends the stream.
+//! above [`CHANNEL_IDS_MAX`]) ends the stream.
 //!
 //! # Demultiplexing
 //!
@@ -89,12 +89,13 @@ pub const CLUSTER_PROTOCOL: StreamProtocol = StreamProtocol::new("/fluence/clust
 pub const DATASET_PREFIX_LEN: usize = DatasetId::LEN;
 /// The largest message one cluster frame carries.
 pub const CLUSTER_MESSAGE_LEN_MAX: usize = MESSAGE_LEN_MAX - DATASET_PREFIX_LEN;
-/// Channel ids a dataset may use (`0..CHANNELS_PER_DATASET_MAX`); a
-/// replica uses eight.
-pub const CHANNELS_PER_DATASET_MAX: u64 = 16;
+/// Channel ids a dataset may use (`0..CHANNEL_IDS_MAX`): each membership
+/// epoch's replica takes a block of sixteen (`16 · epoch + 0..9`, see
+/// `fluence_consensus::Channel::wire_id`).
+pub const CHANNEL_IDS_MAX: u64 = 1 << 32;
 /// The channel of membership messages (see the module documentation):
-/// the last one, above every replica channel.
-pub const MEMBERSHIP_CHANNEL: u64 = CHANNELS_PER_DATASET_MAX - 1;
+/// the last of the first block of sixteen, which no replica uses.
+pub const MEMBERSHIP_CHANNEL: u64 = 15;
 /// Membership messages waiting for the node; more are dropped.
 pub const MEMBERSHIP_MESSAGES_MAX: usize = 256;
 /// Other nodes this node keeps links to at once (members of all its
@@ -115,10 +116,15 @@ pub const BLOCK_DURATION: Duration = Duration::from_secs(300);
 /// Unknown-dataset reports waiting for the node; more are dropped.
 pub const UNKNOWN_DATASET_REPORTS_MAX: usize = 64;
 
-/// A message arrived for a dataset that has no registered replica here.
+/// A message arrived for a dataset, or a channel of it, that has no
+/// registered replica here, or from a node that is not a member of the
+/// dataset's cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownDataset {
     pub dataset: DatasetId,
+    /// The channel it came on (a later epoch's tells the node its
+    /// membership is behind).
+    pub channel: u64,
     /// The node that sent it.
     pub from: PublicKey,
 }
@@ -136,7 +142,7 @@ pub struct MembershipMessage {
 pub enum RegisterError {
     #[error("channel {channel} of dataset {dataset} is already registered")]
     Taken { dataset: DatasetId, channel: u64 },
-    #[error("channel id {0} is not below {MEMBERSHIP_CHANNEL}")]
+    #[error("channel id {0} is the membership channel ({MEMBERSHIP_CHANNEL}) or not below {CHANNEL_IDS_MAX}")]
     OutOfRange(u64),
     #[error("dataset {0} has no membership on this node (join it first)")]
     NotJoined(DatasetId),
@@ -357,7 +363,7 @@ impl ClusterNet {
         dataset: DatasetId,
         channel: u64,
     ) -> Result<(ClusterSender, ClusterReceiver), RegisterError> {
-        if channel >= MEMBERSHIP_CHANNEL {
+        if channel == MEMBERSHIP_CHANNEL || channel >= CHANNEL_IDS_MAX {
             return Err(RegisterError::OutOfRange(channel));
         }
         if self.is_closed() {
@@ -474,7 +480,8 @@ impl ClusterNet {
         write(&self.shared.book).insert(*member, addrs);
     }
 
-    fn is_closed(&self) -> bool {
+    /// Whether the transport has shut down.
+    pub fn is_closed(&self) -> bool {
         self.shared
             .closed
             .load(std::sync::atomic::Ordering::Acquire)
@@ -552,13 +559,21 @@ impl Shared {
                 // Full means the node has reports to work through already.
                 let _ = self.unknown.try_send(UnknownDataset {
                     dataset,
+                    channel,
                     from: from.key,
                 });
                 return;
             }
         };
         if !member {
+            // Reported too: a node a membership change replaced, still
+            // speaking in the old epoch, is told the new membership.
             tracing::debug!(from = %from.key, %dataset, "dropping a message from a non-member");
+            let _ = self.unknown.try_send(UnknownDataset {
+                dataset,
+                channel,
+                from: from.key,
+            });
             return;
         }
         let inbox = read(&self.inboxes).get(&(dataset, channel)).cloned();
@@ -573,6 +588,7 @@ impl Shared {
             None => {
                 let _ = self.unknown.try_send(UnknownDataset {
                     dataset,
+                    channel,
                     from: from.key,
                 });
             }
