@@ -74,6 +74,10 @@ enum Command {
         /// Refuse offers of new datasets (those served already go on).
         #[arg(long)]
         no_accept: bool,
+        /// Seconds a cluster member must have been out of this node's
+        /// reach before the node votes to replace it.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        grace_period: u64,
         /// A node of the open network to join through, with its peer id:
         /// /ip4/203.0.113.5/tcp/4001/p2p/12D3...; repeat for several.
         /// Without any, the node waits to be found by others.
@@ -392,6 +396,7 @@ fn main() -> Result<()> {
             listen,
             alone,
             no_accept,
+            grace_period,
             bootstrap,
             debug_record_requests,
         } => {
@@ -399,6 +404,7 @@ fn main() -> Result<()> {
                 listen,
                 alone,
                 accepting: !no_accept,
+                grace_period: std::time::Duration::from_secs(grace_period),
                 bootstrap,
                 record_requests: debug_record_requests,
             };

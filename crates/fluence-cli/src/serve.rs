@@ -38,6 +38,9 @@ pub struct NodeOptions {
     pub alone: bool,
     /// It takes offers of new datasets (`--no-accept` turns it off).
     pub accepting: bool,
+    /// How long a member must be out of reach before the node votes to
+    /// replace it (`--grace-period`).
+    pub grace_period: std::time::Duration,
     /// Nodes of the open network to join through (`.../p2p/<peer id>`).
     pub bootstrap: Vec<Multiaddr>,
     /// Where to copy every request received.
@@ -57,6 +60,7 @@ pub async fn node(
         listen,
         alone,
         accepting,
+        grace_period,
         bootstrap,
         record_requests,
     } = options;
@@ -75,6 +79,7 @@ pub async fn node(
     } else {
         let cluster = ClusterConfig {
             accepting,
+            unreachable_grace: grace_period,
             ..ClusterConfig::new(Vec::new())
         };
         RunningNode::start_member(context, config, cluster).await

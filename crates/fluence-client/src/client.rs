@@ -335,8 +335,10 @@ impl<T: Transport> Client<T> {
             ids.sort_unstable();
             ids.dedup();
             match self.route_of(dataset).await? {
-                Some(route) => proven::read(&route.members, &self.roots, dataset, &ids).await,
-                None => proven::read(&self.members, &self.roots, dataset, &ids).await,
+                Some(route) => {
+                    proven::read(&route.members, &route.epochs, &self.roots, dataset, &ids).await
+                }
+                None => proven::read(&self.members, &[], &self.roots, dataset, &ids).await,
             }
             .map(|docs| Response::Page { docs, next: None })
         } else {

@@ -22,6 +22,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use fluence_chain::history::Epoch;
 use fluence_net::keyspace::{self, Target};
 use fluence_net::PeerId;
 use fluence_proto::ops::{DhtPeer, DhtTarget, PeerIdBytes, CLOSEST_PEERS_MAX};
@@ -57,8 +58,12 @@ pub struct NetworkConfig<T> {
 
 /// A dataset's cluster as the gateway reaches it.
 pub struct Route<T> {
-    /// The genesis member keys, in placement order.
+    /// The current member keys, in the order the `Create` or the last
+    /// membership change lists them.
     pub keys: Vec<PublicKey>,
+    /// Every membership epoch of the cluster, the current one last (their
+    /// members certified the blocks of their heights).
+    pub epochs: Vec<Epoch>,
     /// The members it could connect to: the entry node first if it is
     /// one, then in placement order.
     pub members: Vec<Member<Arc<T>>>,
@@ -167,7 +172,8 @@ impl<T: Transport> Network<T> {
             };
             match connection.call(&Request::Route { dataset }).await {
                 Ok(Response::Route(answer)) => {
-                    let keys = check_route(&dataset, &answer)?;
+                    let epochs = check_route(&dataset, &answer)?;
+                    let keys = epochs.last().map(|e| e.members.clone()).unwrap_or_default();
                     let mut addrs: HashMap<PublicKey, Vec<String>> = answer
                         .addrs
                         .into_iter()
@@ -178,7 +184,9 @@ impl<T: Transport> Network<T> {
                             addrs.entry(key).or_default().extend(peer.addrs.clone());
                         }
                     }
-                    let route = Arc::new(self.connect_route(entry, keys, addrs).await?);
+                    let mut route = self.connect_route(entry, keys, addrs).await?;
+                    route.epochs = epochs;
+                    let route = Arc::new(route);
                     self.remember(dataset, Arc::clone(&route));
                     return Ok(route);
                 }
@@ -240,27 +248,49 @@ impl<T: Transport> Network<T> {
                 ClientError::Unavailable("no member of the cluster is reachable".into())
             }));
         }
-        Ok(Route { keys, members })
+        let epochs = vec![Epoch {
+            epoch: fluence_proto::cluster::GENESIS_EPOCH,
+            members: keys.clone(),
+            base: None,
+        }];
+        Ok(Route {
+            keys,
+            epochs,
+            members,
+        })
     }
 }
 
-/// The member keys of a route answer for `dataset`, after checking it:
-/// the `Create` is this dataset's, signed by its owner (whose key the id
-/// derives from), and carries a genesis every member signed.
+/// The membership epochs of a route answer for `dataset`, the current
+/// one last, after checking them: the `Create` is this dataset's, signed
+/// by its owner (whose key the id derives from), and carries a genesis
+/// every member signed; every change since was finalized by the members
+/// before it (`fluence_chain::verify_history`).
 pub fn check_route(
     dataset: &DatasetId,
     answer: &fluence_proto::RouteAnswer,
-) -> Result<Vec<PublicKey>, ClientError> {
+) -> Result<Vec<Epoch>, ClientError> {
     if answer.create.body.dataset != *dataset {
         return Err(ClientError::Integrity(format!(
             "asked for the cluster of {dataset}, a node answered with {}'s",
             answer.create.body.dataset
         )));
     }
-    let genesis = fluence_chain::verify_create(&answer.create).map_err(|e| {
-        ClientError::Integrity(format!("a node sent an invalid cluster for {dataset}: {e}"))
-    })?;
-    Ok(genesis.keys())
+    let invalid = |what: String| {
+        ClientError::Integrity(format!(
+            "a node sent an invalid cluster for {dataset}: {what}"
+        ))
+    };
+    let mut reader = fluence_proto::Reader::new(&answer.changes);
+    let changes = reader
+        .vec(fluence_chain::HISTORY_CHANGES_MAX, "membership changes")
+        .map_err(|e| invalid(e.to_string()))?;
+    reader.finish().map_err(|e| invalid(e.to_string()))?;
+    let history = fluence_chain::ClusterHistory {
+        create: answer.create.clone(),
+        changes,
+    };
+    fluence_chain::verify_history(&history).map_err(|e| invalid(e.to_string()))
 }
 
 /// The member key a peer id carries, if it is an ed25519 one.

@@ -1,9 +1,10 @@
 //! The node as a cluster member: one consensus replica
 //! (`fluence_consensus`) per dataset it serves, each with that dataset's
-//! own members (its genesis membership, [`crate::memberships`]) on the
-//! node's cluster transport (`fluence_net::cluster`), started lazily on
-//! the first write a gateway submits for the dataset or the first message
-//! a member sends about it, and bounded in number. One node is a member
+//! own members (its current membership, [`crate::memberships`]) on the
+//! node's cluster transport (`fluence_net::cluster`), started when the
+//! node starts (for the clusters it keeps), on the first write a gateway
+//! submits for the dataset or the first message a member sends about it,
+//! and bounded in number. One node is a member
 //! of as many clusters as it serves datasets.
 //!
 //! Placement: a gateway offers the node a dataset with a proposed member
@@ -12,8 +13,18 @@
 //! acceptance; the node checks them all and that it is listed before it
 //! keeps the membership and starts the replica. A node that hears of a
 //! dataset it has no membership for (a wiped disk, a missed `Create`)
-//! asks the member that spoke for the dataset's `Create` on the
-//! membership channel and checks it the same way.
+//! asks the member that spoke for the dataset's history (its `Create`
+//! and every membership change since) on the membership channel and
+//! checks it the same way.
+//!
+//! Membership changes: when a replica's epoch ends on a finalized change
+//! ([`ReplicaHandle::epoch_end`]), the node keeps the change with its
+//! proof, stops that replica and starts the next epoch's on the change
+//! block, or, if the change replaced this node, drops its copy. A node
+//! that speaks in an older epoch, or was replaced, is told the history; a
+//! node that hears a newer epoch asks for it. Replicas vote for replacing
+//! an unreachable member only if this node's [`Detector`] has not reached
+//! it for the grace period.
 //!
 //! A gateway's write is submitted to the local replica and answered only
 //! once its block is finalized (2f + 1 signatures) and applied to this
@@ -26,21 +37,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use commonware_runtime::Supervisor;
-use fluence_chain::{ChainRules, ChainTip, WriteAuthError};
+use fluence_chain::history::Epoch;
+use fluence_chain::{CertifiedChange, ChainRules, ChainTip, ClusterHistory, WriteAuthError};
 use fluence_consensus::{
     Behavior, BlockLimits, Channel, ClusterNetwork, EpochStart, ReplicaConfig, ReplicaHandle,
-    SubmitError, Timeouts,
+    SubmitError, Timeouts, EPOCH_CHANNELS,
 };
 use fluence_crypto::sign::SigningKey;
 use fluence_net::cluster::{ClusterMember, ClusterNet, ClusterSender, MembershipMessage};
-use fluence_proto::cluster::{check_member_list, GENESIS_EPOCH};
+use fluence_proto::cluster::check_member_list;
 use fluence_proto::{
     Action, DatasetId, Decode, Encode, MemberAddrs, NodeError, OfferAnswer, PublicKey, Refusal,
     Response, RouteAnswer, SignedWrite,
 };
 use zeroize::Zeroizing;
 
-use crate::memberships::{MembershipStoreError, Memberships};
+use crate::detector::Detector;
+use crate::memberships::{ChangeOutcome, MembershipStoreError, Memberships};
 use crate::order::LewiWuOrder;
 use crate::service::NodeStore;
 
@@ -56,6 +69,12 @@ pub const WRITE_ACK_TIMEOUT: Duration = Duration::from_secs(240);
 const MEMBERSHIP_ASK_INTERVAL: Duration = Duration::from_secs(1);
 /// Datasets whose membership a node is asking for at once.
 const MEMBERSHIP_ASKS_MAX: usize = 1024;
+/// How often a new epoch's replica is tried while the old one's files
+/// close, and the pause between tries.
+const REPLICA_RESTART_ATTEMPTS: usize = 50;
+const REPLICA_RESTART_PAUSE: Duration = Duration::from_millis(100);
+/// How often the node looks for replicas whose epoch ended.
+const EPOCH_WATCH_INTERVAL: Duration = Duration::from_millis(100);
 /// Membership channel message kinds (first byte).
 const MEMBERSHIP_ASK: u8 = 1;
 const MEMBERSHIP_ANSWER: u8 = 2;
@@ -76,6 +95,9 @@ pub struct ClusterConfig {
     /// Whether the node accepts offers of new datasets (`--no-accept`
     /// turns it off; datasets it serves already go on).
     pub accepting: bool,
+    /// How long a member must have been out of this node's reach before
+    /// it votes for replacing it (`--grace-period`).
+    pub unreachable_grace: Duration,
 }
 
 impl ClusterConfig {
@@ -87,6 +109,7 @@ impl ClusterConfig {
             timeouts: Timeouts::default(),
             replicas_max: REPLICAS_MAX_DEFAULT,
             accepting: true,
+            unreachable_grace: crate::detector::GRACE_DEFAULT,
         }
     }
 }
@@ -105,6 +128,8 @@ pub struct Replicas {
     accepting: bool,
     /// When the node last asked for a dataset's membership.
     asked: std::sync::Mutex<HashMap<DatasetId, Instant>>,
+    /// When the node last told a node a dataset's membership.
+    told: std::sync::Mutex<HashMap<(DatasetId, PublicKey), Instant>>,
     store: Arc<NodeStore>,
     chain_dir: PathBuf,
     /// Unique per node among the runtime's storage partitions.
@@ -112,6 +137,8 @@ pub struct Replicas {
     timeouts: Timeouts,
     replicas_max: usize,
     running: tokio::sync::Mutex<HashMap<DatasetId, Arc<Replica>>>,
+    /// Which members this node has not reached for a while.
+    detector: Arc<Detector>,
 }
 
 impl Replicas {
@@ -137,12 +164,14 @@ impl Replicas {
             memberships,
             accepting: config.accepting,
             asked: std::sync::Mutex::new(HashMap::new()),
+            told: std::sync::Mutex::new(HashMap::new()),
             store,
             chain_dir,
             partition_prefix: format!("n{}", &local.to_hex()[..16]),
             timeouts: config.timeouts,
             replicas_max: config.replicas_max,
             running: tokio::sync::Mutex::new(HashMap::new()),
+            detector: Detector::new(config.unreachable_grace),
         }
     }
 
@@ -156,6 +185,11 @@ impl Replicas {
         &self.memberships
     }
 
+    /// The failure detector the replicas vote by.
+    pub fn detector(&self) -> &Arc<Detector> {
+        &self.detector
+    }
+
     /// The replica of `dataset`, started if it is not running yet, with
     /// the dataset's own members. A dataset without a membership here is
     /// not served by this node (`DatasetNotFound`).
@@ -164,17 +198,20 @@ impl Replicas {
         if let Some(replica) = running.get(&dataset) {
             return Ok(Arc::clone(replica));
         }
-        let members = self
+        let cluster = self
             .memberships
-            .members(&dataset)
+            .cluster(&dataset)
             .ok_or(NodeError::DatasetNotFound)?;
+        let cluster = self.keep_change_in_chain(&dataset, cluster)?;
         if running.len() >= self.replicas_max {
             return Err(NodeError::Internal(format!(
                 "this node already replicates its maximum of {} datasets",
                 self.replicas_max
             )));
         }
-        self.net.join(dataset, &members).map_err(|error| {
+        let epoch = &cluster.current;
+        self.discard_copy_below(&dataset, epoch)?;
+        self.net.join(dataset, &epoch.members).map_err(|error| {
             NodeError::Internal(format!("cannot join the cluster of {dataset}: {error}"))
         })?;
         let Some(peers) = self.net.peers(&dataset) else {
@@ -182,9 +219,12 @@ impl Replicas {
         };
         let mut channels = Vec::with_capacity(Channel::ALL.len());
         for channel in Channel::ALL {
-            let pair = self.net.register(dataset, channel.id()).map_err(|error| {
-                NodeError::Internal(format!("cannot start the replica of {dataset}: {error}"))
-            })?;
+            let pair = self
+                .net
+                .register(dataset, channel.wire_id(epoch.epoch))
+                .map_err(|error| {
+                    NodeError::Internal(format!("cannot start the replica of {dataset}: {error}"))
+                })?;
             channels.push(pair);
         }
         let Ok(channels) = <[_; fluence_consensus::CHANNELS]>::try_from(channels) else {
@@ -193,11 +233,15 @@ impl Replicas {
         let config = ReplicaConfig {
             dataset,
             identity: self.seed.clone(),
-            members,
-            epoch: EpochStart::Genesis,
-            // Nodes do not drive membership changes yet: they vote for
-            // none.
-            change_policy: Arc::new(|_| false),
+            members: epoch.members.clone(),
+            epoch: match &epoch.base {
+                None => EpochStart::Genesis,
+                Some(base) => EpochStart::Change {
+                    epoch: epoch.epoch,
+                    base: base.clone(),
+                },
+            },
+            change_policy: self.detector.change_policy(),
             store: Arc::clone(&self.store),
             chain_dir: self.chain_dir.clone(),
             partition_prefix: format!("{}-{}", self.partition_prefix, dataset.to_hex()),
@@ -215,17 +259,162 @@ impl Replicas {
             .context
             .child("replica")
             .with_attribute("node", &self.partition_prefix)
-            .with_attribute("dataset", dataset.to_hex());
+            .with_attribute("dataset", dataset.to_hex())
+            .with_attribute("epoch", epoch.epoch);
         let replica = fluence_consensus::start(context, config, network)
             .await
             .map_err(|error| {
                 tracing::error!(%dataset, %error, "replica did not start");
                 NodeError::Internal(format!("cannot start the replica of {dataset}: {error}"))
             })?;
-        tracing::info!(%dataset, "replica started");
+        tracing::info!(%dataset, epoch = epoch.epoch, "replica started");
         let replica = Arc::new(replica);
         running.insert(dataset, Arc::clone(&replica));
         Ok(replica)
+    }
+
+    /// A change this node's chain ends on but its memberships lack (it
+    /// stopped between applying the change and keeping it): kept now when
+    /// the block has its own certificate; otherwise the members are asked
+    /// for the history (the proof needs blocks the chain never records).
+    fn keep_change_in_chain(
+        &self,
+        dataset: &DatasetId,
+        cluster: Arc<crate::memberships::Cluster>,
+    ) -> Result<Arc<crate::memberships::Cluster>, NodeError> {
+        if !self.holds_chain(dataset) {
+            return Ok(cluster);
+        }
+        let tip = fluence_chain::ChainStore::open(&self.chain_dir, *dataset)
+            .and_then(|chain| {
+                let height = chain.tip()?.height;
+                chain.get(height)
+            })
+            .map_err(|error| NodeError::Internal(format!("the chain of {dataset}: {error}")))?;
+        let Some(tip) = tip else {
+            return Ok(cluster);
+        };
+        let ahead = tip
+            .block
+            .change
+            .as_ref()
+            .is_some_and(|change| change.epoch > cluster.current.epoch);
+        if !ahead {
+            return Ok(cluster);
+        }
+        if tip.certificate.is_empty() {
+            for member in &cluster.current.members {
+                if *member != self.net.local().key {
+                    self.ask_membership(*dataset, member);
+                }
+            }
+            return Ok(cluster);
+        }
+        let certified = CertifiedChange { blocks: vec![tip] };
+        match self.memberships.add_change(dataset, &certified) {
+            Ok(ChangeOutcome::Member(_)) => self
+                .memberships
+                .cluster(dataset)
+                .ok_or(NodeError::DatasetNotFound),
+            Ok(ChangeOutcome::Departed) => {
+                self.drop_copy(dataset)?;
+                Err(NodeError::DatasetNotFound)
+            }
+            Err(error) => {
+                tracing::warn!(%dataset, %error, "the change this node's chain ends on does not check out");
+                Ok(cluster)
+            }
+        }
+    }
+
+    /// Discards this node's copy of `dataset` (chain and store) when its
+    /// chain stops below the first block of `epoch`: the node missed the
+    /// change that started it, and syncs like a newcomer instead.
+    fn discard_copy_below(&self, dataset: &DatasetId, epoch: &Epoch) -> Result<(), NodeError> {
+        if epoch.base.is_none() || !self.holds_chain(dataset) {
+            return Ok(());
+        }
+        let tip = fluence_chain::ChainStore::open(&self.chain_dir, *dataset)
+            .and_then(|chain| chain.tip())
+            .map_err(|error| NodeError::Internal(format!("the chain of {dataset}: {error}")))?;
+        if tip.height == 0 || tip.height >= epoch.base_height() {
+            return Ok(());
+        }
+        tracing::warn!(%dataset, height = tip.height, epoch = epoch.epoch, base = epoch.base_height(), "this copy predates the current epoch; discarding it to sync anew");
+        self.drop_copy(dataset)
+    }
+
+    /// Removes this node's chain and store copy of `dataset`.
+    fn drop_copy(&self, dataset: &DatasetId) -> Result<(), NodeError> {
+        let path = fluence_chain::ChainStore::path_in(&self.chain_dir, dataset);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(NodeError::Internal(format!(
+                    "cannot remove {}: {error}",
+                    path.display()
+                )))
+            }
+        }
+        self.store
+            .discard(dataset)
+            .map_err(|error| error.to_node_error())
+    }
+
+    /// Moves `dataset` to the epoch its finalized change `certified`
+    /// started: the membership is kept with the change, the old epoch's
+    /// replica stops, and the new epoch's starts (on a continuing member;
+    /// a newcomer learns the change from the members) or, on the member
+    /// it replaced, the dataset is dropped.
+    async fn end_epoch(&self, dataset: DatasetId, certified: &CertifiedChange) {
+        match self.memberships.add_change(&dataset, certified) {
+            Ok(outcome) => self.follow_change(dataset, outcome).await,
+            Err(error) => {
+                tracing::error!(%dataset, %error, "a finalized membership change does not check out");
+            }
+        }
+    }
+
+    /// Puts the kept membership of `dataset` into effect after it changed.
+    async fn follow_change(&self, dataset: DatasetId, outcome: ChangeOutcome) {
+        let stale = {
+            let mut running = self.running.lock().await;
+            let current = match &outcome {
+                ChangeOutcome::Member(epoch) => Some(epoch.epoch),
+                ChangeOutcome::Departed => None,
+            };
+            match running.get(&dataset) {
+                Some(replica) if Some(replica.epoch()) != current => running.remove(&dataset),
+                _ => None,
+            }
+        };
+        if let Some(replica) = stale {
+            replica.stop();
+            self.net.leave(&dataset);
+        }
+        match outcome {
+            ChangeOutcome::Member(epoch) => {
+                tracing::info!(%dataset, epoch = epoch.epoch, base = epoch.base_height(), "membership changed; starting the new epoch");
+                // The old replica's files close once its tasks are gone.
+                for attempt in 0..REPLICA_RESTART_ATTEMPTS {
+                    match self.get_or_start(dataset).await {
+                        Ok(_) => return,
+                        Err(error) if attempt + 1 == REPLICA_RESTART_ATTEMPTS => {
+                            tracing::error!(%dataset, %error, "the new epoch's replica did not start");
+                        }
+                        Err(_) => tokio::time::sleep(REPLICA_RESTART_PAUSE).await,
+                    }
+                }
+            }
+            ChangeOutcome::Departed => {
+                tracing::info!(%dataset, "this node was replaced in the cluster; dropping its copy");
+                tokio::time::sleep(REPLICA_RESTART_PAUSE).await;
+                if let Err(error) = self.drop_copy(&dataset) {
+                    tracing::warn!(%dataset, %error, "could not remove a dropped dataset's copy");
+                }
+            }
+        }
     }
 
     /// A gateway's offer to serve `dataset` in the cluster of `members`
@@ -233,11 +422,6 @@ impl Replicas {
     /// membership, or why not.
     pub fn offer(&self, dataset: DatasetId, epoch: u64, members: &[PublicKey]) -> Response {
         let local = self.net.local().key;
-        if epoch != GENESIS_EPOCH {
-            return Response::Error(NodeError::BadRequest(format!(
-                "only the genesis membership (epoch {GENESIS_EPOCH}) can be offered, not epoch {epoch}"
-            )));
-        }
         if let Err(error) = check_member_list(members) {
             return Response::Error(NodeError::BadRequest(error.to_string()));
         }
@@ -267,13 +451,17 @@ impl Replicas {
     }
 
     /// The cluster of `dataset` for a gateway: its owner-signed `Create`
-    /// (genesis membership inside) and where this node dials each member.
+    /// (genesis membership inside), every membership change since with
+    /// its proof, and where this node dials each current member.
     pub fn route(&self, dataset: &DatasetId) -> Response {
-        let Some(create) = self.memberships.get(dataset) else {
+        let Some(cluster) = self.memberships.cluster(dataset) else {
             return Response::Error(NodeError::DatasetNotFound);
         };
-        let members = self.memberships.members(dataset).unwrap_or_default();
-        let addrs = members
+        let mut changes = fluence_proto::Writer::new();
+        changes.vec(&cluster.changes);
+        let addrs = cluster
+            .current
+            .members
             .iter()
             .map(|key| MemberAddrs {
                 key: *key,
@@ -288,7 +476,8 @@ impl Replicas {
             })
             .collect();
         Response::Route(RouteAnswer {
-            create: (*create).clone(),
+            create: (*cluster.create).clone(),
+            changes: changes.into_bytes(),
             addrs,
         })
     }
@@ -310,9 +499,10 @@ impl Replicas {
                 }
                 MembershipStoreError::Conflict(_) => NodeError::DatasetExists,
                 error @ MembershipStoreError::Full(_) => NodeError::Unavailable(error.to_string()),
-                error @ (MembershipStoreError::Invalid(_) | MembershipStoreError::NotListed(_)) => {
-                    NodeError::BadRequest(error.to_string())
-                }
+                error @ (MembershipStoreError::Invalid(_)
+                | MembershipStoreError::History(_)
+                | MembershipStoreError::NotListed(_)
+                | MembershipStoreError::Unknown(_)) => NodeError::BadRequest(error.to_string()),
                 error @ MembershipStoreError::Io { .. } => NodeError::Internal(error.to_string()),
             }),
             _ => Ok(()),
@@ -399,8 +589,22 @@ impl Replicas {
                     let Some(replicas) = replicas.upgrade() else {
                         return;
                     };
-                    if replicas.memberships.get(&report.dataset).is_none() {
+                    let Some(cluster) = replicas.memberships.cluster(&report.dataset) else {
                         replicas.ask_membership(report.dataset, &report.from);
+                        continue;
+                    };
+                    let epoch = report.channel / EPOCH_CHANNELS;
+                    // A later epoch's message: this node missed a change.
+                    if epoch > cluster.current.epoch {
+                        replicas.ask_membership(report.dataset, &report.from);
+                        continue;
+                    }
+                    // An earlier epoch's, or from a node no longer a
+                    // member: that node missed one.
+                    if epoch < cluster.current.epoch
+                        || !cluster.current.members.contains(&report.from)
+                    {
+                        replicas.tell_membership(&cluster, &report.from);
                         continue;
                     }
                     if let Err(error) = replicas.get_or_start(report.dataset).await {
@@ -409,6 +613,43 @@ impl Replicas {
                 }
             });
         }
+        self.detector.spawn_sampler(self.net.clone());
+        // Every kept cluster is rejoined at once: the members learn this
+        // node is back, and it learns of any change it missed.
+        let replicas = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let Some(replicas) = replicas.upgrade() else {
+                return;
+            };
+            for dataset in replicas.memberships.datasets() {
+                if let Err(error) = replicas.get_or_start(dataset).await {
+                    tracing::warn!(%dataset, %error, "not rejoining a kept cluster");
+                }
+            }
+        });
+        let replicas = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(EPOCH_WATCH_INTERVAL);
+            loop {
+                ticks.tick().await;
+                let Some(replicas) = replicas.upgrade() else {
+                    return;
+                };
+                if replicas.net.is_closed() {
+                    return;
+                }
+                let ended: Vec<(DatasetId, CertifiedChange)> = replicas
+                    .running
+                    .lock()
+                    .await
+                    .iter()
+                    .filter_map(|(dataset, replica)| Some((*dataset, replica.epoch_end()?)))
+                    .collect();
+                for (dataset, certified) in ended {
+                    replicas.end_epoch(dataset, &certified).await;
+                }
+            }
+        });
         if let Some(mut messages) = self.net.take_membership_messages() {
             let replicas = Arc::downgrade(self);
             tokio::spawn(async move {
@@ -441,8 +682,41 @@ impl Replicas {
         self.net.send_membership(from, dataset, &[MEMBERSHIP_ASK]);
     }
 
-    /// A question (answered with the dataset's `Create` to a member of
-    /// its cluster) or an answer (checked, kept, and the replica started).
+    /// Sends `dataset`'s history to `to`, a current member still in an
+    /// earlier epoch or a node a change replaced, at most once per
+    /// [`MEMBERSHIP_ASK_INTERVAL`] per node and dataset.
+    fn tell_membership(&self, cluster: &crate::memberships::Cluster, to: &PublicKey) {
+        let dataset = cluster.create.body.dataset;
+        let concerned = cluster.current.members.contains(to)
+            || cluster
+                .changes
+                .iter()
+                .filter_map(CertifiedChange::change)
+                .any(|change| change.departed == *to);
+        if !concerned {
+            return;
+        }
+        {
+            let mut told = self
+                .told
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = Instant::now();
+            told.retain(|_, at| now.duration_since(*at) < MEMBERSHIP_ASK_INTERVAL);
+            if told.contains_key(&(dataset, *to)) || told.len() >= MEMBERSHIP_ASKS_MAX {
+                return;
+            }
+            told.insert((dataset, *to), now);
+        }
+        tracing::debug!(%dataset, %to, "telling a node the cluster's current membership");
+        let mut answer = vec![MEMBERSHIP_ANSWER];
+        answer.extend_from_slice(&cluster.history().to_bytes());
+        self.net.send_membership(to, dataset, &answer);
+    }
+
+    /// A question (answered with the dataset's history, its `Create` and
+    /// changes, to a member of its cluster or one a change replaced) or an
+    /// answer (checked, kept, and put into effect).
     async fn on_membership_message(&self, message: MembershipMessage) {
         let MembershipMessage {
             dataset,
@@ -451,25 +725,13 @@ impl Replicas {
         } = message;
         match message.split_first() {
             Some((&MEMBERSHIP_ASK, [])) => {
-                let Some(create) = self.memberships.get(&dataset) else {
-                    return;
-                };
-                let is_member = self
-                    .memberships
-                    .members(&dataset)
-                    .is_some_and(|members| members.contains(&from));
-                if is_member {
-                    let mut answer = vec![MEMBERSHIP_ANSWER];
-                    answer.extend_from_slice(&create.to_bytes());
-                    self.net.send_membership(&from, dataset, &answer);
+                if let Some(cluster) = self.memberships.cluster(&dataset) {
+                    self.tell_membership(&cluster, &from);
                 }
             }
             Some((&MEMBERSHIP_ANSWER, bytes)) => {
-                if self.memberships.get(&dataset).is_some() {
-                    return;
-                }
-                let create = match SignedWrite::from_bytes(bytes) {
-                    Ok(create) if create.body.dataset == dataset => create,
+                let history = match ClusterHistory::from_bytes(bytes) {
+                    Ok(history) if history.create.body.dataset == dataset => history,
                     Ok(_) => {
                         tracing::warn!(%dataset, %from, "a membership answer for another dataset");
                         return;
@@ -479,14 +741,22 @@ impl Replicas {
                         return;
                     }
                 };
-                if let Err(error) = self.memberships.insert(&create) {
-                    tracing::warn!(%dataset, %from, %error, "refusing a membership a node sent");
+                let known = self
+                    .memberships
+                    .cluster(&dataset)
+                    .map(|cluster| cluster.changes.len());
+                if known.is_some_and(|changes| changes >= history.changes.len()) {
                     return;
                 }
-                tracing::info!(%dataset, %from, "learned a dataset's membership from a member");
-                if let Err(error) = self.get_or_start(dataset).await {
-                    tracing::warn!(%dataset, %error, "not replicating a dataset whose membership was learned");
-                }
+                let outcome = match self.memberships.insert_history(&history) {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        tracing::warn!(%dataset, %from, %error, "refusing a membership a node sent");
+                        return;
+                    }
+                };
+                tracing::info!(%dataset, %from, changes = history.changes.len(), "learned a dataset's membership from a member");
+                self.follow_change(dataset, outcome).await;
             }
             _ => tracing::debug!(%dataset, %from, "a malformed membership message"),
         }

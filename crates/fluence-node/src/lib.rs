@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod daemon;
+pub mod detector;
 pub mod memberships;
 pub mod ops;
 pub mod order;

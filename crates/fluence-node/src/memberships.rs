@@ -1,10 +1,13 @@
 //! The datasets a node serves and the cluster of each: the owner-signed
-//! `Create` that carries each dataset's genesis membership, checked
-//! before it is kept and kept on disk, one file per dataset
-//! (`<data dir>/clusters/<dataset id>.create`, the canonical encoding of
-//! the signed write), so a restarted node knows its clusters before any
-//! member speaks. A node that lost them (a wiped disk) learns them again
-//! from a member (`cluster::Replicas`, membership channel).
+//! `Create` that carries each dataset's genesis membership and every
+//! finalized membership change since (its chain of custody,
+//! [`fluence_chain::history`]), checked before they are kept and kept on
+//! disk, per dataset `<data dir>/clusters/<dataset id>.create` (the
+//! canonical encoding of the signed write) and, once its membership
+//! changed, `<dataset id>.changes` (the certified changes), so a restarted
+//! node knows its clusters and their current epoch before any member
+//! speaks. A node that lost them (a wiped disk) or missed a change learns
+//! them again from a member (`cluster::Replicas`, membership channel).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,23 +15,31 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use fluence_chain::genesis::verify_create;
-use fluence_proto::{DatasetId, Decode, Encode, PublicKey, SignedWrite};
+use fluence_chain::history::{verify_certified_change, verify_history, Epoch, HistoryError};
+use fluence_chain::{CertifiedChange, ClusterHistory};
+use fluence_proto::{DatasetId, Decode, Encode, PublicKey, Reader, SignedWrite, Writer};
 
 /// The largest `Create` file read back: a `Create` holds a descriptor
 /// (at most 64 KiB), index declarations and at most 64 members.
 pub const CREATE_FILE_LEN_MAX: u64 = 1024 * 1024;
+/// The largest changes file read back.
+pub const CHANGES_FILE_LEN_MAX: u64 = 64 * 1024 * 1024;
 
 /// Why a membership is not kept.
 #[derive(Debug, thiserror::Error)]
 pub enum MembershipStoreError {
     #[error(transparent)]
     Invalid(#[from] fluence_chain::CreateError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
     #[error("this node ({0}) is not a member of the cluster")]
     NotListed(PublicKey),
     #[error("dataset {0} is served by another cluster already")]
     Conflict(DatasetId),
     #[error("this node keeps memberships of at most {0} datasets")]
     Full(usize),
+    #[error("dataset {0} is not served here")]
+    Unknown(DatasetId),
     #[error("cannot write {path}: {error}")]
     Io {
         path: PathBuf,
@@ -36,7 +47,35 @@ pub enum MembershipStoreError {
     },
 }
 
-/// The checked `Create` of every dataset this node serves.
+/// What this node knows of one dataset's cluster.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub create: Arc<SignedWrite>,
+    pub changes: Vec<CertifiedChange>,
+    /// The epoch the last change (or the `Create`) started.
+    pub current: Epoch,
+}
+
+impl Cluster {
+    /// The history a node that was not there checks.
+    pub fn history(&self) -> ClusterHistory {
+        ClusterHistory {
+            create: (*self.create).clone(),
+            changes: self.changes.clone(),
+        }
+    }
+}
+
+/// What a finalized change did to this node's membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    /// This node serves the dataset in the new epoch.
+    Member(Epoch),
+    /// This node was the one replaced: the dataset is no longer kept.
+    Departed,
+}
+
+/// The checked cluster of every dataset this node serves.
 pub struct Memberships {
     dir: PathBuf,
     local: PublicKey,
@@ -44,28 +83,29 @@ pub struct Memberships {
     /// `Create`s carrying acceptances gathered while the node had room
     /// could otherwise make it keep any number.
     capacity: usize,
-    creates: Mutex<HashMap<DatasetId, Arc<SignedWrite>>>,
+    clusters: Mutex<HashMap<DatasetId, Arc<Cluster>>>,
     /// Held while a membership is checked against the kept ones and
-    /// written, so two `Create`s of one dataset racing in settle on one.
+    /// written, so two updates of one dataset racing in settle on one.
     writing: Mutex<()>,
 }
 
 impl Memberships {
     /// Loads the memberships kept in `dir` (created if missing) for the
-    /// node with key `local`. A file that does not decode, does not
-    /// verify or does not name this node is skipped with a warning (the
-    /// node then learns that cluster again from its members).
+    /// node with key `local`. A dataset whose files do not decode, do not
+    /// verify or do not name this node in the current epoch is skipped
+    /// with a warning (the node then learns that cluster again from its
+    /// members, if it still is one).
     pub fn open(dir: &Path, local: PublicKey, capacity: usize) -> std::io::Result<Memberships> {
         std::fs::create_dir_all(dir)?;
-        let mut creates = HashMap::new();
+        let mut clusters = HashMap::new();
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
             if path.extension().and_then(|e| e.to_str()) != Some("create") {
                 continue;
             }
-            match read_create(&path, &local) {
-                Ok(create) => {
-                    creates.insert(create.body.dataset, Arc::new(create));
+            match read_cluster(&path, &local) {
+                Ok(cluster) => {
+                    clusters.insert(cluster.create.body.dataset, Arc::new(cluster));
                 }
                 Err(reason) => {
                     tracing::warn!(path = %path.display(), %reason, "skipping a membership file");
@@ -76,20 +116,32 @@ impl Memberships {
             dir: dir.to_path_buf(),
             local,
             capacity,
-            creates: Mutex::new(creates),
+            clusters: Mutex::new(clusters),
             writing: Mutex::new(()),
         })
     }
 
     /// The `Create` of `dataset`, if this node serves it.
     pub fn get(&self, dataset: &DatasetId) -> Option<Arc<SignedWrite>> {
+        self.cluster(dataset)
+            .map(|cluster| Arc::clone(&cluster.create))
+    }
+
+    /// What this node knows of `dataset`'s cluster, if it serves it.
+    pub fn cluster(&self, dataset: &DatasetId) -> Option<Arc<Cluster>> {
         self.lock().get(dataset).cloned()
     }
 
-    /// The member keys of `dataset`'s cluster, in order.
+    /// The member keys of `dataset`'s cluster in its current epoch, in
+    /// order.
     pub fn members(&self, dataset: &DatasetId) -> Option<Vec<PublicKey>> {
-        let create = self.get(dataset)?;
-        fluence_chain::genesis::genesis_of(&create).map(|genesis| genesis.keys())
+        self.cluster(dataset)
+            .map(|cluster| cluster.current.members.clone())
+    }
+
+    /// The datasets this node serves.
+    pub fn datasets(&self) -> Vec<DatasetId> {
+        self.lock().keys().copied().collect()
     }
 
     /// How many datasets this node serves.
@@ -111,9 +163,9 @@ impl Memberships {
         }
         let dataset = create.body.dataset;
         let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(existing) = self.get(&dataset) {
-            return if *existing == *create {
-                Ok(existing)
+        if let Some(existing) = self.cluster(&dataset) {
+            return if *existing.create == *create {
+                Ok(Arc::clone(&existing.create))
             } else {
                 Err(MembershipStoreError::Conflict(dataset))
             };
@@ -121,43 +173,191 @@ impl Memberships {
         if self.len() >= self.capacity {
             return Err(MembershipStoreError::Full(self.capacity));
         }
-        let path = self.dir.join(format!("{}.create", dataset.to_hex()));
-        write_durably(&path, &create.to_bytes())
-            .map_err(|error| MembershipStoreError::Io { path, error })?;
-        let create = Arc::new(create.clone());
-        self.lock()
-            .entry(dataset)
-            .or_insert_with(|| Arc::clone(&create));
-        Ok(create)
+        self.write_file(&dataset, "create", &create.to_bytes())?;
+        let cluster = Arc::new(Cluster {
+            create: Arc::new(create.clone()),
+            changes: Vec::new(),
+            current: Epoch {
+                epoch: fluence_proto::cluster::GENESIS_EPOCH,
+                members: genesis.keys(),
+                base: None,
+            },
+        });
+        self.lock().insert(dataset, Arc::clone(&cluster));
+        Ok(Arc::clone(&cluster.create))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DatasetId, Arc<SignedWrite>>> {
-        self.creates.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Keeps a finalized change of `dataset`'s current epoch after
+    /// checking it and its proof against the current members. The change
+    /// already kept is accepted again. A change that replaced this node
+    /// removes the dataset's membership.
+    pub fn add_change(
+        &self,
+        dataset: &DatasetId,
+        certified: &CertifiedChange,
+    ) -> Result<ChangeOutcome, MembershipStoreError> {
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = self
+            .cluster(dataset)
+            .ok_or(MembershipStoreError::Unknown(*dataset))?;
+        if kept.changes.last().and_then(CertifiedChange::base) == certified.base() {
+            return Ok(ChangeOutcome::Member(kept.current.clone()));
+        }
+        let next = verify_certified_change(dataset, &kept.current, certified, kept.changes.len())?;
+        let mut changes = kept.changes.clone();
+        changes.push(certified.clone());
+        self.keep(dataset, &kept.create, changes, next)
+    }
+
+    /// Keeps a history a member sent after checking it from the owner's
+    /// `Create` on: for a dataset not kept yet (this node must be a member
+    /// of its current epoch), or one that extends the history kept. An
+    /// older history than the one kept changes nothing.
+    pub fn insert_history(
+        &self,
+        history: &ClusterHistory,
+    ) -> Result<ChangeOutcome, MembershipStoreError> {
+        let epochs = verify_history(history)?;
+        let current = epochs.last().cloned().expect("at least the genesis epoch");
+        let dataset = history.create.body.dataset;
+        let _writing = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.cluster(&dataset) {
+            Some(kept) => {
+                let diverged = !history.changes.starts_with(&kept.changes)
+                    && !kept.changes.starts_with(&history.changes);
+                if *kept.create != history.create || diverged {
+                    return Err(MembershipStoreError::Conflict(dataset));
+                }
+                if history.changes.len() <= kept.changes.len() {
+                    return Ok(ChangeOutcome::Member(kept.current.clone()));
+                }
+                self.keep(&dataset, &kept.create, history.changes.clone(), current)
+            }
+            None => {
+                if !current.members.contains(&self.local) {
+                    return Err(MembershipStoreError::NotListed(self.local));
+                }
+                if self.len() >= self.capacity {
+                    return Err(MembershipStoreError::Full(self.capacity));
+                }
+                self.write_file(&dataset, "create", &history.create.to_bytes())?;
+                let create = Arc::new(history.create.clone());
+                self.keep(&dataset, &create, history.changes.clone(), current)
+            }
+        }
+    }
+
+    /// Writes `changes` and makes `current` the dataset's epoch, or
+    /// forgets the dataset if this node is not in it.
+    fn keep(
+        &self,
+        dataset: &DatasetId,
+        create: &Arc<SignedWrite>,
+        changes: Vec<CertifiedChange>,
+        current: Epoch,
+    ) -> Result<ChangeOutcome, MembershipStoreError> {
+        if !current.members.contains(&self.local) {
+            self.forget(dataset)?;
+            return Ok(ChangeOutcome::Departed);
+        }
+        self.write_file(dataset, "changes", &encode_changes(&changes))?;
+        let cluster = Arc::new(Cluster {
+            create: Arc::clone(create),
+            changes,
+            current: current.clone(),
+        });
+        self.lock().insert(*dataset, cluster);
+        Ok(ChangeOutcome::Member(current))
+    }
+
+    /// Removes the dataset's files, then forgets it.
+    fn forget(&self, dataset: &DatasetId) -> Result<(), MembershipStoreError> {
+        for extension in ["changes", "create"] {
+            let path = self.path(dataset, extension);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(MembershipStoreError::Io { path, error }),
+            }
+        }
+        self.lock().remove(dataset);
+        Ok(())
+    }
+
+    fn path(&self, dataset: &DatasetId, extension: &str) -> PathBuf {
+        self.dir.join(format!("{}.{extension}", dataset.to_hex()))
+    }
+
+    fn write_file(
+        &self,
+        dataset: &DatasetId,
+        extension: &str,
+        bytes: &[u8],
+    ) -> Result<(), MembershipStoreError> {
+        let path = self.path(dataset, extension);
+        write_durably(&path, bytes).map_err(|error| MembershipStoreError::Io { path, error })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DatasetId, Arc<Cluster>>> {
+        self.clusters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-fn read_create(path: &Path, local: &PublicKey) -> Result<SignedWrite, String> {
+fn encode_changes(changes: &[CertifiedChange]) -> Vec<u8> {
+    let mut writer = Writer::new();
+    writer.vec(changes);
+    writer.into_bytes()
+}
+
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if len > CREATE_FILE_LEN_MAX {
-        return Err(format!("{len} bytes, above {CREATE_FILE_LEN_MAX}"));
+    if len > max {
+        return Err(format!("{len} bytes, above {max}"));
     }
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let create = SignedWrite::from_bytes(&bytes).map_err(|e| e.to_string())?;
-    let genesis = verify_create(&create).map_err(|e| e.to_string())?;
-    if !genesis.keys().contains(local) {
-        return Err("this node is not a member".into());
-    }
+    std::fs::read(path).map_err(|e| e.to_string())
+}
+
+fn read_cluster(path: &Path, local: &PublicKey) -> Result<Cluster, String> {
+    let create = SignedWrite::from_bytes(&read_bounded(path, CREATE_FILE_LEN_MAX)?)
+        .map_err(|e| e.to_string())?;
     let expected = format!("{}.create", create.body.dataset.to_hex());
     if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
         return Err("the file name does not match the dataset".into());
     }
-    Ok(create)
+    let changes_path = path.with_extension("changes");
+    let changes = if changes_path.exists() {
+        let bytes = read_bounded(&changes_path, CHANGES_FILE_LEN_MAX)?;
+        let mut reader = Reader::new(&bytes);
+        let changes = reader
+            .vec(fluence_chain::HISTORY_CHANGES_MAX, "membership changes")
+            .map_err(|e| e.to_string())?;
+        reader.finish().map_err(|e| e.to_string())?;
+        changes
+    } else {
+        Vec::new()
+    };
+    let history = ClusterHistory {
+        create: create.clone(),
+        changes,
+    };
+    let current = verify_history(&history)
+        .map_err(|e| e.to_string())?
+        .pop()
+        .expect("at least the genesis epoch");
+    if !current.members.contains(local) {
+        return Err("this node is not a member".into());
+    }
+    Ok(Cluster {
+        create: Arc::new(create),
+        changes: history.changes,
+        current,
+    })
 }
 
 /// Writes `bytes` to a temporary file, syncs it and renames it over
 /// `path`, so a crash leaves the old file or the new one, never half.
 fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = path.with_extension("create.tmp");
+    let temporary = path.with_extension("tmp");
     {
         let mut file = std::fs::File::create(&temporary)?;
         file.write_all(bytes)?;

@@ -7,6 +7,7 @@
 //!
 //! Time limits here only turn a hang into a failure; none measures speed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use commonware_runtime::{Runner as _, Supervisor as _};
@@ -52,6 +53,23 @@ fn put(owner: &Owner, seq: u64, doc: u8, expect: Precondition, schema: Hash32) -
 
 fn no_indexes() -> Hash32 {
     fluence_proto::schema_digest(&[])
+}
+
+/// Asserts that `answer` acknowledges write `seq`.
+fn written(answer: Response, seq: u64) {
+    assert!(
+        matches!(answer, Response::Written { seq: s, .. } if s == seq),
+        "write {seq}: {answer:?}"
+    );
+}
+
+/// Inserts document `seq` for each `seq` of `seqs` through `gateway`,
+/// each acknowledged.
+async fn put_all(gateway: &NodeClient, owner: &Owner, seqs: std::ops::RangeInclusive<u64>) {
+    for seq in seqs {
+        let put = put(owner, seq, seq as u8, Precondition::Absent, no_indexes());
+        written(write(gateway, &put).await, seq);
+    }
 }
 
 async fn write(client: &NodeClient, write: &SignedWrite) -> Response {
@@ -100,6 +118,8 @@ async fn start_cluster_with_config(
         retry: Duration::from_secs(1),
         fetch: Duration::from_millis(500),
     };
+    // Short, so a replacement test does not wait long for its vote.
+    cluster.unreachable_grace = Duration::from_secs(1);
     let mut nodes = Vec::new();
     for i in 0..n {
         let node = start_member(context, dir, i, &cluster).await;
@@ -110,7 +130,9 @@ async fn start_cluster_with_config(
     (nodes, cluster)
 }
 
-/// Starts member `i` of `cluster` on its directory under `dir`.
+/// Starts member `i` of `cluster` on its directory under `dir`. Started
+/// again in the same runtime, it waits until its stopped replicas' tasks
+/// have released its store.
 async fn start_member(
     context: &commonware_runtime::tokio::Context,
     dir: &std::path::Path,
@@ -123,9 +145,21 @@ async fn start_member(
         record_requests: None,
         discovery: Default::default(),
     };
-    RunningNode::start_member(context.child("node"), config, cluster.clone())
-        .await
-        .unwrap()
+    tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            match RunningNode::start_member(context.child("node"), config.clone(), cluster.clone())
+                .await
+            {
+                Ok(node) => return node,
+                Err(error) => {
+                    assert!(error.to_string().contains("already open"), "{error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the member starts")
 }
 
 /// Tells every member where the others listen.
@@ -372,17 +406,8 @@ fn a_member_whose_disk_was_wiped_syncs_a_snapshot_and_rejoins() {
         let gateway = NodeClient::connect(nodes[0].dial_addr(), Duration::from_secs(10))
             .await
             .unwrap();
-        let written = |answer: Response, seq: u64| {
-            assert!(
-                matches!(answer, Response::Written { seq: s, .. } if s == seq),
-                "write {seq}: {answer:?}"
-            );
-        };
         written(write(&gateway, &create_for(&owner, dir.path(), 4)).await, 0);
-        for seq in 1..=10u64 {
-            let put = put(&owner, seq, seq as u8, Precondition::Absent, no_indexes());
-            written(write(&gateway, &put).await, seq);
-        }
+        put_all(&gateway, &owner, 1..=10).await;
         converged(&nodes, &owner.dataset, 10).await;
 
         // Member 3 stops and loses its store and chain (its identity key
@@ -393,20 +418,14 @@ fn a_member_whose_disk_was_wiped_syncs_a_snapshot_and_rejoins() {
         let data_dir = dir.path().join("node-3");
         std::fs::remove_dir_all(data_dir.join("store")).unwrap();
         std::fs::remove_dir_all(data_dir.join("chain")).unwrap();
-        for seq in 11..=20u64 {
-            let put = put(&owner, seq, seq as u8, Precondition::Absent, no_indexes());
-            written(write(&gateway, &put).await, seq);
-        }
+        put_all(&gateway, &owner, 11..=20).await;
 
         // Back with an empty disk: it syncs from a member and follows on.
         let back = start_member(&context, dir.path(), 3, &cluster).await;
         assert_eq!(back.member_key(), key);
         nodes.push(back);
         introduce(&nodes);
-        for seq in 21..=30u64 {
-            let put = put(&owner, seq, seq as u8, Precondition::Absent, no_indexes());
-            written(write(&gateway, &put).await, seq);
-        }
+        put_all(&gateway, &owner, 21..=30).await;
         // It rebuilt the dataset from a snapshot (not by replaying).
         let replica = tokio::time::timeout(HANG_GUARD, async {
             loop {
@@ -465,6 +484,161 @@ fn a_member_whose_disk_was_wiped_syncs_a_snapshot_and_rejoins() {
                 "document {seq} missing on the synced member"
             );
         }
+        for node in nodes {
+            node.shutdown().await;
+        }
+    });
+}
+
+/// Waits until `node` runs `dataset`'s replica in `epoch`.
+async fn in_epoch(
+    node: &RunningNode,
+    dataset: &DatasetId,
+    epoch: u64,
+) -> Arc<fluence_node::cluster::Replica> {
+    tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            if let Some(replica) = node.replicas().unwrap().replica(dataset).await {
+                if replica.epoch() == epoch {
+                    return replica;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} never ran epoch {epoch}", node.member_key()))
+}
+
+#[test]
+fn a_stopped_member_is_replaced_by_a_newcomer_that_syncs_and_votes() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("consensus");
+    let config = commonware_runtime::tokio::Config::new().with_storage_directory(storage);
+    commonware_runtime::tokio::Runner::new(config).start(|context| async move {
+        // Five nodes; the dataset's cluster is the first four.
+        let (mut nodes, cluster) = start_cluster_with_config(&context, dir.path(), 5).await;
+        let owner = test_owner();
+        let dataset = owner.dataset;
+        let gateway = NodeClient::connect(nodes[0].dial_addr(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        written(write(&gateway, &create_for(&owner, dir.path(), 4)).await, 0);
+        put_all(&gateway, &owner, 1..=10).await;
+        converged(&nodes[..4], &dataset, 10).await;
+
+        // Member 3 stops for good. The fifth node accepts its seat for
+        // epoch 1 (the offer a coordinator makes), and once the others
+        // have not reached member 3 for the grace period they finalize
+        // the change.
+        let departed = nodes.remove(3);
+        let departed_key = departed.member_key();
+        departed.shutdown().await;
+        let keys = signers(dir.path(), 5);
+        let change = fluence_testkit::replacement(&dataset, 1, &keys[..4], 3, &keys[4]);
+        let new_members: Vec<PublicKey> = change.members.iter().map(|seat| seat.key).collect();
+        let offered = nodes[3].replicas().unwrap().offer(dataset, 1, &new_members);
+        assert_eq!(
+            offered,
+            Response::Offer(fluence_proto::OfferAnswer::Accepted(
+                change.members[3].acceptance
+            )),
+            "the newcomer accepts the seat it is offered"
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        for node in &nodes[..3] {
+            let detector = node.replicas().unwrap().detector();
+            assert!(detector.unreachable(&departed_key));
+            let replica = node.replicas().unwrap().replica(&dataset).await.unwrap();
+            replica.propose_change(change.clone()).unwrap();
+        }
+
+        // Every continuing member moves to epoch 1 and keeps the change;
+        // the newcomer learns the membership from them and syncs.
+        for node in &nodes {
+            in_epoch(node, &dataset, 1).await;
+            let cluster = node
+                .replicas()
+                .unwrap()
+                .memberships()
+                .cluster(&dataset)
+                .unwrap();
+            assert_eq!(cluster.current.epoch, 1);
+            assert_eq!(cluster.current.members, new_members);
+            assert_eq!(cluster.changes.len(), 1);
+        }
+        // A gateway asking for the route learns the new members, and can
+        // check the change from the owner's Create on.
+        let Response::Route(route) = nodes[1].replicas().unwrap().route(&dataset) else {
+            panic!("no route")
+        };
+        let mut reader = fluence_proto::Reader::new(&route.changes);
+        let history = fluence_chain::ClusterHistory {
+            create: route.create.clone(),
+            changes: reader.vec(16, "changes").unwrap(),
+        };
+        let epochs = fluence_chain::verify_history(&history).unwrap();
+        assert_eq!(epochs.last().unwrap().members, new_members);
+        let routed: Vec<PublicKey> = route.addrs.iter().map(|a| a.key).collect();
+        assert_eq!(routed, new_members);
+        put_all(&gateway, &owner, 11..=20).await;
+        converged(&nodes, &dataset, 20).await;
+        let newcomer = in_epoch(&nodes[3], &dataset, 1).await;
+        let report = newcomer
+            .sync_report()
+            .expect("the newcomer synced from a snapshot");
+        assert!(report.height >= 12, "synced at {report:?}");
+
+        // A second member stops: every block now needs the newcomer's
+        // votes, and writes still go through.
+        let stopped = nodes.remove(2);
+        stopped.shutdown().await;
+        put_all(&gateway, &owner, 21..=25).await;
+        let roots = converged(&nodes, &dataset, 25).await;
+        assert!(roots.windows(2).all(|w| w[0] == w[1]), "{roots:?}");
+        let store = nodes[2].service().store();
+        for seq in 1..=25u8 {
+            assert!(
+                store.get(&dataset, &DocId([seq; 16])).unwrap().is_some(),
+                "document {seq} missing on the newcomer"
+            );
+        }
+
+        // A restarted continuing member comes back in epoch 1 from its
+        // files.
+        let restarted_key = nodes[1].member_key();
+        let member = nodes.remove(1);
+        member.shutdown().await;
+        let back = start_member(&context, dir.path(), 1, &cluster).await;
+        assert_eq!(back.member_key(), restarted_key);
+        nodes.insert(1, back);
+        introduce(&nodes);
+        let put = put(&owner, 26, 26, Precondition::Absent, no_indexes());
+        written(write(&gateway, &put).await, 26);
+        converged(&nodes, &dataset, 26).await;
+        in_epoch(&nodes[1], &dataset, 1).await;
+
+        // The replaced member comes back: a member tells it the cluster
+        // changed, and it drops its copy.
+        let back = start_member(&context, dir.path(), 3, &cluster).await;
+        assert_eq!(back.member_key(), departed_key);
+        nodes.push(back);
+        introduce(&nodes);
+        let gone = tokio::time::timeout(HANG_GUARD, async {
+            loop {
+                let node = nodes.last().unwrap();
+                let replicas = node.replicas().unwrap();
+                if replicas.memberships().cluster(&dataset).is_none()
+                    && replicas.replica(&dataset).await.is_none()
+                    && node.service().store().info(&dataset).is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(gone.is_ok(), "the replaced member kept the dataset");
         for node in nodes {
             node.shutdown().await;
         }

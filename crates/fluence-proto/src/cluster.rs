@@ -427,12 +427,21 @@ pub struct RouteAnswer {
     /// The dataset's `Create` exactly as the owner signed it (the owner's
     /// signature covers the membership).
     pub create: crate::write::SignedWrite,
+    /// Every membership change since, each with the blocks that prove it
+    /// was finalized (`fluence_chain::CertifiedChange`s, encoded as a
+    /// vector; opaque here, checked by the gateway from the `Create` on).
+    pub changes: Vec<u8>,
+    /// Where the current members listen.
     pub addrs: Vec<MemberAddrs>,
 }
+
+/// The largest encoded list of membership changes a route carries.
+pub const ROUTE_CHANGES_LEN_MAX: usize = 16 * 1024 * 1024;
 
 impl Encode for RouteAnswer {
     fn encode(&self, writer: &mut Writer) {
         self.create.encode(writer);
+        writer.bytes(&self.changes);
         writer.vec(&self.addrs);
     }
 }
@@ -441,6 +450,7 @@ impl Decode for RouteAnswer {
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(RouteAnswer {
             create: crate::write::SignedWrite::decode(reader)?,
+            changes: reader.bytes(ROUTE_CHANGES_LEN_MAX, "membership changes")?,
             addrs: reader.vec(CLUSTER_SIZE_MAX, "member addresses")?,
         })
     }

@@ -40,6 +40,7 @@ use super::quorum::response_kind;
 use crate::error::ClientError;
 use crate::members::Member;
 use crate::transport::Transport;
+use fluence_chain::history::Epoch;
 
 /// Times every member is asked again when none could prove a read, and
 /// the pause before the first of them (growing with each).
@@ -100,6 +101,7 @@ impl RootCache {
 /// order; absent ids are proven absent and left out.
 pub(crate) async fn read<T: Transport>(
     members: &[Member<T>],
+    epochs: &[Epoch],
     roots: &RootCache,
     dataset: DatasetId,
     ids: &[DocId],
@@ -111,6 +113,19 @@ pub(crate) async fn read<T: Transport>(
             "proofs need every member key of the cluster".into(),
         ));
     }
+    // Without a route (members given directly), they are the genesis
+    // membership.
+    let genesis;
+    let epochs = if epochs.is_empty() {
+        genesis = [Epoch {
+            epoch: fluence_proto::cluster::GENESIS_EPOCH,
+            members: keys,
+            base: None,
+        }];
+        &genesis[..]
+    } else {
+        epochs
+    };
     let mut found = Vec::new();
     let mut unavailable = Vec::new();
     for chunk in ids.chunks(PROVE_IDS_MAX) {
@@ -164,7 +179,7 @@ pub(crate) async fn read<T: Transport>(
                 }
                 Err(error) => return Err(error),
             };
-            let answer = check_proven(asked, &keys, roots, &dataset, remaining, &proven)?;
+            let answer = check_proven(asked, epochs, roots, &dataset, remaining, &proven)?;
             found.extend(answer.docs);
             remaining = &remaining[answer.answered..];
         }
@@ -193,7 +208,7 @@ pub struct ProvenAnswer {
 /// uses it for every answer.
 pub fn check_proven<T>(
     member: &Member<T>,
-    keys: &[PublicKey],
+    epochs: &[Epoch],
     roots: &RootCache,
     dataset: &DatasetId,
     ids: &[DocId],
@@ -203,8 +218,14 @@ pub fn check_proven<T>(
     let integrity = |what: String| ClientError::Integrity(format!("{}: {what}", member.name()));
     match &proven.certified {
         Some(certified) => {
-            check_block(dataset, keys, proven.height, &proven.state_root, certified)
-                .map_err(integrity)?;
+            check_block(
+                dataset,
+                epochs,
+                proven.height,
+                &proven.state_root,
+                certified,
+            )
+            .map_err(integrity)?;
             roots.insert(*dataset, proven.height, proven.state_root);
         }
         None if roots.contains(dataset, proven.height, &proven.state_root) => {}
@@ -269,7 +290,7 @@ pub fn check_proven<T>(
 /// Checks a certified block against the answer's claims and the members.
 fn check_block(
     dataset: &DatasetId,
-    members: &[PublicKey],
+    epochs: &[Epoch],
     height: u64,
     root: &Hash32,
     certified: &CertifiedBlock,
@@ -285,13 +306,52 @@ fn check_block(
             &root.to_hex()[..16]
         ));
     }
-    // Routes carry a dataset's genesis membership (its `Create`), so the
-    // members checked here are those of epoch 0; a certificate of a later
-    // epoch is refused (`OtherEpoch`), never accepted under the wrong keys.
-    let verifier =
-        CertificateVerifier::new(dataset, fluence_proto::cluster::GENESIS_EPOCH, members)
-            .map_err(|e| e.to_string())?;
+    // The members of the epoch the block belongs to certified it: the
+    // last epoch that began below its height (a change block itself is
+    // the previous epoch's last). A certificate of any other epoch is
+    // refused (`OtherEpoch`), never accepted under the wrong keys.
+    let epoch = certifying_epoch(epochs, height)
+        .ok_or_else(|| format!("no membership epoch is known for block {height}"))?;
+    let verifier = CertificateVerifier::new(dataset, epoch.epoch, &epoch.members)
+        .map_err(|e| e.to_string())?;
     verifier
         .verify(&block.hash(), &certified.certificate)
         .map_err(|e| format!("the certificate of block {height} is not valid: {e}"))
+}
+
+/// The epoch whose members certify the block at `height`: the last one
+/// that began below it (`epochs` in order, genesis first).
+pub fn certifying_epoch(epochs: &[Epoch], height: u64) -> Option<&Epoch> {
+    epochs
+        .iter()
+        .rev()
+        .find(|epoch| epoch.base.is_none() || epoch.base_height() < height)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_is_certified_by_the_epoch_it_belongs_to() {
+        let epoch = |epoch: u64, base: Option<u64>| Epoch {
+            epoch,
+            members: vec![PublicKey([epoch as u8; 32])],
+            base: base.map(|height| {
+                let mut block = fluence_chain::Block::genesis(DatasetId([1; 32]));
+                block.height = height;
+                block
+            }),
+        };
+        let epochs = [epoch(0, None), epoch(1, Some(10)), epoch(2, Some(20))];
+        let at = |height| certifying_epoch(&epochs, height).map(|e| e.epoch);
+        assert_eq!(at(1), Some(0));
+        // A change block is its old epoch's last block.
+        assert_eq!(at(10), Some(0));
+        assert_eq!(at(11), Some(1));
+        assert_eq!(at(20), Some(1));
+        assert_eq!(at(21), Some(2));
+        assert_eq!(at(1000), Some(2));
+        assert_eq!(certifying_epoch(&[], 5), None);
+    }
 }
