@@ -410,7 +410,8 @@ pub async fn chain_show(addr: Multiaddr, query: ChainQuery, as_json: bool) -> Re
             }
         }
     }
-    let blocks = describe(&slice, &query.dataset)?;
+    let epochs = epochs_of(&addr, &query.dataset, &slice).await;
+    let blocks = describe(&slice, &query.dataset, &epochs)?;
     if as_json {
         println!(
             "{}",
@@ -441,9 +442,49 @@ pub async fn chain_show(addr: Multiaddr, query: ChainQuery, as_json: bool) -> Re
     Ok(())
 }
 
+/// The dataset's membership epochs, from the node's route (checked from
+/// the owner's `Create` on); a node that gives none (one running alone)
+/// is taken to report its genesis members.
+async fn epochs_of(
+    addr: &Multiaddr,
+    dataset: &DatasetId,
+    slice: &ChainSlice,
+) -> Vec<fluence_chain::Epoch> {
+    let genesis = || {
+        vec![fluence_chain::Epoch {
+            epoch: fluence_proto::cluster::GENESIS_EPOCH,
+            members: slice.members.clone(),
+            base: None,
+        }]
+    };
+    let Ok(Ok(client)) = tokio::time::timeout(
+        NODE_TIMEOUT,
+        NodeClient::connect(addr.clone(), NODE_TIMEOUT),
+    )
+    .await
+    else {
+        return genesis();
+    };
+    let route = tokio::time::timeout(
+        NODE_TIMEOUT,
+        client.call(&Request::Route { dataset: *dataset }),
+    )
+    .await;
+    match route {
+        Ok(Ok(Response::Route(answer))) => {
+            fluence_client::network::check_route(dataset, &answer).unwrap_or_else(|_| genesis())
+        }
+        _ => genesis(),
+    }
+}
+
 /// Each block of `slice` as JSON, its certificate decoded and checked
-/// against the member keys the node reported.
-fn describe(slice: &ChainSlice, dataset: &DatasetId) -> Result<Vec<Value>> {
+/// against the members of the epoch that certified it.
+fn describe(
+    slice: &ChainSlice,
+    dataset: &DatasetId,
+    epochs: &[fluence_chain::Epoch],
+) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for record in &slice.blocks {
         let block = Block::from_untrusted(&record.block).context("a block the node sent")?;
@@ -451,22 +492,30 @@ fn describe(slice: &ChainSlice, dataset: &DatasetId) -> Result<Vec<Value>> {
             block: block.clone(),
             certificate: record.certificate.clone(),
         };
-        let certificate = if record.certificate.is_empty() {
-            json!({"kind": "through a descendant's certificate"})
-        } else {
-            match fluence_consensus::certificate::decode(&record.certificate, slice.members.len()) {
+        let epoch = fluence_client::reads::certifying_epoch(epochs, block.height);
+        let certificate = match epoch {
+            _ if record.certificate.is_empty() => {
+                json!({"kind": "through a descendant's certificate"})
+            }
+            None => {
+                json!({"kind": "unchecked", "problem": "no membership epoch is known for this height"})
+            }
+            Some(epoch) => match fluence_consensus::certificate::decode(
+                &record.certificate,
+                epoch.members.len(),
+            ) {
                 Ok(decoded) => {
-                    let signers = fluence_consensus::certificate::signers(&decoded, &slice.members)
+                    let signers = fluence_consensus::certificate::signers(&decoded, &epoch.members)
                         .unwrap_or_default();
-                    // The node reports its genesis members (epoch 0).
                     let verified = fluence_consensus::verify_finalization(
                         dataset,
-                        fluence_proto::cluster::GENESIS_EPOCH,
-                        &slice.members,
+                        epoch.epoch,
+                        &epoch.members,
                         &finalized,
                     );
                     json!({
                         "kind": "finalization",
+                        "epoch": epoch.epoch,
                         "view": decoded.proposal.round.view().get(),
                         "signers": signers.iter().map(|k| k.to_hex()).collect::<Vec<_>>(),
                         "verified": verified.is_ok(),
@@ -474,7 +523,7 @@ fn describe(slice: &ChainSlice, dataset: &DatasetId) -> Result<Vec<Value>> {
                     })
                 }
                 Err(error) => json!({"kind": "undecodable", "problem": error.to_string()}),
-            }
+            },
         };
         out.push(json!({
             "height": block.height,
@@ -484,6 +533,11 @@ fn describe(slice: &ChainSlice, dataset: &DatasetId) -> Result<Vec<Value>> {
             "writes": block.writes.len(),
             "seqs": block.writes.first().map(|w| [w.body.seq, block.writes.last().map_or(w.body.seq, |l| l.body.seq)]),
             "state_root": block.state_root.to_hex(),
+            "membership_change": block.change.as_ref().map(|change| json!({
+                "epoch": change.epoch,
+                "departed": change.departed.to_hex(),
+                "members": change.keys().iter().map(|k| k.to_hex()).collect::<Vec<_>>(),
+            })),
             "certificate": certificate,
             "attestations": block.attestations.iter().map(|a| a.member.to_hex()).collect::<Vec<_>>(),
             "evidence": block.evidence.iter().map(|e| json!({
@@ -509,6 +563,14 @@ fn print_block(block: &Value) {
         None => println!("  writes       0"),
     }
     println!("  state root   {}", text(&block["state_root"]));
+    let change = &block["membership_change"];
+    if !change.is_null() {
+        println!(
+            "  membership   epoch {} begins: {}… replaced",
+            change["epoch"],
+            &text(&change["departed"])[..12]
+        );
+    }
     let certificate = &block["certificate"];
     match certificate["kind"].as_str() {
         Some("finalization") => {
@@ -522,7 +584,10 @@ fn print_block(block: &Value) {
                 signers.len(),
                 signers.join(" "),
                 if certificate["verified"].as_bool() == Some(true) {
-                    ", verified against the members".to_string()
+                    format!(
+                        ", verified against the members of epoch {}",
+                        certificate["epoch"]
+                    )
                 } else {
                     format!(", DOES NOT VERIFY: {}", text(&certificate["problem"]))
                 }

@@ -24,7 +24,7 @@ use std::future::Future;
 pub(crate) mod proven;
 pub(crate) mod quorum;
 
-pub use proven::{check_proven, ProvenAnswer, RootCache};
+pub use proven::{certifying_epoch, check_proven, ProvenAnswer, RootCache};
 pub use quorum::{check_answers, Agreed, Settled};
 
 use crate::error::ClientError;
