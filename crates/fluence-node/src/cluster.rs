@@ -371,7 +371,13 @@ impl Replicas {
         match self.memberships.add_change(&dataset, certified) {
             Ok(outcome) => self.follow_change(dataset, outcome).await,
             Err(error) => {
+                // The retired replica can do nothing more; the node learns
+                // the membership from the members instead.
                 tracing::error!(%dataset, %error, "a finalized membership change does not check out");
+                if let Some(replica) = self.running.lock().await.remove(&dataset) {
+                    replica.stop();
+                    self.net.leave(&dataset);
+                }
             }
         }
     }
@@ -417,9 +423,11 @@ impl Replicas {
         }
     }
 
-    /// A gateway's offer to serve `dataset` in the cluster of `members`
-    /// at `epoch`: the node's signed acceptance of exactly that
-    /// membership, or why not.
+    /// An offer to serve `dataset` in the cluster of `members` at `epoch`
+    /// (a gateway placing a new dataset, or a member replacing another):
+    /// the node's signed acceptance of exactly that membership, or why
+    /// not. A node serving the dataset accepts only its current membership
+    /// or the next epoch's with one seat replaced.
     pub fn offer(&self, dataset: DatasetId, epoch: u64, members: &[PublicKey]) -> Response {
         let local = self.net.local().key;
         if let Err(error) = check_member_list(members) {
@@ -430,10 +438,19 @@ impl Replicas {
                 "the offered cluster does not include this node ({local})"
             )));
         }
-        match self.memberships.members(&dataset) {
-            // Asked again for the membership it serves: the same answer.
-            Some(serving) if serving == members => {}
-            Some(_) => return Response::Error(NodeError::DatasetExists),
+        match self.memberships.cluster(&dataset) {
+            Some(cluster) => {
+                let current = &cluster.current;
+                // Asked again for the membership it serves: the same
+                // answer. Asked for the next epoch's, one seat replaced:
+                // it would go on serving in it.
+                let same = epoch == current.epoch && current.members == members;
+                let next =
+                    epoch == current.epoch + 1 && one_seat_replaced(&current.members, members);
+                if !(same || next) {
+                    return Response::Error(NodeError::DatasetExists);
+                }
+            }
             None if !self.accepting => {
                 return Response::Offer(OfferAnswer::Refused(Refusal::NotAccepting))
             }
@@ -795,4 +812,10 @@ impl Replicas {
         }
         self.net.shutdown();
     }
+}
+
+/// Whether `next` is `current` with exactly one member replaced by a node
+/// not in it (same size; both lists without repeats).
+fn one_seat_replaced(current: &[PublicKey], next: &[PublicKey]) -> bool {
+    current.len() == next.len() && next.iter().filter(|key| !current.contains(key)).count() == 1
 }

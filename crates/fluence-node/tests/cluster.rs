@@ -537,14 +537,28 @@ fn a_stopped_member_is_replaced_by_a_newcomer_that_syncs_and_votes() {
         let keys = signers(dir.path(), 5);
         let change = fluence_testkit::replacement(&dataset, 1, &keys[..4], 3, &keys[4]);
         let new_members: Vec<PublicKey> = change.members.iter().map(|seat| seat.key).collect();
-        let offered = nodes[3].replicas().unwrap().offer(dataset, 1, &new_members);
-        assert_eq!(
-            offered,
-            Response::Offer(fluence_proto::OfferAnswer::Accepted(
-                change.members[3].acceptance
-            )),
-            "the newcomer accepts the seat it is offered"
-        );
+        // Every node of the new list accepts it: the newcomer its seat,
+        // the continuing members their place in epoch 1.
+        for (i, node) in nodes.iter().enumerate() {
+            let offered = node.replicas().unwrap().offer(dataset, 1, &new_members);
+            assert_eq!(
+                offered,
+                Response::Offer(fluence_proto::OfferAnswer::Accepted(
+                    change.members[i].acceptance
+                )),
+                "node {i} accepts the list it is offered"
+            );
+        }
+        // A continuing member accepts no list that skips an epoch or
+        // replaces two seats.
+        let mut two_replaced = new_members.clone();
+        two_replaced[0] = PublicKey(SigningKey::from_seed(&[77; 32]).public_key());
+        for (epoch, list) in [(2, &new_members), (1, &two_replaced)] {
+            assert_eq!(
+                nodes[1].replicas().unwrap().offer(dataset, epoch, list),
+                Response::Error(NodeError::DatasetExists)
+            );
+        }
         tokio::time::sleep(Duration::from_millis(1500)).await;
         for node in &nodes[..3] {
             let detector = node.replicas().unwrap().detector();
