@@ -202,7 +202,8 @@ impl Replicas {
             .memberships
             .cluster(&dataset)
             .ok_or(NodeError::DatasetNotFound)?;
-        let cluster = self.keep_change_in_chain(&dataset, cluster)?;
+        let tip = self.chain_tip(&dataset)?;
+        let cluster = self.keep_change_in_chain(&dataset, cluster, tip.as_ref())?;
         if running.len() >= self.replicas_max {
             return Err(NodeError::Internal(format!(
                 "this node already replicates its maximum of {} datasets",
@@ -210,7 +211,7 @@ impl Replicas {
             )));
         }
         let epoch = &cluster.current;
-        self.discard_copy_below(&dataset, epoch)?;
+        self.discard_copy_below(&dataset, epoch, tip.as_ref())?;
         self.net.join(dataset, &epoch.members).map_err(|error| {
             NodeError::Internal(format!("cannot join the cluster of {dataset}: {error}"))
         })?;
@@ -281,16 +282,8 @@ impl Replicas {
         &self,
         dataset: &DatasetId,
         cluster: Arc<crate::memberships::Cluster>,
+        tip: Option<&fluence_chain::FinalizedBlock>,
     ) -> Result<Arc<crate::memberships::Cluster>, NodeError> {
-        if !self.holds_chain(dataset) {
-            return Ok(cluster);
-        }
-        let tip = fluence_chain::ChainStore::open(&self.chain_dir, *dataset)
-            .and_then(|chain| {
-                let height = chain.tip()?.height;
-                chain.get(height)
-            })
-            .map_err(|error| NodeError::Internal(format!("the chain of {dataset}: {error}")))?;
         let Some(tip) = tip else {
             return Ok(cluster);
         };
@@ -310,7 +303,9 @@ impl Replicas {
             }
             return Ok(cluster);
         }
-        let certified = CertifiedChange { blocks: vec![tip] };
+        let certified = CertifiedChange {
+            blocks: vec![tip.clone()],
+        };
         match self.memberships.add_change(dataset, &certified) {
             Ok(ChangeOutcome::Member(_)) => self
                 .memberships
@@ -330,18 +325,36 @@ impl Replicas {
     /// Discards this node's copy of `dataset` (chain and store) when its
     /// chain stops below the first block of `epoch`: the node missed the
     /// change that started it, and syncs like a newcomer instead.
-    fn discard_copy_below(&self, dataset: &DatasetId, epoch: &Epoch) -> Result<(), NodeError> {
-        if epoch.base.is_none() || !self.holds_chain(dataset) {
+    fn discard_copy_below(
+        &self,
+        dataset: &DatasetId,
+        epoch: &Epoch,
+        tip: Option<&fluence_chain::FinalizedBlock>,
+    ) -> Result<(), NodeError> {
+        let height = tip.map_or(0, |tip| tip.block.height);
+        if epoch.base.is_none() || height == 0 || height >= epoch.base_height() {
             return Ok(());
         }
-        let tip = fluence_chain::ChainStore::open(&self.chain_dir, *dataset)
-            .and_then(|chain| chain.tip())
-            .map_err(|error| NodeError::Internal(format!("the chain of {dataset}: {error}")))?;
-        if tip.height == 0 || tip.height >= epoch.base_height() {
-            return Ok(());
-        }
-        tracing::warn!(%dataset, height = tip.height, epoch = epoch.epoch, base = epoch.base_height(), "this copy predates the current epoch; discarding it to sync anew");
+        tracing::warn!(%dataset, height, epoch = epoch.epoch, base = epoch.base_height(), "this copy predates the current epoch; discarding it to sync anew");
         self.drop_copy(dataset)
+    }
+
+    /// The newest block of this node's chain of `dataset`, if it keeps
+    /// one (read once before a replica starts: the replica then holds the
+    /// file).
+    fn chain_tip(
+        &self,
+        dataset: &DatasetId,
+    ) -> Result<Option<fluence_chain::FinalizedBlock>, NodeError> {
+        if !self.holds_chain(dataset) {
+            return Ok(None);
+        }
+        fluence_chain::ChainStore::open(&self.chain_dir, *dataset)
+            .and_then(|chain| {
+                let height = chain.tip()?.height;
+                chain.get(height)
+            })
+            .map_err(|error| NodeError::Internal(format!("the chain of {dataset}: {error}")))
     }
 
     /// Removes this node's chain and store copy of `dataset`.

@@ -173,6 +173,7 @@ impl Memberships {
         if self.len() >= self.capacity {
             return Err(MembershipStoreError::Full(self.capacity));
         }
+        self.remove_file(&dataset, "changes")?;
         self.write_file(&dataset, "create", &create.to_bytes())?;
         let cluster = Arc::new(Cluster {
             create: Arc::new(create.clone()),
@@ -240,9 +241,19 @@ impl Memberships {
                 if self.len() >= self.capacity {
                     return Err(MembershipStoreError::Full(self.capacity));
                 }
+                // Changes first: a `.create` is what makes a dataset kept
+                // at start-up, so a crash between the two leaves nothing
+                // (a stray `.changes` is replaced by the next write).
+                let changes = history.changes.clone();
+                self.write_file(&dataset, "changes", &encode_changes(&changes))?;
                 self.write_file(&dataset, "create", &history.create.to_bytes())?;
-                let create = Arc::new(history.create.clone());
-                self.keep(&dataset, &create, history.changes.clone(), current)
+                let cluster = Arc::new(Cluster {
+                    create: Arc::new(history.create.clone()),
+                    changes,
+                    current: current.clone(),
+                });
+                self.lock().insert(dataset, cluster);
+                Ok(ChangeOutcome::Member(current))
             }
         }
     }
@@ -273,15 +284,24 @@ impl Memberships {
     /// Removes the dataset's files, then forgets it.
     fn forget(&self, dataset: &DatasetId) -> Result<(), MembershipStoreError> {
         for extension in ["changes", "create"] {
-            let path = self.path(dataset, extension);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => return Err(MembershipStoreError::Io { path, error }),
-            }
+            self.remove_file(dataset, extension)?;
         }
         self.lock().remove(dataset);
         Ok(())
+    }
+
+    /// Removes one of the dataset's files, if it is there.
+    fn remove_file(
+        &self,
+        dataset: &DatasetId,
+        extension: &str,
+    ) -> Result<(), MembershipStoreError> {
+        let path = self.path(dataset, extension);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(MembershipStoreError::Io { path, error }),
+        }
     }
 
     fn path(&self, dataset: &DatasetId, extension: &str) -> PathBuf {
