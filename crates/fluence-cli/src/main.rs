@@ -10,7 +10,7 @@ mod serve;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use commonware_runtime::Runner as _;
 use fluence_net::Multiaddr;
@@ -206,6 +206,27 @@ enum Command {
     Dht {
         #[command(subcommand)]
         command: DhtCommand,
+    },
+    /// Makes a node leave datasets' clusters gracefully: for each, it
+    /// hands its seat to the next closest willing node through a
+    /// membership change (while it still votes) and drops its copy once
+    /// the change is finalized. Run it on the node's machine: the node's
+    /// own key (in --data-dir) signs the departure.
+    Leave {
+        /// 64-digit hex ids of the datasets to leave (as `fluence status`
+        /// lists them).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        datasets: Vec<String>,
+        /// Leave every dataset the node serves (before taking it out of
+        /// the network for good).
+        #[arg(long)]
+        all: bool,
+        /// The node's data directory (its identity key, node.key).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The node's address, e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3...
+        #[arg(long = "node", value_name = "MULTIADDR")]
+        node: Multiaddr,
     },
 }
 
@@ -575,6 +596,28 @@ fn main() -> Result<()> {
             let target = ops::resolve_target(&target, &key)?;
             let addr = ops::nodes(nodes.nodes, &nodes.devnet)?.remove(0);
             runtime()?.block_on(ops::dht_closest(addr, target, count, json))
+        }
+        Command::Leave {
+            datasets,
+            all,
+            data_dir,
+            node,
+        } => {
+            let datasets = if all {
+                None
+            } else {
+                Some(
+                    datasets
+                        .iter()
+                        .map(|hex| {
+                            fluence_proto::DatasetId::from_hex(hex).with_context(|| {
+                                format!("{hex:?} is not a 64-digit hex dataset id")
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                )
+            };
+            runtime()?.block_on(ops::leave(node, &data_dir, datasets))
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Operations commands: `fluence status` (each node's place in the
 //! network, its cluster and datasets), `fluence chain show` (a dataset's
-//! finalized blocks) and `fluence dht closest` (the nodes closest to a
-//! key). All ask nodes directly over `/fluence/rpc/2` (`Request::Ops`); no
-//! gateway is involved.
+//! finalized blocks), `fluence dht closest` (the nodes closest to a
+//! key) and `fluence leave` (a node hands its seats over). All ask nodes
+//! directly over `/fluence/rpc/2` (`Request::Ops`); no gateway is
+//! involved.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,10 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a node may take to answer a lookup: its own lookup timeout
 /// (10 s by default) and some margin.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a node may take to hand a seat over: its own wait for the
+/// change to be finalized (`fluence_node::coordinator::LEAVE_TIMEOUT`)
+/// and some margin.
+const LEAVE_ANSWER_TIMEOUT: Duration = Duration::from_secs(150);
 /// The file a devnet writes its nodes' dial addresses to, one per line.
 pub const DEVNET_NODES_FILE: &str = "nodes.txt";
 
@@ -139,6 +144,7 @@ pub async fn status(addrs: Vec<Multiaddr>, as_json: bool) -> Result<()> {
                         "floor_height": d.floor_height,
                         "syncing": d.syncing,
                         "fault": d.fault,
+                        "epoch": d.epoch,
                         "members": d.members.iter().map(|k| k.to_hex()).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
                 }),
@@ -196,8 +202,8 @@ pub async fn status(addrs: Vec<Multiaddr>, as_json: bool) -> Result<()> {
     }
     println!();
     println!(
-        "{:<14} {:<14} {:>10} {:>10} {:>6}  {:<16}  note",
-        "dataset", "node", "finalized", "applied", "lag", "state root"
+        "{:<14} {:<14} {:>5} {:>10} {:>10} {:>6}  {:<16}  note",
+        "dataset", "node", "epoch", "finalized", "applied", "lag", "state root"
     );
     for (_, answer) in &answers {
         let Ok(status) = answer else { continue };
@@ -213,9 +219,10 @@ pub async fn status(addrs: Vec<Multiaddr>, as_json: bool) -> Result<()> {
                 note.push(format!("FAULT: {fault}"));
             }
             println!(
-                "{:<14} {:<14} {:>10} {:>10} {:>6}  {:<16}  {}",
+                "{:<14} {:<14} {:>5} {:>10} {:>10} {:>6}  {:<16}  {}",
                 &d.dataset.to_hex()[..12],
                 short(&status.node),
+                d.epoch,
                 d.finalized_height,
                 d.applied_height,
                 lag(d),
@@ -613,4 +620,70 @@ fn print_block(block: &Value) {
             );
         }
     }
+}
+
+/// `fluence leave`: the node at `addr`, whose identity key is in
+/// `data_dir`, leaves each of `datasets` (every dataset it serves when
+/// `None`), one after the other; each departure is signed for the epoch
+/// the node serves (from its status).
+pub async fn leave(
+    addr: Multiaddr,
+    data_dir: &Path,
+    datasets: Option<Vec<DatasetId>>,
+) -> Result<()> {
+    let path = fluence_node::daemon::identity_path(data_dir);
+    let keypair = fluence_net::identity::load(&path)
+        .with_context(|| format!("reading the node's identity key in {}", data_dir.display()))?;
+    let signer = fluence_crypto::sign::SigningKey::from_seed(&*fluence_net::identity::secret_seed(
+        &keypair,
+    )?);
+    let OpsResponse::Status(status) = ask(&addr, OpsRequest::Status).await? else {
+        bail!("{addr} answered a status request with something else");
+    };
+    if status.node.0 != signer.public_key() {
+        bail!(
+            "the key in {} is not the key of the node at {addr} ({})",
+            path.display(),
+            status.node
+        );
+    }
+    let serving: Vec<(DatasetId, u64)> = status
+        .datasets
+        .iter()
+        .map(|d| (d.dataset, d.epoch))
+        .collect();
+    let chosen: Vec<(DatasetId, u64)> = match datasets {
+        None => serving,
+        Some(datasets) => datasets
+            .into_iter()
+            .map(|dataset| {
+                serving
+                    .iter()
+                    .find(|(served, _)| *served == dataset)
+                    .copied()
+                    .with_context(|| format!("the node at {addr} does not serve {dataset} (or its replica is not running)"))
+            })
+            .collect::<Result<_>>()?,
+    };
+    if chosen.is_empty() {
+        println!("the node serves no dataset");
+    }
+    for (dataset, epoch) in chosen {
+        let signature = fluence_chain::sign_departure(&signer, &dataset, epoch);
+        let request = OpsRequest::Leave {
+            dataset,
+            epoch,
+            signature,
+        };
+        match ask_within(&addr, request, LEAVE_ANSWER_TIMEOUT)
+            .await
+            .with_context(|| format!("leaving {dataset}"))?
+        {
+            OpsResponse::Left { epoch, newcomer } => {
+                println!("left {dataset}: its seat went to {newcomer} (epoch {epoch})")
+            }
+            other => bail!("{addr} answered a leave request with {other:?}"),
+        }
+    }
+    Ok(())
 }

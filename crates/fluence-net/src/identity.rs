@@ -13,17 +13,24 @@ use crate::NetError;
 /// larger is not a key file.
 const IDENTITY_FILE_LEN_MAX: u64 = 1024;
 
+/// Loads the keypair at `path`, which must exist.
+pub fn load(path: &Path) -> Result<Keypair, NetError> {
+    let err =
+        |e: &dyn std::fmt::Display| NetError::Identity(path.display().to_string(), e.to_string());
+    let len = fs::metadata(path).map_err(|e| err(&e))?.len();
+    if len > IDENTITY_FILE_LEN_MAX {
+        return Err(err(&format!("{len} bytes is too large for a key file")));
+    }
+    let bytes = fs::read(path).map_err(|e| err(&e))?;
+    Keypair::from_protobuf_encoding(&bytes).map_err(|e| err(&e))
+}
+
 /// Loads the keypair at `path`, or creates one (mode 0600) if absent.
 pub fn load_or_create(path: &Path) -> Result<Keypair, NetError> {
     let err =
         |e: &dyn std::fmt::Display| NetError::Identity(path.display().to_string(), e.to_string());
     if path.exists() {
-        let len = fs::metadata(path).map_err(|e| err(&e))?.len();
-        if len > IDENTITY_FILE_LEN_MAX {
-            return Err(err(&format!("{len} bytes is too large for a key file")));
-        }
-        let bytes = fs::read(path).map_err(|e| err(&e))?;
-        return Keypair::from_protobuf_encoding(&bytes).map_err(|e| err(&e));
+        return load(path);
     }
     let keypair = Keypair::generate_ed25519();
     let bytes = keypair.to_protobuf_encoding().map_err(|e| err(&e))?;

@@ -45,6 +45,7 @@ use fluence_consensus::{
 };
 use fluence_crypto::sign::SigningKey;
 use fluence_net::cluster::{ClusterMember, ClusterNet, ClusterSender, MembershipMessage};
+use fluence_net::discovery::Discovery;
 use fluence_proto::cluster::check_member_list;
 use fluence_proto::{
     Action, DatasetId, Decode, Encode, MemberAddrs, NodeError, OfferAnswer, PublicKey, Refusal,
@@ -52,6 +53,7 @@ use fluence_proto::{
 };
 use zeroize::Zeroizing;
 
+use crate::coordinator::Coordinator;
 use crate::detector::Detector;
 use crate::memberships::{ChangeOutcome, MembershipStoreError, Memberships};
 use crate::order::LewiWuOrder;
@@ -139,6 +141,9 @@ pub struct Replicas {
     running: tokio::sync::Mutex<HashMap<DatasetId, Arc<Replica>>>,
     /// Which members this node has not reached for a while.
     detector: Arc<Detector>,
+    /// Proposes membership changes (none without discovery: there is
+    /// nowhere to look up a replacement).
+    coordinator: Option<Coordinator>,
 }
 
 impl Replicas {
@@ -153,6 +158,7 @@ impl Replicas {
         store: Arc<NodeStore>,
         chain_dir: PathBuf,
         memberships: Memberships,
+        discovery: Option<Discovery>,
         config: &ClusterConfig,
     ) -> Self {
         let local = net.local().key;
@@ -172,6 +178,7 @@ impl Replicas {
             replicas_max: config.replicas_max,
             running: tokio::sync::Mutex::new(HashMap::new()),
             detector: Detector::new(config.unreachable_grace),
+            coordinator: discovery.map(Coordinator::new),
         }
     }
 
@@ -480,6 +487,22 @@ impl Replicas {
         )))
     }
 
+    /// Leaves `dataset`'s cluster gracefully at `epoch` (see
+    /// [`Coordinator::leave`]); `signature` is this node's departure.
+    pub async fn leave(
+        &self,
+        dataset: DatasetId,
+        epoch: u64,
+        signature: fluence_proto::Signature,
+    ) -> Result<(u64, PublicKey), NodeError> {
+        match &self.coordinator {
+            Some(coordinator) => coordinator.leave(self, dataset, epoch, signature).await,
+            None => Err(NodeError::BadRequest(
+                "this node takes no part in the open network: it cannot look up a node to hand its seat to".into(),
+            )),
+        }
+    }
+
     /// The cluster of `dataset` for a gateway: its owner-signed `Create`
     /// (genesis membership inside), every membership change since with
     /// its proof, and where this node dials each current member.
@@ -657,29 +680,28 @@ impl Replicas {
                 }
             }
         });
-        let replicas = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(EPOCH_WATCH_INTERVAL);
-            loop {
-                ticks.tick().await;
-                let Some(replicas) = replicas.upgrade() else {
-                    return;
-                };
-                if replicas.net.is_closed() {
-                    return;
-                }
-                let ended: Vec<(DatasetId, CertifiedChange)> = replicas
-                    .running
-                    .lock()
-                    .await
-                    .iter()
-                    .filter_map(|(dataset, replica)| Some((*dataset, replica.epoch_end()?)))
-                    .collect();
-                for (dataset, certified) in ended {
-                    replicas.end_epoch(dataset, &certified).await;
-                }
+        self.every(EPOCH_WATCH_INTERVAL, |replicas| async move {
+            let ended: Vec<(DatasetId, CertifiedChange)> = replicas
+                .running
+                .lock()
+                .await
+                .iter()
+                .filter_map(|(dataset, replica)| Some((*dataset, replica.epoch_end()?)))
+                .collect();
+            for (dataset, certified) in ended {
+                replicas.end_epoch(dataset, &certified).await;
             }
         });
+        if self.coordinator.is_some() {
+            self.every(
+                crate::coordinator::COORDINATE_INTERVAL,
+                |replicas| async move {
+                    if let Some(coordinator) = &replicas.coordinator {
+                        coordinator.round(&replicas).await;
+                    }
+                },
+            );
+        }
         if let Some(mut messages) = self.net.take_membership_messages() {
             let replicas = Arc::downgrade(self);
             tokio::spawn(async move {
@@ -691,6 +713,29 @@ impl Replicas {
                 }
             });
         }
+    }
+
+    /// Runs `act` every `period` until the node stops (the task holds
+    /// only a weak reference to the replicas).
+    fn every<F, Fut>(self: &Arc<Self>, period: Duration, act: F)
+    where
+        F: Fn(Arc<Replicas>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let replicas = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            loop {
+                ticks.tick().await;
+                let Some(replicas) = replicas.upgrade() else {
+                    return;
+                };
+                if replicas.net.is_closed() {
+                    return;
+                }
+                act(replicas).await;
+            }
+        });
     }
 
     /// Asks `from` for `dataset`'s `Create`, at most once per

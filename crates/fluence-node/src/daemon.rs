@@ -105,6 +105,7 @@ impl RunningNode {
             Arc::clone(&store),
             config.data_dir.join("chain"),
             memberships,
+            Some(discovery.clone()),
             &cluster,
         ));
         replicas.follow_members();

@@ -9,6 +9,7 @@
 //! decrypt anything.
 
 pub mod cluster;
+pub mod coordinator;
 pub mod daemon;
 pub mod detector;
 pub mod memberships;

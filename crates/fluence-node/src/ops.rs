@@ -1,8 +1,8 @@
 //! Answers to operations requests (`fluence status`, `fluence chain
-//! show`, `fluence dht closest`): a node's place in the open network
-//! (from discovery), a cluster member's view of its cluster and the
-//! finalized blocks of a dataset's chain (from its replicas), and lookups
-//! of the nodes closest to a key.
+//! show`, `fluence dht closest`, `fluence leave`): a node's place in the
+//! open network (from discovery), a cluster member's view of its cluster
+//! and the finalized blocks of a dataset's chain (from its replicas),
+//! lookups of the nodes closest to a key, and a member's graceful leave.
 
 use std::sync::Arc;
 
@@ -51,6 +51,19 @@ pub async fn answer(operations: &Operations, request: OpsRequest) -> Response {
         OpsRequest::Closest { target, count } => closest(operations, &target, count)
             .await
             .map(OpsResponse::Closest),
+        OpsRequest::Leave {
+            dataset,
+            epoch,
+            signature,
+        } => match &operations.replicas {
+            Some(replicas) => replicas
+                .leave(dataset, epoch, signature)
+                .await
+                .map(|(epoch, newcomer)| OpsResponse::Left { epoch, newcomer }),
+            None => Err(NodeError::BadRequest(
+                "this node runs alone: it serves no cluster to leave".into(),
+            )),
+        },
     };
     match answer {
         Ok(answer) => Response::Ops(answer),
@@ -151,7 +164,8 @@ async fn cluster_status(replicas: &Replicas) -> NodeStatus {
             floor_height: replica.chain().floor_height().ok().flatten(),
             syncing: replica.syncing(),
             fault: replica.fault(),
-            // Genesis order (placement order), not consensus's sorted one.
+            epoch: replica.epoch(),
+            // The epoch's list order, not consensus's sorted one.
             members: replicas
                 .memberships()
                 .members(&dataset)

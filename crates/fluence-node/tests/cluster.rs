@@ -139,11 +139,25 @@ async fn start_member(
     i: usize,
     cluster: &ClusterConfig,
 ) -> RunningNode {
+    start_member_joining(context, dir, i, cluster, Vec::new()).await
+}
+
+/// [`start_member`] that joins the open network through `bootstrap`.
+async fn start_member_joining(
+    context: &commonware_runtime::tokio::Context,
+    dir: &std::path::Path,
+    i: usize,
+    cluster: &ClusterConfig,
+    bootstrap: Vec<fluence_net::Multiaddr>,
+) -> RunningNode {
     let config = NodeConfig {
         data_dir: dir.join(format!("node-{i}")),
         listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
         record_requests: None,
-        discovery: Default::default(),
+        discovery: fluence_net::discovery::DiscoveryConfig {
+            bootstrap,
+            ..Default::default()
+        },
     };
     tokio::time::timeout(HANG_GUARD, async {
         loop {
@@ -490,6 +504,24 @@ fn a_member_whose_disk_was_wiped_syncs_a_snapshot_and_rejoins() {
     });
 }
 
+/// Creates the test owner's dataset on the cluster of the first four of
+/// `nodes` (directories under `dir`) through a gateway connected to node
+/// 0, writes documents 1..=`docs` and waits until the four apply them.
+async fn four_with_documents(
+    nodes: &[RunningNode],
+    dir: &std::path::Path,
+    docs: u64,
+) -> (Owner, NodeClient) {
+    let owner = test_owner();
+    let gateway = NodeClient::connect(nodes[0].dial_addr(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    written(write(&gateway, &create_for(&owner, dir, 4)).await, 0);
+    put_all(&gateway, &owner, 1..=docs).await;
+    converged(&nodes[..4], &owner.dataset, docs).await;
+    (owner, gateway)
+}
+
 /// Waits until `node` runs `dataset`'s replica in `epoch`.
 async fn in_epoch(
     node: &RunningNode,
@@ -518,14 +550,8 @@ fn a_stopped_member_is_replaced_by_a_newcomer_that_syncs_and_votes() {
     commonware_runtime::tokio::Runner::new(config).start(|context| async move {
         // Five nodes; the dataset's cluster is the first four.
         let (mut nodes, cluster) = start_cluster_with_config(&context, dir.path(), 5).await;
-        let owner = test_owner();
+        let (owner, gateway) = four_with_documents(&nodes, dir.path(), 10).await;
         let dataset = owner.dataset;
-        let gateway = NodeClient::connect(nodes[0].dial_addr(), Duration::from_secs(10))
-            .await
-            .unwrap();
-        written(write(&gateway, &create_for(&owner, dir.path(), 4)).await, 0);
-        put_all(&gateway, &owner, 1..=10).await;
-        converged(&nodes[..4], &dataset, 10).await;
 
         // Member 3 stops for good. The fifth node accepts its seat for
         // epoch 1 (the offer a coordinator makes), and once the others
@@ -653,6 +679,153 @@ fn a_stopped_member_is_replaced_by_a_newcomer_that_syncs_and_votes() {
         })
         .await;
         assert!(gone.is_ok(), "the replaced member kept the dataset");
+        for node in nodes {
+            node.shutdown().await;
+        }
+    });
+}
+
+/// Waits until `nodes` all keep `dataset`'s membership at `epoch`, and
+/// returns it.
+async fn membership_at(nodes: &[&RunningNode], dataset: &DatasetId, epoch: u64) -> Vec<PublicKey> {
+    tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            let lists: Vec<Option<Vec<PublicKey>>> = nodes
+                .iter()
+                .map(|node| {
+                    let cluster = node.replicas().unwrap().memberships().cluster(dataset)?;
+                    (cluster.current.epoch == epoch).then(|| cluster.current.members.clone())
+                })
+                .collect();
+            if let Some(Some(first)) = lists.first() {
+                if lists.iter().all(|list| list.as_ref() == Some(first)) {
+                    return first.clone();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the members never agreed on epoch {epoch}"))
+}
+
+#[test]
+fn the_coordinator_replaces_a_stopped_member_and_a_member_hands_its_seat_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("consensus");
+    let config = commonware_runtime::tokio::Config::new().with_storage_directory(storage);
+    commonware_runtime::tokio::Runner::new(config).start(|context| async move {
+        // Six nodes of an open network, joined through node 0; the
+        // dataset's cluster is the first four.
+        let (first, cluster) = start_cluster_with_config(&context, dir.path(), 1).await;
+        let bootstrap = vec![first[0].dial_addr()];
+        let mut nodes = first;
+        for i in 1..6 {
+            let node =
+                start_member_joining(&context, dir.path(), i, &cluster, bootstrap.clone()).await;
+            nodes.push(node);
+        }
+        introduce(&nodes);
+        let keys: Vec<PublicKey> = nodes.iter().map(RunningNode::member_key).collect();
+        // Every node must be in node 0's routing table before a lookup
+        // can find the candidates.
+        tokio::time::timeout(HANG_GUARD, async {
+            loop {
+                let status = nodes[0].discovery().status().await.unwrap();
+                if status.routing_table_size() >= 5 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+        .expect("node 0 never knew every node");
+        let (owner, gateway) = four_with_documents(&nodes, dir.path(), 5).await;
+        let dataset = owner.dataset;
+
+        // Member 2 stops. Nobody proposes by hand: after the grace period
+        // the coordinator finds one of the two free nodes, gathers every
+        // acceptance and proposes; the cluster moves to epoch 1 with
+        // member 2's seat taken at the same position.
+        let stopped = nodes.remove(2);
+        stopped.shutdown().await;
+        let continuing: Vec<&RunningNode> = vec![&nodes[0], &nodes[1], &nodes[2]];
+        let epoch1 = membership_at(&continuing, &dataset, 1).await;
+        let newcomer = epoch1[2];
+        assert_eq!(
+            [epoch1[0], epoch1[1], epoch1[3]],
+            [keys[0], keys[1], keys[3]]
+        );
+        assert!(newcomer == keys[4] || newcomer == keys[5], "{newcomer}");
+        let newcomer_node = nodes
+            .iter()
+            .position(|node| node.member_key() == newcomer)
+            .unwrap();
+        put_all(&gateway, &owner, 6..=10).await;
+        let members: Vec<&RunningNode> = [0, 1, 2, newcomer_node].map(|i| &nodes[i]).to_vec();
+        membership_at(&members, &dataset, 1).await;
+        let owned: Vec<usize> = vec![0, 1, 2, newcomer_node];
+
+        // Member 1 leaves gracefully: its signed departure; the seat goes
+        // to the last free node (the stopped one does not answer), and
+        // the leaver drops its copy once the change is finalized.
+        let leaver = nodes[1].replicas().unwrap();
+        let signature = fluence_chain::sign_departure(&signers(dir.path(), 2)[1], &dataset, 1);
+        // A departure signed by another key, or for another epoch, is refused.
+        let forged = fluence_chain::sign_departure(&signers(dir.path(), 1)[0], &dataset, 1);
+        assert_eq!(
+            leaver.leave(dataset, 1, forged).await,
+            Err(NodeError::BadSignature)
+        );
+        assert!(matches!(
+            leaver.leave(dataset, 0, signature).await,
+            Err(NodeError::BadRequest(_))
+        ));
+        let (epoch, second) = leaver.leave(dataset, 1, signature).await.unwrap();
+        assert_eq!(epoch, 2);
+        let free = keys[4..].iter().find(|key| **key != newcomer).unwrap();
+        assert_eq!(second, *free);
+        let staying: Vec<&RunningNode> = owned
+            .iter()
+            .filter(|i| **i != 1)
+            .map(|i| &nodes[*i])
+            .collect();
+        let epoch2 = membership_at(&staying, &dataset, 2).await;
+        assert_eq!(epoch2, vec![keys[0], second, newcomer, keys[3]]);
+        put_all(&gateway, &owner, 11..=15).await;
+        let second_node = nodes
+            .iter()
+            .position(|node| node.member_key() == second)
+            .unwrap();
+        let all: Vec<&RunningNode> = [0, 2, newcomer_node, second_node]
+            .map(|i| &nodes[i])
+            .to_vec();
+        membership_at(&all, &dataset, 2).await;
+        tokio::time::timeout(HANG_GUARD, async {
+            loop {
+                let seqs: Vec<Option<u64>> = all
+                    .iter()
+                    .map(|node| node.service().store().info(&dataset).ok().map(|i| i.seq))
+                    .collect();
+                if seqs.iter().all(|seq| *seq == Some(15)) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("the new members never applied every write");
+        let roots: Vec<Hash32> = all
+            .iter()
+            .map(|node| node.service().store().info(&dataset).unwrap().state_root)
+            .collect();
+        assert!(roots.windows(2).all(|w| w[0] == w[1]), "{roots:?}");
+        let store = nodes[second_node].service().store();
+        for seq in 1..=15u8 {
+            assert!(store.get(&dataset, &DocId([seq; 16])).unwrap().is_some());
+        }
+        let left = nodes[1].replicas().unwrap();
+        assert!(left.memberships().cluster(&dataset).is_none());
         for node in nodes {
             node.shutdown().await;
         }

@@ -13,7 +13,7 @@ use crate::plan::Plan;
 use crate::read::{FindQuery, KnownRoot, ProvenDocs, SignedPage, StatePin};
 use crate::write::{IndexDecl, SealedDoc, SignedWrite};
 
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {

@@ -10,7 +10,7 @@
 //! `fluence-net` parses.
 
 use crate::codec::{Decode, DecodeError, Encode, Reader, Writer};
-use crate::ids::{DatasetId, Hash32, PublicKey};
+use crate::ids::{DatasetId, Hash32, PublicKey, Signature};
 use crate::limits::{
     BLOCK_LEN_MAX, CERTIFICATE_LEN_MAX, CLUSTER_MEMBERS_MAX, ERROR_MESSAGE_LEN_MAX,
 };
@@ -52,6 +52,18 @@ pub enum OpsRequest {
     /// The `count` nodes (1..=[`CLOSEST_PEERS_MAX`]) closest to `target`
     /// in the Kademlia key space, found by a lookup through the network.
     Closest { target: DhtTarget, count: u8 },
+    /// The answering node leaves `dataset`'s cluster gracefully: it hands
+    /// its seat to the next closest willing node through a membership
+    /// change of `epoch` (the one it serves) and answers once the change
+    /// is finalized. `signature` is the node's own departure signature
+    /// (`fluence_chain::sign_departure` with its identity key): only the
+    /// holder of the node's key can make it leave, and the change carries
+    /// the signature as proof.
+    Leave {
+        dataset: DatasetId,
+        epoch: u64,
+        signature: Signature,
+    },
 }
 
 /// A libp2p peer id as its multihash bytes (at most [`PEER_ID_LEN_MAX`]).
@@ -140,7 +152,10 @@ pub struct DatasetStatus {
     pub syncing: bool,
     /// Why it stopped applying blocks, if it did.
     pub fault: Option<String>,
-    /// The dataset's cluster (its genesis membership), in placement order.
+    /// The membership epoch the node serves the dataset in (0 at
+    /// creation, one more per membership change).
+    pub epoch: u64,
+    /// The dataset's current members, in the order their epoch lists them.
     pub members: Vec<PublicKey>,
 }
 
@@ -187,6 +202,12 @@ pub enum OpsResponse {
     Status(NodeStatus),
     Chain(ChainSlice),
     Closest(ClosestPeers),
+    /// The node left the cluster: the finalized change handed its seat
+    /// to `newcomer`, starting `epoch`.
+    Left {
+        epoch: u64,
+        newcomer: PublicKey,
+    },
 }
 
 impl Encode for OpsRequest {
@@ -208,6 +229,16 @@ impl Encode for OpsRequest {
                 writer.u8(3);
                 target.encode(writer);
                 writer.u8(*count);
+            }
+            OpsRequest::Leave {
+                dataset,
+                epoch,
+                signature,
+            } => {
+                writer.u8(4);
+                dataset.encode(writer);
+                writer.u64(*epoch);
+                signature.encode(writer);
             }
         }
     }
@@ -240,6 +271,11 @@ impl Decode for OpsRequest {
                 }
                 Ok(OpsRequest::Closest { target, count })
             }
+            4 => Ok(OpsRequest::Leave {
+                dataset: DatasetId::decode(reader)?,
+                epoch: reader.u64("epoch")?,
+                signature: Signature::decode(reader)?,
+            }),
             tag => Err(DecodeError::UnknownTag {
                 what: "operations request",
                 tag,
@@ -425,6 +461,7 @@ impl Encode for DatasetStatus {
             }
             writer.str(&fault[..end]);
         }
+        writer.u64(self.epoch);
         writer.vec(&self.members);
     }
 }
@@ -443,6 +480,7 @@ impl Decode for DatasetStatus {
             } else {
                 None
             },
+            epoch: reader.u64("epoch")?,
             members: reader.vec(CLUSTER_MEMBERS_MAX, "dataset members")?,
         })
     }
@@ -519,6 +557,11 @@ impl Encode for OpsResponse {
                 writer.u8(3);
                 closest.encode(writer);
             }
+            OpsResponse::Left { epoch, newcomer } => {
+                writer.u8(4);
+                writer.u64(*epoch);
+                newcomer.encode(writer);
+            }
         }
     }
 }
@@ -529,6 +572,10 @@ impl Decode for OpsResponse {
             1 => Ok(OpsResponse::Status(NodeStatus::decode(reader)?)),
             2 => Ok(OpsResponse::Chain(ChainSlice::decode(reader)?)),
             3 => Ok(OpsResponse::Closest(ClosestPeers::decode(reader)?)),
+            4 => Ok(OpsResponse::Left {
+                epoch: reader.u64("epoch")?,
+                newcomer: PublicKey::decode(reader)?,
+            }),
             tag => Err(DecodeError::UnknownTag {
                 what: "operations response",
                 tag,
@@ -578,6 +625,7 @@ mod tests {
                 floor_height: Some(3),
                 syncing: false,
                 fault: Some("stopped".into()),
+                epoch: 2,
                 members: vec![PublicKey([3; 32]), PublicKey([2; 32])],
             }],
             network: Some(NetworkStatus {
@@ -621,6 +669,15 @@ mod tests {
             ],
             complete: false,
         }));
+        round_trip(OpsRequest::Leave {
+            dataset: DatasetId([1; 32]),
+            epoch: 3,
+            signature: Signature([7; 64]),
+        });
+        round_trip(OpsResponse::Left {
+            epoch: 4,
+            newcomer: PublicKey([5; 32]),
+        });
         round_trip(OpsResponse::Chain(ChainSlice {
             members: vec![PublicKey([6; 32])],
             tip: 9,
