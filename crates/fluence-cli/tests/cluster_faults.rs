@@ -185,17 +185,12 @@ fn load(api: String, ledger: Arc<Mutex<Ledger>>, stop: Arc<AtomicBool>) {
             // An error is not a wrong answer; the gateway said it failed.
             continue;
         }
-        let docs = found["documents"].as_array().cloned().unwrap_or_default();
         let expected = ledger
             .acked
             .get(&probe)
             .or_else(|| ledger.unknown.get(&probe))
             .copied();
-        let wrong = match (docs.as_slice(), expected) {
-            ([doc], Some(v)) => doc["_id"] != json!(probe) || doc["v"] != json!(v),
-            ([], _) => ledger.acked.contains_key(&probe),
-            _ => true,
-        };
+        let wrong = support::wrong_read(&found, probe, expected, ledger.acked.contains_key(&probe));
         if wrong {
             ledger
                 .wrong

@@ -18,11 +18,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fluence_net::keyspace::{self, Target};
-use fluence_net::PeerId;
 use fluence_proto::{DatasetId, PublicKey};
 use serde_json::{json, Value};
 use support::{Http, Process, PASSPHRASE};
@@ -34,31 +31,8 @@ const DATASETS: usize = 5;
 const REFUSING: usize = 5;
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn dataset_id(keys_dir: &Path, name: &str) -> DatasetId {
-    let master = fluence_crypto::keystore::Keystore::unlock(
-        &keys_dir.join("owner.key"),
-        PASSPHRASE.as_bytes(),
-    )
-    .unwrap();
-    let tag = master.catalog_key().name_tag(name);
-    DatasetId(fluence_crypto::keys::dataset_id(
-        &master.owner_public_key(),
-        &tag,
-    ))
-}
+use support::{by_distance, dataset_id};
 
-/// `keys` ordered by their distance to `dataset`, closest first.
-fn by_distance(dataset: &DatasetId, keys: &[PublicKey]) -> Vec<PublicKey> {
-    let target = Target::Dataset(*dataset).key();
-    let mut peers: Vec<(PeerId, PublicKey)> = keys
-        .iter()
-        .map(|key| (fluence_net::identity::peer_id_of(key).unwrap(), *key))
-        .collect();
-    peers.sort_by(|(a, _), (b, _)| keyspace::by_distance(&target, a, b));
-    peers.into_iter().map(|(_, key)| key).collect()
-}
-
-/// The `k` nodes of `keys` closest to `dataset` that accept, closest first.
 fn expected_cluster(
     dataset: &DatasetId,
     keys: &[PublicKey],

@@ -256,16 +256,30 @@ impl<T: Transport> Client<T> {
         Err(last)
     }
 
-    /// The nodes reads of `dataset` go to: its route in the open network.
-    async fn route_of(
+    /// `read` with the members reads of `dataset` go to: its route in the
+    /// open network (`None` for a fixed cluster). A route whose member no
+    /// longer serves the dataset (it left, or was replaced) is looked up
+    /// again once.
+    async fn with_route<R, F, Fut>(
         &self,
         dataset: fluence_proto::DatasetId,
-    ) -> Result<Option<Arc<crate::network::Route<T>>>, ClientError> {
-        match &self.network {
-            Some(network) => Ok(Some(
-                network.route(&self.members[0].transport, dataset).await?,
-            )),
-            None => Ok(None),
+        read: F,
+    ) -> Result<R, ClientError>
+    where
+        F: Fn(Option<Arc<crate::network::Route<T>>>) -> Fut,
+        Fut: std::future::Future<Output = Result<R, ClientError>>,
+    {
+        let Some(network) = &self.network else {
+            return read(None).await;
+        };
+        let route = network.route(&self.members[0].transport, dataset).await?;
+        match read(Some(route)).await {
+            Err(ClientError::Node(NodeError::DatasetNotFound)) => {
+                network.forget(&dataset, &[]).await;
+                let route = network.route(&self.members[0].transport, dataset).await?;
+                read(Some(route)).await
+            }
+            answer => answer,
         }
     }
 
@@ -286,10 +300,13 @@ impl<T: Transport> Client<T> {
         pin: Option<fluence_proto::StatePin>,
         choice: ReadChoice,
     ) -> Result<quorum::Agreed, ClientError> {
-        match self.route_of(query.dataset).await? {
-            Some(route) => quorum::read(&route.members, choice.quorum, query, pin).await,
-            None => quorum::read(&self.members, choice.quorum, query, pin).await,
-        }
+        self.with_route(query.dataset, |route| async move {
+            match route {
+                Some(route) => quorum::read(&route.members, choice.quorum, query, pin).await,
+                None => quorum::read(&self.members, choice.quorum, query, pin).await,
+            }
+        })
+        .await
     }
 
     /// A lookup of `ids` (at most `point_reads::BATCH_IDS_MAX`) sharing
@@ -334,12 +351,16 @@ impl<T: Transport> Client<T> {
         let answer = if choice.proof {
             ids.sort_unstable();
             ids.dedup();
-            match self.route_of(dataset).await? {
-                Some(route) => {
-                    proven::read(&route.members, &route.epochs, &self.roots, dataset, &ids).await
+            let ids = &ids;
+            self.with_route(dataset, |route| async move {
+                match route {
+                    Some(route) => {
+                        proven::read(&route.members, &route.epochs, &self.roots, dataset, ids).await
+                    }
+                    None => proven::read(&self.members, &[], &self.roots, dataset, ids).await,
                 }
-                None => proven::read(&self.members, &[], &self.roots, dataset, &ids).await,
-            }
+            })
+            .await
             .map(|docs| Response::Page { docs, next: None })
         } else {
             let query = fluence_proto::FindQuery {

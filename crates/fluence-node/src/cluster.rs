@@ -222,6 +222,7 @@ impl Replicas {
         self.net.join(dataset, &epoch.members).map_err(|error| {
             NodeError::Internal(format!("cannot join the cluster of {dataset}: {error}"))
         })?;
+        self.detector.expect(&epoch.members);
         let Some(peers) = self.net.peers(&dataset) else {
             unreachable!("the dataset was joined just before")
         };
@@ -571,11 +572,37 @@ impl Replicas {
         if let Err(error) = self.accept_create(&write) {
             return Response::Error(error);
         }
-        let replica = match self.get_or_start(dataset).await {
-            Ok(replica) => replica,
-            Err(error) => return Response::Error(error),
+        let deadline = Instant::now() + WRITE_ACK_TIMEOUT;
+        let mut resubmits = 0;
+        let outcome = loop {
+            let replica = match self.get_or_start(dataset).await {
+                Ok(replica) => replica,
+                // The next epoch's replica is starting.
+                Err(_) if resubmits > 0 && resubmits < REPLICA_RESTART_ATTEMPTS => {
+                    resubmits += 1;
+                    tokio::time::sleep(REPLICA_RESTART_PAUSE).await;
+                    continue;
+                }
+                Err(error) => return Response::Error(error),
+            };
+            // The wait must not hold the replica: one whose epoch ended
+            // releases its files only once nobody holds it, and the next
+            // epoch's cannot start before that.
+            let pending = replica.submit(write.clone());
+            drop(replica);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, pending).await {
+                // The replica stopped (its epoch ended): the write goes to
+                // the next epoch's (answered from the chain if it was
+                // finalized after all).
+                Ok(Err(SubmitError::Stopped)) if resubmits < REPLICA_RESTART_ATTEMPTS => {
+                    resubmits += 1;
+                    tokio::time::sleep(REPLICA_RESTART_PAUSE).await;
+                }
+                outcome => break outcome,
+            }
         };
-        match tokio::time::timeout(WRITE_ACK_TIMEOUT, replica.submit(write)).await {
+        match outcome {
             Ok(Ok(committed)) => Response::Written {
                 seq: committed.seq,
                 state_root: committed.state_root,

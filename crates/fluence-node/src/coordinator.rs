@@ -114,16 +114,10 @@ impl Coordinator {
             {
                 continue;
             }
+            drop(replica);
             tracing::info!(%dataset, %departed, epoch = epoch.epoch, "a member is out of reach past the grace period; replacing it");
             match self
-                .replace(
-                    replicas,
-                    dataset,
-                    &replica,
-                    epoch,
-                    *departed,
-                    Departure::Unreachable,
-                )
+                .replace(replicas, dataset, epoch, *departed, Departure::Unreachable)
                 .await
             {
                 Ok(newcomer) => {
@@ -138,24 +132,37 @@ impl Coordinator {
     }
 
     /// Gathers the next epoch's list with `departed`'s seat handed to
-    /// the closest willing non-member, and proposes the change to
-    /// `replica`. Returns the newcomer.
+    /// the closest willing non-member, and proposes the change to the
+    /// dataset's replica if it still serves `epoch` (it is not held
+    /// meanwhile: a replica whose epoch ends must be free to close).
+    /// Returns the newcomer.
     async fn replace(
         &self,
         replicas: &Replicas,
         dataset: DatasetId,
-        replica: &Replica,
         epoch: &Epoch,
         departed: PublicKey,
         departure: Departure,
     ) -> Result<PublicKey, String> {
         let local = replicas.net().local().key;
-        let found = lookup_candidates(&self.discovery, &dataset, &epoch.members).await?;
-        let candidates: Vec<PublicKey> = found.iter().map(|(key, _)| *key).collect();
-        let mut addrs: HashMap<PublicKey, Vec<Multiaddr>> = found.into_iter().collect();
+        let near = lookup_near(&self.discovery, &dataset).await?;
+        // Where to dial everyone the lookup found, members included (they
+        // are usually among the nodes closest to their dataset).
+        let mut addrs: HashMap<PublicKey, Vec<Multiaddr>> = HashMap::new();
+        for (peer, found) in &near {
+            if let Ok(key) = fluence_net::identity::member_key_of(peer) {
+                addrs.entry(key).or_default().extend(found.iter().cloned());
+            }
+        }
+        let candidates = candidates(
+            &dataset,
+            &epoch.members,
+            near.into_iter().map(|(peer, _)| peer),
+        );
         for member in &epoch.members {
             if *member != local && *member != departed {
-                let known = replicas.net().addresses(member);
+                let mut known = replicas.net().addresses(member);
+                known.extend(addrs.remove(member).unwrap_or_default());
                 addrs.insert(*member, addresses_of(&self.discovery, member, known).await);
             }
         }
@@ -186,6 +193,11 @@ impl Coordinator {
             departure,
             members: seats,
         };
+        let replica = replicas
+            .replica(&dataset)
+            .await
+            .filter(|replica| serves_epoch(replica, epoch))
+            .ok_or("the replica no longer serves the epoch")?;
         replica
             .propose_change(change)
             .map_err(|error| format!("the replica refused the change: {error}"))?;
@@ -239,11 +251,11 @@ impl Coordinator {
                 "this node's replica of {dataset} is not serving epoch {epoch} yet (syncing or restarting); try again"
             )));
         }
+        drop(replica);
         let newcomer = self
             .replace(
                 replicas,
                 dataset,
-                &replica,
                 current,
                 local,
                 Departure::Left(signature),
@@ -316,27 +328,20 @@ pub fn seat_replaced(
 pub fn candidates(
     dataset: &DatasetId,
     members: &[PublicKey],
-    found: impl IntoIterator<Item = (PeerId, Vec<Multiaddr>)>,
-) -> Vec<(PublicKey, Vec<Multiaddr>)> {
+    found: impl IntoIterator<Item = PeerId>,
+) -> Vec<PublicKey> {
     let target = Target::Dataset(*dataset).key();
-    let mut peers: Vec<(PeerId, PublicKey, Vec<Multiaddr>)> = Vec::new();
-    for (peer, addrs) in found {
+    let mut peers: Vec<(PeerId, PublicKey)> = Vec::new();
+    for peer in found {
         let Ok(key) = fluence_net::identity::member_key_of(&peer) else {
             continue;
         };
-        if members.contains(&key) {
-            continue;
-        }
-        match peers.iter_mut().find(|(_, known, _)| *known == key) {
-            Some((_, _, known_addrs)) => known_addrs.extend(addrs),
-            None => peers.push((peer, key, addrs)),
+        if !members.contains(&key) && !peers.iter().any(|(_, known)| *known == key) {
+            peers.push((peer, key));
         }
     }
-    peers.sort_by(|(a, _, _), (b, _, _)| keyspace::by_distance(&target, a, b));
-    peers
-        .into_iter()
-        .map(|(_, key, addrs)| (key, addrs))
-        .collect()
+    peers.sort_by(|(a, _), (b, _)| keyspace::by_distance(&target, a, b));
+    peers.into_iter().map(|(_, key)| key).collect()
 }
 
 /// Why no replacement list could be gathered.
@@ -473,25 +478,21 @@ pub async fn offer_remote(
     Err(last_error)
 }
 
-/// The nodes closest to `dataset` that are not `members`, closest first,
-/// with where to dial them.
-pub async fn lookup_candidates(
+/// The nodes closest to `dataset` (members among them) with where to
+/// dial them, as a lookup through the network finds them.
+pub async fn lookup_near(
     discovery: &Discovery,
     dataset: &DatasetId,
-    members: &[PublicKey],
-) -> Result<Vec<(PublicKey, Vec<Multiaddr>)>, String> {
+) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, String> {
     let closest = discovery
         .closest(Target::Dataset(*dataset), CANDIDATES_MAX)
         .await
         .map_err(|e| format!("lookup of the nodes closest to {dataset}: {e}"))?;
-    Ok(candidates(
-        dataset,
-        members,
-        closest
-            .peers
-            .into_iter()
-            .map(|found| (found.peer, found.addrs)),
-    ))
+    Ok(closest
+        .peers
+        .into_iter()
+        .map(|found| (found.peer, found.addrs))
+        .collect())
 }
 
 /// Where a node is dialed: the addresses given, else a lookup of its
@@ -592,15 +593,11 @@ mod tests {
         let all = keys(8);
         let dataset = DatasetId([9; 32]);
         let members = &all[..4];
-        let found: Vec<(PeerId, Vec<Multiaddr>)> = all
+        let found = all
             .iter()
             .rev()
-            .map(|key| (fluence_net::identity::peer_id_of(key).unwrap(), Vec::new()))
-            .collect();
-        let got: Vec<PublicKey> = candidates(&dataset, members, found)
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect();
+            .map(|key| fluence_net::identity::peer_id_of(key).unwrap());
+        let got = candidates(&dataset, members, found);
         let target = Target::Dataset(dataset).key();
         let mut expected = all[4..].to_vec();
         expected.sort_by(|a, b| {

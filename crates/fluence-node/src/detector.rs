@@ -7,9 +7,11 @@
 //! departed one: a member that only some nodes cannot reach stays.
 //!
 //! "Reached" means a cluster link to the node was open when the detector
-//! last looked ([`SAMPLE_INTERVAL`]); a node never reached counts from
-//! the detector's start, so a restarted node does not vote anyone out
-//! before a grace period has passed.
+//! last looked ([`SAMPLE_INTERVAL`]). Out of reach counts from when this
+//! node started needing the link: a replica starting (at node start, or
+//! in a new epoch, or on a newcomer) gives each of its members a full
+//! grace period to be reached, so no node votes out a member it never
+//! had the time to reach.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -53,6 +55,17 @@ impl Detector {
             if connected {
                 last.insert(member.key, now);
             }
+        }
+    }
+
+    /// Starts counting each of `members` as out of reach from now, unless
+    /// it is reached at the next look: called when a replica with these
+    /// members starts.
+    pub fn expect(&self, members: &[PublicKey]) {
+        let now = Instant::now();
+        let mut last = self.lock();
+        for member in members {
+            last.insert(*member, now);
         }
     }
 
@@ -125,5 +138,9 @@ mod tests {
         assert!(detector.out_of_reach(&node) < Duration::from_millis(300));
         std::thread::sleep(Duration::from_millis(350));
         assert!(detector.unreachable(&node));
+        // A replica starting with the node as a member gives it a new
+        // grace period.
+        detector.expect(&[node]);
+        assert!(!detector.unreachable(&node));
     }
 }

@@ -30,11 +30,27 @@ pub struct Process {
 }
 
 impl Process {
-    pub fn spawn(mut command: Command) -> Process {
+    pub fn spawn(command: Command) -> Process {
+        Self::spawn_with_stderr(command, Stdio::piped())
+    }
+
+    /// Like [`Process::spawn`], with stderr (the log) appended to the file
+    /// at `log` instead of a pipe nobody reads: a long run's log can
+    /// neither fill the pipe nor be lost.
+    pub fn spawn_logged(command: Command, log: &Path) -> Process {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        Self::spawn_with_stderr(command, Stdio::from(file))
+    }
+
+    fn spawn_with_stderr(mut command: Command, stderr: Stdio) -> Process {
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(stderr);
         let mut child = command.spawn().expect("start fluence");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
@@ -192,10 +208,70 @@ impl Devnet {
     }
 }
 
+/// The id of the owner's dataset `name`, from the owner keystore in
+/// `keys_dir` (unlocked with [`PASSPHRASE`]).
+pub fn dataset_id(keys_dir: &Path, name: &str) -> fluence_proto::DatasetId {
+    let master = fluence_crypto::keystore::Keystore::unlock(
+        &keys_dir.join("owner.key"),
+        PASSPHRASE.as_bytes(),
+    )
+    .expect("owner keystore");
+    let tag = master.catalog_key().name_tag(name);
+    fluence_proto::DatasetId(fluence_crypto::keys::dataset_id(
+        &master.owner_public_key(),
+        &tag,
+    ))
+}
+
+/// `keys` ordered by their XOR distance to `dataset`, closest first.
+pub fn by_distance(
+    dataset: &fluence_proto::DatasetId,
+    keys: &[fluence_proto::PublicKey],
+) -> Vec<fluence_proto::PublicKey> {
+    use fluence_net::keyspace::{self, Target};
+    let target = Target::Dataset(*dataset).key();
+    let mut peers: Vec<(fluence_net::PeerId, fluence_proto::PublicKey)> = keys
+        .iter()
+        .map(|key| {
+            (
+                fluence_net::identity::peer_id_of(key).expect("ed25519 key"),
+                *key,
+            )
+        })
+        .collect();
+    peers.sort_by(|(a, _), (b, _)| keyspace::by_distance(&target, a, b));
+    peers.into_iter().map(|(_, key)| key).collect()
+}
+
+/// Whether a find of document `probe` that answered `found` is wrong:
+/// not exactly the document with its written value `expected` (acked or
+/// maybe written), or nothing for a document that was `acknowledged`.
+pub fn wrong_read(found: &Value, probe: u64, expected: Option<u64>, acknowledged: bool) -> bool {
+    let docs = found["documents"].as_array().cloned().unwrap_or_default();
+    match (docs.as_slice(), expected) {
+        ([doc], Some(v)) => {
+            doc["_id"] != serde_json::json!(probe) || doc["v"] != serde_json::json!(v)
+        }
+        ([], _) => acknowledged,
+        _ => true,
+    }
+}
+
 /// `fluence gateway` in front of the node at `node` with the owner key at
 /// `key` (unlocked with [`PASSPHRASE`]), on free ports; returns the process
 /// and the HTTP API's base address.
 pub fn start_gateway(key: &Path, node: &str) -> (Process, String) {
+    start_gateway_with(key, node, &[], None)
+}
+
+/// [`start_gateway`] with environment `env` and, if `log` is given, its
+/// log appended to that file.
+pub fn start_gateway_with(
+    key: &Path,
+    node: &str,
+    env: &[(&str, &str)],
+    log: Option<&Path>,
+) -> (Process, String) {
     let mut gateway = fluence();
     gateway
         .args([
@@ -209,8 +285,12 @@ pub fn start_gateway(key: &Path, node: &str) -> (Process, String) {
             "--key",
         ])
         .arg(key)
-        .env("FLUENCE_PASSPHRASE", PASSPHRASE);
-    let mut gateway = Process::spawn(gateway);
+        .env("FLUENCE_PASSPHRASE", PASSPHRASE)
+        .envs(env.iter().copied());
+    let mut gateway = match log {
+        Some(log) => Process::spawn_logged(gateway, log),
+        None => Process::spawn(gateway),
+    };
     let api = gateway
         .wait_for("HTTP API:")
         .split_whitespace()
