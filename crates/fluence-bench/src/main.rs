@@ -7,6 +7,8 @@
 //! a range query returning 100 documents. Build with `--features plaintext`
 //! to run the same paths with encryption switched off.
 
+mod workload;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,28 +63,6 @@ fn show(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.0}"))
 }
 const RANGE_DOCS: i64 = 100;
-
-fn document(i: usize, rng: &mut impl Rng) -> Value {
-    const WORDS: [&str; 12] = [
-        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
-        "juliet", "kilo", "lima",
-    ];
-    let title: Vec<&str> = (0..5)
-        .map(|_| WORDS[rng.gen_range(0..WORDS.len())])
-        .collect();
-    let mut doc = json!({
-        "_id": i as i64,
-        "email": format!("user{i}@example.org"),
-        "age": i as i64,
-        "title": title.join(" "),
-    });
-    let used = doc.to_string().len();
-    let payload: String = (0..BODY_BYTES.saturating_sub(used + 16))
-        .map(|_| char::from(b'a' + rng.gen_range(0..26u8)))
-        .collect();
-    doc["payload"] = Value::String(payload);
-    doc
-}
 
 struct Stats {
     samples_us: Vec<u64>,
@@ -174,7 +154,9 @@ fn main() -> Result<()> {
         )?;
 
         let mut rng = rand::rngs::StdRng::seed_from_u64(42);
-        let docs: Vec<Value> = (0..n).map(|i| document(i, &mut rng)).collect();
+        let docs: Vec<Value> = (0..n)
+            .map(|i| workload::document(i, BODY_BYTES, &mut rng))
+            .collect();
         let started = Instant::now();
         let cpu_before_insert = process_cpu();
         for chunk in docs.chunks(args.batch) {

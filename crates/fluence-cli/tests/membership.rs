@@ -29,7 +29,8 @@
 //!   (signed with its own key): its seat goes to a node that was not a
 //!   member, the other seats stay, and it stops serving the dataset;
 //! - once the load stops, each cluster's members agree on the state root
-//!   and hold the same block at the same height (`fluence chain show`).
+//!   and hold the same block at the same height (`fluence chain show`),
+//!   its certificate verified against the members of its epoch.
 //!
 //! Time limits only turn a hang into a failure. When the test fails it
 //! keeps its directory (every node's log is under `logs/`) and prints the
@@ -610,6 +611,28 @@ fn assert_same_blocks(nodes: &[Node], dataset: &Dataset, views: &[View]) -> u64 
         })
         .collect();
     for block in &blocks {
+        // Checked by `chain show` against the members of the epoch that
+        // certified it (the dataset's route: its Create and changes).
+        let certificate = &block["certificate"];
+        if certificate["kind"] == "finalization" {
+            // A change block is the last of the epoch it ends.
+            let certified_by = match block["membership_change"]["epoch"].as_u64() {
+                Some(next) => next - 1,
+                None => views[0].epoch.unwrap_or(0),
+            };
+            assert_eq!(
+                (&certificate["verified"], &certificate["epoch"]),
+                (&json!(true), &json!(certified_by)),
+                "{}: block {height}'s certificate: {block}",
+                dataset.name
+            );
+        } else {
+            assert_eq!(
+                certificate["kind"], "through a descendant's certificate",
+                "{}: {block}",
+                dataset.name
+            );
+        }
         assert_eq!(
             block["hash"], blocks[0]["hash"],
             "{}: members hold different blocks at {height}: {blocks:?}",

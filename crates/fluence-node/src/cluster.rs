@@ -765,8 +765,9 @@ impl Replicas {
         });
     }
 
-    /// Asks `from` for `dataset`'s `Create`, at most once per
-    /// [`MEMBERSHIP_ASK_INTERVAL`] per dataset.
+    /// Asks `from` for `dataset`'s history, at most once per
+    /// [`MEMBERSHIP_ASK_INTERVAL`] per dataset once the link to `from` is
+    /// open (before that, on every call: the question is dropped).
     fn ask_membership(&self, dataset: DatasetId, from: &PublicKey) {
         {
             let mut asked = self
@@ -778,7 +779,12 @@ impl Replicas {
             if asked.contains_key(&dataset) || asked.len() >= MEMBERSHIP_ASKS_MAX {
                 return;
             }
-            asked.insert(dataset, now);
+            // A link that is not open yet drops the question: only a
+            // question that can go out counts, so the next message from
+            // a member (they come often) asks again.
+            if self.net.is_connected(from) {
+                asked.insert(dataset, now);
+            }
         }
         tracing::debug!(%dataset, %from, "asking a member for a dataset's membership");
         self.net.send_membership(from, dataset, &[MEMBERSHIP_ASK]);
