@@ -200,8 +200,7 @@ where
             finalization,
             report,
         } => {
-            member.set_sync_report(report);
-            match finalization {
+            let start = match finalization {
                 Some(finalization) => {
                     chain.install_floor(&anchor)?;
                     exec.resume_from_chain()?;
@@ -217,7 +216,11 @@ where
                     exec.resume_from_chain()?;
                     Start::Genesis
                 }
-            }
+            };
+            // Reported once the chain holds the anchor: whoever sees the
+            // report sees the floor too.
+            member.set_sync_report(report);
+            start
         }
     };
     // Writes are taken again only once store and chain agree.
