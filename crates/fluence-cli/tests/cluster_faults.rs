@@ -185,12 +185,7 @@ fn load(api: String, ledger: Arc<Mutex<Ledger>>, stop: Arc<AtomicBool>) {
             // An error is not a wrong answer; the gateway said it failed.
             continue;
         }
-        let expected = ledger
-            .acked
-            .get(&probe)
-            .or_else(|| ledger.unknown.get(&probe))
-            .copied();
-        let wrong = support::wrong_read(&found, probe, expected, ledger.acked.contains_key(&probe));
+        let wrong = support::wrong_read(&found, probe, &ledger.acked, &ledger.unknown);
         if wrong {
             ledger
                 .wrong

@@ -571,12 +571,7 @@ fn load(api: String, name: String, salt: u64, ledger: Arc<Mutex<Ledger>>, stop: 
             continue;
         }
         ledger.read_times.push(Instant::now());
-        let expected = ledger
-            .acked
-            .get(&probe)
-            .or_else(|| ledger.unknown.get(&probe))
-            .copied();
-        let wrong = support::wrong_read(&found, probe, expected, ledger.acked.contains_key(&probe));
+        let wrong = support::wrong_read(&found, probe, &ledger.acked, &ledger.unknown);
         if wrong {
             ledger
                 .wrong

@@ -693,7 +693,9 @@ impl Replicas {
                 }
             });
         }
-        self.detector.spawn_sampler(self.net.clone());
+        self.every(crate::detector::SAMPLE_INTERVAL, |replicas| async move {
+            replicas.detector.sample(&replicas.net);
+        });
         // Every kept cluster is rejoined at once: the members learn this
         // node is back, and it learns of any change it missed.
         let replicas = Arc::downgrade(self);

@@ -95,25 +95,6 @@ impl Detector {
         })
     }
 
-    /// Samples `net` until the node stops (the task holds only a weak
-    /// reference to the detector).
-    pub fn spawn_sampler(self: &Arc<Self>, net: ClusterNet) {
-        let detector = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(SAMPLE_INTERVAL);
-            loop {
-                ticks.tick().await;
-                let Some(detector) = detector.upgrade() else {
-                    return;
-                };
-                if net.is_closed() {
-                    return;
-                }
-                detector.sample(&net);
-            }
-        });
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PublicKey, Instant>> {
         self.last_reached
             .lock()

@@ -243,16 +243,23 @@ pub fn by_distance(
     peers.into_iter().map(|(_, key)| key).collect()
 }
 
-/// Whether a find of document `probe` that answered `found` is wrong:
-/// not exactly the document with its written value `expected` (acked or
-/// maybe written), or nothing for a document that was `acknowledged`.
-pub fn wrong_read(found: &Value, probe: u64, expected: Option<u64>, acknowledged: bool) -> bool {
+/// Whether a find of document `probe` that answered `found` is wrong,
+/// given the documents written so far (`acked`: acknowledged; `unknown`:
+/// maybe written): not exactly the document with its written value, or
+/// nothing for an acknowledged one.
+pub fn wrong_read(
+    found: &Value,
+    probe: u64,
+    acked: &std::collections::BTreeMap<u64, u64>,
+    unknown: &std::collections::BTreeMap<u64, u64>,
+) -> bool {
     let docs = found["documents"].as_array().cloned().unwrap_or_default();
+    let expected = acked.get(&probe).or_else(|| unknown.get(&probe));
     match (docs.as_slice(), expected) {
         ([doc], Some(v)) => {
             doc["_id"] != serde_json::json!(probe) || doc["v"] != serde_json::json!(v)
         }
-        ([], _) => acknowledged,
+        ([], _) => acked.contains_key(&probe),
         _ => true,
     }
 }
