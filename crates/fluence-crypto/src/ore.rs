@@ -25,35 +25,58 @@
 //!   high nibble of byte 15), read as 16-bit samples and mapped to `0..n`
 //!   with Lemire's multiply-and-reject, so every permutation is exactly
 //!   equally likely given a uniform keystream.
-//! - `H(v, r) = AES-128_r(v) mod 3`, with `r` a fresh random 16-byte nonce per
+//! - `H(v, r)` = the low bit of `AES-128_r(v)` (its first output byte's
+//!   least significant bit), with `r` a fresh random 16-byte nonce per
 //!   ciphertext used as the AES key (as the reference implementation does).
-//!   The reduction is exact (`256 ≡ 1 mod 3`, so the sum of the 16 output
-//!   bytes has the same residue); a uniform 128-bit value mod 3 is biased by
-//!   less than 2^-127.
 //!
 //! For block `i` with prefix `p = x[..i]`:
 //!
 //! - left part: `u_i = (F(k1, enc(p, π_p(x_i))), π_p(x_i))`;
 //! - right part: for every slot `j` in `[d]`,
-//!   `z_{i,j} = cmp(π_p⁻¹(j), x_i) + H(F(k1, enc(p, j)), r) mod 3`, where
-//!   `cmp(a, b)` is `0` if equal, `1` if `a > b`, `2` (= −1) if `a < b`.
+//!   `z_{i,j} = [π_p⁻¹(j) > x_i] ⊕ H(F(k1, enc(p, j)), r)`, one bit.
 //!
 //! **Comparison** of `a = enc(x)` and `b = enc(y)` needs no key. The left parts
 //! are deterministic, and `u_i(x) = u_i(y)` exactly when `x[..=i] = y[..=i]`
 //! (AES is a permutation, so equal outputs mean equal inputs), so the first
-//! block `i` whose left parts differ is the first differing byte. There, with
-//! `(v, h) = u_i(x)`, `z_{i,h}(y) − H(v, r_y) mod 3 = cmp(x_i, y_i)`, which is
-//! `1` (greater) or `2` (less). If the common blocks all agree, the shorter
+//! block `i` whose left parts differ is the first differing byte, and there
+//! `x_i ≠ y_i`. With `(v, h) = u_i(x)`, `z_{i,h}(y) ⊕ H(v, r_y) = [x_i > y_i]`:
+//! `1` is greater, `0` less. If the common blocks all agree, the shorter
 //! plaintext (a proper prefix) is smaller. The reference implementation's
 //! `ore_blk_compare` locates the block the same way. The result is correct
-//! with probability 1, costs one AES key expansion and one AES block, and
-//! comes with a consistency check: a `0` at that block means the ciphertexts
-//! are not under the same key (or were modified), reported as
-//! [`OreError::Mismatch`]. The trits keep the paper's three-valued
-//! comparison, so a right part alone can also be compared against a left part
-//! (the paper's left/right split); the stored format carries both.
+//! with probability 1 and costs one AES key expansion and one AES block.
 //!
-//! # Why `H = AES_r(v) mod 3` is sound
+//! # One bit per slot instead of the paper's trit (format version 2)
+//!
+//! The paper's right part holds `cmp(π_p⁻¹(j), x_i) + H mod 3`, three values,
+//! because its comparison takes a *left ciphertext alone* against a *right
+//! ciphertext alone*: without the other side's left part, the only way to
+//! find the first differing block is to walk the blocks until a trit is not
+//! `0` (equal). Fluence never does that. Every ciphertext it stores or sends
+//! carries both parts, and every comparison finds the first differing block
+//! from the two left parts, as above; at that block the plaintext bytes
+//! differ, so the order is strict and one bit says it. Version 1 of this
+//! format stored the trits (`18 + 81 n` bytes); version 2 stores the bits
+//! (`18 + 49 n`), 39 % fewer bytes for every value a node receives, journals,
+//! indexes and hashes, and a cheaper right part to compute.
+//!
+//! Security is the paper's argument with a one-bit pad: slot `j`'s bit is
+//! masked by a pseudorandom bit derived from `F(k1, enc(p, j))`, a secret
+//! value that a ciphertext reveals only for the one slot its own left part
+//! names, so every other slot is hidden exactly as a trit masked mod 3 is.
+//! The leakage of a comparison is unchanged (the order and the first
+//! differing block, see Leakage). What goes is the paper's consistency check:
+//! a trit that decodes to `0` where the left parts differ revealed
+//! ciphertexts under different keys with probability 1/3; a bit always
+//! decodes to an order. Ciphertexts reach a node only inside writes signed
+//! by the dataset's owner, so a foreign-key ciphertext is the owner's own
+//! mistake, and it costs only the order of that value.
+//!
+//! Version-1 ciphertexts (already on nodes) are still validated and compared
+//! (their comparisons still report [`OreError::Mismatch`]); the left parts
+//! of both versions are identical, so the two versions compare with each
+//! other. Only version 2 is written.
+//!
+//! # Why `H = lsb(AES_r(v))` is sound
 //!
 //! The paper proves security with `H` modelled as a random oracle. `r` is
 //! public, so AES under `r` is a known permutation, not a keyed PRF; what makes
@@ -61,22 +84,29 @@
 //! pseudorandom 128-bit value that appears nowhere in the ciphertext except
 //! for the one slot a left part reveals (which is exactly the slot a comparison
 //! is meant to open). A uniformly random secret input pushed through a fixed
-//! permutation is uniformly random; across ciphertexts, fresh nonces select
-//! unrelated permutations, and treating AES with a known random key as an
-//! ideal permutation is the same heuristic step as the paper's random oracle.
+//! permutation is uniformly random, and so is any one bit of the output;
+//! across ciphertexts, fresh nonces select unrelated permutations, and
+//! treating AES with a known random key as an ideal permutation is the same
+//! heuristic step as the paper's random oracle. (Version 1 used the output
+//! mod 3, exactly: `256 ≡ 1 mod 3`, so the sum of the 16 output bytes has the
+//! same residue.)
 //!
-//! # Ciphertext layout (version 1)
+//! # Ciphertext layout (version 2)
 //!
 //! ```text
 //! offset           size     field
-//! 0                1        version = 1
+//! 0                1        version = 2
 //! 1                1        n = block count = plaintext length, 1..=15
 //! 2                17 * n   left part: per block F value (16) || permuted index π(x_i) (1)
 //! 2 + 17n          16       nonce r
-//! 18 + 17n         64 * n   right part: per block 256 trits z_{i,0..255}, 4 per byte,
-//!                           trit j in byte j / 4, bits 2*(j % 4)..2*(j % 4)+1
-//! total: 18 + 81 n bytes (9-byte plaintext: 747, 15-byte plaintext: 1233)
+//! 18 + 17n         32 * n   right part: per block 256 bits z_{i,0..255},
+//!                           bit j in byte j / 8, bit j % 8 (least significant first)
+//! total: 18 + 49 n bytes (9-byte plaintext: 459, 15-byte plaintext: 753)
 //! ```
+//!
+//! Version 1 is the same with version byte 1 and a right part of `64 * n`
+//! bytes: 256 trits per block, trit `j` in byte `j / 4`, bits
+//! `2*(j % 4)..2*(j % 4)+1`, `18 + 81 n` bytes in all.
 //!
 //! # Leakage
 //!
@@ -84,9 +114,9 @@
 //! byte in which the plaintexts differ, nothing more (the paper's
 //! `L_blk` leakage; equal plaintexts are revealed as equal). The ciphertext
 //! length reveals the plaintext length (in Fluence: the value's class, see
-//! [`crate::encode`]). Right parts alone are semantically secure; since nodes
-//! keep full ciphertexts as redb keys, the block leakage applies to every pair
-//! of stored values, not only to queried ones.
+//! [`crate::encode`]). Since nodes keep full ciphertexts as redb keys, the
+//! block leakage applies to every pair of stored values, not only to
+//! queried ones.
 //!
 //! Encryption is not constant time with respect to the plaintext (table
 //! lookups and rejection sampling depend on it); it runs only on the data
@@ -106,9 +136,9 @@
 //! 100,000, encoded as `f64`, a 3-byte prefix is shared by up to 4,096
 //! values and a 4-byte one by up to 16), so the blocks under a shared prefix
 //! also skip the shuffle and the 256 `F` evaluations. Only the 256 `H` evaluations per block, keyed by the fresh
-//! nonce, are inherent to each ciphertext. Reducing `H` and packing trits
-//! are written as plain passes over byte arrays so the compiler vectorizes
-//! them.
+//! nonce, are inherent to each ciphertext. Deriving and packing the
+//! right part's bits is a plain pass over byte arrays the compiler
+//! vectorizes.
 
 use std::cmp::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -123,8 +153,12 @@ use zeroize::Zeroize;
 
 /// Longest plaintext, in bytes (= blocks).
 pub const ORE_PLAINTEXT_LEN_MAX: usize = 15;
-/// Ciphertext format version (first byte).
-pub const ORE_VERSION: u8 = 1;
+/// Ciphertext format version [`OreKey::encrypt`] writes (first byte): one
+/// bit per slot. See the module docs.
+pub const ORE_VERSION: u8 = 2;
+/// The first format, one trit per slot: still read and compared, never
+/// written.
+const ORE_VERSION_TRITS: u8 = 1;
 /// Block domain size `d` (8-bit blocks).
 const DOMAIN_SIZE: usize = 256;
 /// Length of an `F` output.
@@ -133,19 +167,29 @@ const PRF_LEN: usize = 16;
 const LEFT_BLOCK_LEN: usize = PRF_LEN + 1;
 /// Length of the nonce `r`.
 const NONCE_LEN: usize = 16;
-/// Per-block right part: 256 trits, 4 per byte.
-const RIGHT_BLOCK_LEN: usize = DOMAIN_SIZE / 4;
+/// Per-block right part: 256 bits.
+const RIGHT_BLOCK_LEN: usize = DOMAIN_SIZE / 8;
+/// Per-block right part of version 1: 256 trits, 4 per byte.
+const RIGHT_BLOCK_LEN_TRITS: usize = DOMAIN_SIZE / 4;
 /// Version byte and block count.
 const HEADER_LEN: usize = 2;
 
-/// Ciphertext length for a plaintext of `plaintext_len` bytes: `18 + 81 * len`.
-/// Meaningful for `1..=ORE_PLAINTEXT_LEN_MAX`.
+/// Length of the ciphertext [`OreKey::encrypt`] makes of a plaintext of
+/// `plaintext_len` bytes: `18 + 49 * len`. Meaningful for
+/// `1..=ORE_PLAINTEXT_LEN_MAX`.
 pub const fn ore_ciphertext_len(plaintext_len: usize) -> usize {
-    HEADER_LEN + NONCE_LEN + plaintext_len * (LEFT_BLOCK_LEN + RIGHT_BLOCK_LEN)
+    layout_len(plaintext_len, RIGHT_BLOCK_LEN)
 }
 
-/// Longest ciphertext (15-byte plaintext): 1233 bytes.
-pub const ORE_CIPHERTEXT_LEN_MAX: usize = ore_ciphertext_len(ORE_PLAINTEXT_LEN_MAX);
+/// Length of a ciphertext of `blocks` blocks whose right part has
+/// `right_block_len` bytes per block.
+const fn layout_len(blocks: usize, right_block_len: usize) -> usize {
+    HEADER_LEN + NONCE_LEN + blocks * (LEFT_BLOCK_LEN + right_block_len)
+}
+
+/// Longest ciphertext of either version: a version-1 ciphertext of a
+/// 15-byte plaintext, 1233 bytes (version 2: 753).
+pub const ORE_CIPHERTEXT_LEN_MAX: usize = layout_len(ORE_PLAINTEXT_LEN_MAX, RIGHT_BLOCK_LEN_TRITS);
 
 /// Errors of ORE encryption, validation and comparison. Malformed input is an
 /// error, never a panic.
@@ -171,11 +215,12 @@ pub enum OreError {
         /// Actual length.
         actual: usize,
     },
-    /// A right-part trit holds the value 3.
+    /// A right-part trit of a version-1 ciphertext holds the value 3.
     #[error("ORE ciphertext holds an invalid trit")]
     InvalidTrit,
     /// The comparison found no order where the left parts say the plaintexts
     /// differ: the ciphertexts are under different keys or were modified.
+    /// Only a version-1 (trit) right part can tell; see the module docs.
     #[error("ORE ciphertexts are not under the same key or were modified")]
     Mismatch,
 }
@@ -214,24 +259,16 @@ fn prefix_block(prefix: &[u8]) -> Block {
     block
 }
 
-/// Sum of the 16 bytes of an AES output (at most 4080), a value with the same
-/// residue mod 3 as the 128-bit number: `256 ≡ 1 (mod 3)`. The compiler turns
-/// it into one `psadbw`.
+/// `H`'s reduction of one AES output: its low bit.
 #[inline(always)]
-fn byte_sum(block: &Block) -> u16 {
-    block.iter().map(|&b| u16::from(b)).sum()
+fn mask_bit(block: &Block) -> u8 {
+    block[0] & 1
 }
 
-/// `H`'s reduction for one 128-bit AES output: `v mod 3`, exactly.
-#[inline(always)]
+/// Version 1's reduction of one AES output: the 128-bit number mod 3,
+/// exactly, from the sum of its bytes (`256 ≡ 1 (mod 3)`).
 fn mod3(block: &Block) -> u8 {
-    (byte_sum(block) % 3) as u8
-}
-
-/// `cmp(a, b)` as a trit: 0 equal, 1 greater, 2 less.
-#[inline(always)]
-fn cmp_trit(a: u8, b: u8) -> u8 {
-    u8::from(a > b) | (u8::from(a < b) << 1)
+    (block.iter().map(|&b| u16::from(b)).sum::<u16>() % 3) as u8
 }
 
 /// AES blocks the permutation stream produces at a time: 512 bytes, 256
@@ -402,7 +439,8 @@ impl Drop for CachedTable {
 struct TableCache {
     root: OnceLock<Box<CachedTable>>,
     first_byte: [OnceLock<Box<CachedTable>>; DOMAIN_SIZE],
-    longer: Mutex<LongerPrefixes>,
+    /// `LONGER_PREFIX_SLOTS` slots, see [`LongerSlot`].
+    longer: Box<[Mutex<LongerSlot>]>,
 }
 
 /// Slots of the cache of prefixes of 2 to 14 bytes: 256 × 4.3 KiB, about
@@ -411,14 +449,15 @@ struct TableCache {
 /// while the unique low-order prefixes pass through.
 const LONGER_PREFIX_SLOTS: usize = 256;
 
-/// A direct-mapped cache (slot = a hash of the prefix) of the tables of
-/// prefixes of 2 to 14 bytes. Direct mapping keeps the bookkeeping to one
-/// hash and one comparison; a conflict simply replaces the older table.
-/// Tables are shared out as `Arc`s so the lock is held only to look up or
-/// to insert, never while a table is built or used.
-struct LongerPrefixes {
-    slots: Vec<Option<(PrefixBytes, Arc<CachedTable>)>>,
-}
+/// One slot of the direct-mapped cache (slot = a hash of the prefix) of the
+/// tables of prefixes of 2 to 14 bytes. Direct mapping keeps the bookkeeping
+/// to one hash and one comparison; a conflict simply replaces the older
+/// table. Each slot has its own lock, held only to look up or to insert,
+/// never while a table is built or used (tables are shared out as `Arc`s):
+/// with one lock for the whole cache, the threads that encrypt a large
+/// insert in parallel waited on each other in the kernel (futex calls were
+/// about 5 % of the CPU of encryption).
+type LongerSlot = Option<(PrefixBytes, Arc<CachedTable>)>;
 
 /// A prefix of at most `ORE_PLAINTEXT_LEN_MAX - 1` bytes, stored inline.
 #[derive(Clone, PartialEq, Eq)]
@@ -467,9 +506,7 @@ impl OreKey {
             cache: Arc::new(TableCache {
                 root: OnceLock::new(),
                 first_byte: std::array::from_fn(|_| OnceLock::new()),
-                longer: Mutex::new(LongerPrefixes {
-                    slots: vec![None; LONGER_PREFIX_SLOTS],
-                }),
+                longer: (0..LONGER_PREFIX_SLOTS).map(|_| Mutex::new(None)).collect(),
             }),
         };
         bytes.zeroize();
@@ -519,11 +556,16 @@ impl OreKey {
         // On a miss the slot's previous table is taken out: if nobody else
         // holds it any more, it is rebuilt in place, so a steady stream of
         // misses allocates (and zero-fills) nothing.
+        let lock = || {
+            self.cache.longer[slot]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
         let evicted = {
-            let mut cache = self.cache.longer.lock().unwrap_or_else(|e| e.into_inner());
-            match &cache.slots[slot] {
-                Some((cached, table)) if *cached == key => return Arc::clone(table),
-                _ => cache.slots[slot].take().map(|(_, table)| table),
+            let mut cached = lock();
+            match &*cached {
+                Some((prefix, table)) if *prefix == key => return Arc::clone(table),
+                _ => cached.take().map(|(_, table)| table),
             }
         };
         let mut table = evicted.unwrap_or_else(|| Arc::new(CachedTable(PrefixTable::empty())));
@@ -537,11 +579,7 @@ impl OreKey {
                 table = Arc::new(fresh);
             }
         }
-        self.cache
-            .longer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .slots[slot] = Some((key, Arc::clone(&table)));
+        *lock() = Some((key, Arc::clone(&table)));
         table
     }
 
@@ -597,11 +635,11 @@ impl OreKey {
             left_block[..PRF_LEN].copy_from_slice(&table.f[slot]);
             left_block[PRF_LEN] = slot as u8;
 
-            // H(F(..), r) for all slots, then the masked comparison trits.
+            // H(F(..), r) for all slots, then the masked comparison bits.
             h.encrypt_blocks_b2b(&table.f, &mut masks)
                 .expect("both buffers hold DOMAIN_SIZE blocks");
             let right_block = &mut right[i * RIGHT_BLOCK_LEN..(i + 1) * RIGHT_BLOCK_LEN];
-            right_trits(&table.perm, x, &masks, right_block);
+            right_bits(&table.perm, x, &masks, right_block);
         }
         Ok(out)
     }
@@ -624,36 +662,27 @@ fn slot_of(perm: &[u8; DOMAIN_SIZE], x: u8) -> usize {
     0
 }
 
-/// Packs `z_j = cmp(perm[j], x) + H_j mod 3` for all 256 slots into 64 bytes,
-/// where `masks[j] = AES_r(F_j)`.
+/// Packs `z_j = [perm[j] > x] ⊕ H_j` for all 256 slots into 32 bytes, where
+/// `masks[j] = AES_r(F_j)`. Slot `j` is bit `j % 8` of byte `j / 8`.
 ///
-/// Written as three simple passes over byte arrays so the compiler can use
-/// SIMD for the last two: reduce each `H` output mod 3, add the comparison
-/// trit, and pack four trits per byte.
+/// Each group of eight slots is computed as eight 0/1 bytes of a
+/// little-endian `u64` (compares and loads the compiler vectorizes), and
+/// one multiplication gathers them: `0x0102040810204080` shifts the byte at
+/// position `k` to bit `56 + k` without carries, since each byte is 0 or 1.
+/// This was the most expensive non-AES step of an encryption when written
+/// as one shift and OR per slot.
 #[inline(always)]
-fn right_trits(perm: &[u8; DOMAIN_SIZE], x: u8, masks: &[Block; DOMAIN_SIZE], out: &mut [u8]) {
-    // H_j = AES_r(F_j) mod 3 via byte sums, so the `% 3` can run on 16-bit
-    // SIMD lanes.
-    let mut sums = [0u16; DOMAIN_SIZE];
-    for (s, m) in sums.iter_mut().zip(masks.iter()) {
-        *s = byte_sum(m);
-    }
-    let mut trits = [0u8; DOMAIN_SIZE];
-    for (t, (&s, &p)) in trits.iter_mut().zip(sums.iter().zip(perm.iter())) {
-        let sum = (s % 3) as u8 + cmp_trit(p, x);
-        // sum is 0..=4: subtract 3 when it is 3 or 4.
-        *t = sum.min(sum.wrapping_sub(3));
-    }
-    // Eight trits (one per byte of a little-endian u64, each < 4) become two
-    // packed bytes: OR-ing the word shifted by 6, 12 and 18 bits lines up
-    // trits 1, 2, 3 of each 32-bit half at bits 2, 4, 6 of its low byte.
-    for (eight, pair) in trits.chunks_exact(8).zip(out.chunks_exact_mut(2)) {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(eight);
-        let w = u64::from_le_bytes(bytes);
-        let m = w | (w >> 6) | (w >> 12) | (w >> 18);
-        pair[0] = m as u8;
-        pair[1] = (m >> 32) as u8;
+fn right_bits(perm: &[u8; DOMAIN_SIZE], x: u8, masks: &[Block; DOMAIN_SIZE], out: &mut [u8]) {
+    const GATHER: u64 = 0x0102_0408_1020_4080;
+    for (byte, (perm8, masks8)) in out
+        .iter_mut()
+        .zip(perm.chunks_exact(8).zip(masks.chunks_exact(8)))
+    {
+        let mut lanes = [0u8; 8];
+        for (lane, (&p, m)) in lanes.iter_mut().zip(perm8.iter().zip(masks8)) {
+            *lane = u8::from(p > x) ^ mask_bit(m);
+        }
+        *byte = (u64::from_le_bytes(lanes).wrapping_mul(GATHER) >> 56) as u8;
     }
 }
 
@@ -685,26 +714,45 @@ mod bench_plaintext {
     }
 }
 
-/// A parsed, length-checked ciphertext.
+/// A parsed, length-checked ciphertext of either version.
 struct View<'a> {
+    /// Version 1: trits; otherwise bits.
+    trits: bool,
     blocks: usize,
     left: &'a [u8],
     nonce: &'a [u8],
     right: &'a [u8],
 }
 
+impl View<'_> {
+    fn right_block_len(&self) -> usize {
+        if self.trits {
+            RIGHT_BLOCK_LEN_TRITS
+        } else {
+            RIGHT_BLOCK_LEN
+        }
+    }
+}
+
 fn parse(ct: &[u8]) -> Result<View<'_>, OreError> {
     if ct.len() < HEADER_LEN {
         return Err(OreError::Truncated(ct.len()));
     }
-    if ct[0] != ORE_VERSION {
-        return Err(OreError::Version(ct[0]));
-    }
+    let trits = match ct[0] {
+        ORE_VERSION => false,
+        ORE_VERSION_TRITS => true,
+        version => return Err(OreError::Version(version)),
+    };
     let blocks = usize::from(ct[1]);
     if blocks == 0 || blocks > ORE_PLAINTEXT_LEN_MAX {
         return Err(OreError::BlockCount(ct[1]));
     }
-    let expected = ore_ciphertext_len(blocks);
+    let right_block_len = if trits {
+        RIGHT_BLOCK_LEN_TRITS
+    } else {
+        RIGHT_BLOCK_LEN
+    };
+    let expected = layout_len(blocks, right_block_len);
     if ct.len() != expected {
         return Err(OreError::Length {
             expected,
@@ -714,6 +762,7 @@ fn parse(ct: &[u8]) -> Result<View<'_>, OreError> {
     let (left, rest) = ct[HEADER_LEN..].split_at(blocks * LEFT_BLOCK_LEN);
     let (nonce, right) = rest.split_at(NONCE_LEN);
     Ok(View {
+        trits,
         blocks,
         left,
         nonce,
@@ -734,14 +783,19 @@ pub fn check_shape(ct: &[u8]) -> Result<(), OreError> {
 }
 
 /// Cheap structural check of an untrusted ciphertext (a node calls it before
-/// storing one): version, block count, exact length, and no trit equal to 3.
-/// Ciphertexts that pass never make [`ore_compare`] fail with anything but
-/// [`OreError::Mismatch`] (which needs a key mix-up or forged content).
+/// storing one): version, block count, exact length, and, in a version-1
+/// ciphertext, no trit equal to 3 (every bit string is a valid version-2
+/// right part). Ciphertexts that pass never make [`ore_compare`] fail with
+/// anything but [`OreError::Mismatch`] (version 1 only: a key mix-up or
+/// forged content).
 pub fn validate(ct: &[u8]) -> Result<(), OreError> {
     if crate::BENCH_PLAINTEXT {
         return bench_plaintext::parse(ct).map(|_| ());
     }
     let view = parse(ct)?;
+    if !view.trits {
+        return Ok(());
+    }
     // A trit is 3 exactly when both bits of its 2-bit field are set.
     const LOW_BITS: u64 = 0x5555_5555_5555_5555;
     for word in view.right.chunks_exact(8) {
@@ -761,8 +815,9 @@ pub fn validate(ct: &[u8]) -> Result<(), OreError> {
 ///
 /// Uses the left parts of both to find the first differing block, then the
 /// left part of `a` against the right part of `b` there (see the module docs).
-/// Only the trit it reads is checked for the value 3; run [`validate`] on
-/// untrusted ciphertexts once, when they are stored.
+/// The two may be of different versions. Only the trit it reads from a
+/// version-1 `b` is checked for the value 3; run [`validate`] on untrusted
+/// ciphertexts once, when they are stored.
 pub fn ore_compare(a: &[u8], b: &[u8]) -> Result<Ordering, OreError> {
     if crate::BENCH_PLAINTEXT {
         return Ok(bench_plaintext::parse(a)?.cmp(bench_plaintext::parse(b)?));
@@ -780,18 +835,32 @@ pub fn ore_compare(a: &[u8], b: &[u8]) -> Result<Ordering, OreError> {
     Ok(va.blocks.cmp(&vb.blocks))
 }
 
-/// `z_{i,h}(b) − H(v, r_b) mod 3` for the left block `(v, h)` of `a`.
+/// The order of block `i`, the first whose left parts differ, from the
+/// left block `(v, h)` of `a` and slot `h` of `b`'s right part:
+/// `z_{i,h}(b) ⊕ H(v, r_b)` (version 2) or `z_{i,h}(b) − H(v, r_b) mod 3`
+/// (version 1).
 fn compare_block(left_a: &[u8], b: &View<'_>, i: usize) -> Result<Ordering, OreError> {
     let slot = usize::from(left_a[PRF_LEN]);
-    let mut mask_block = Block::clone_from_slice(&left_a[..PRF_LEN]);
+    // A copy of the 16-byte `F` value. (`Block::clone_from_slice` goes
+    // through an iterator and was a visible part of a node's insert CPU.)
+    let mut prf_value = [0u8; PRF_LEN];
+    prf_value.copy_from_slice(&left_a[..PRF_LEN]);
+    let mut mask_block = Block::from(prf_value);
     Aes128::new(GenericArray::from_slice(b.nonce)).encrypt_block(&mut mask_block);
-    let mask = mod3(&mask_block);
-    let byte = b.right[i * RIGHT_BLOCK_LEN + slot / 4];
-    let trit = (byte >> (2 * (slot % 4))) & 0b11;
+    let right_block = &b.right[i * b.right_block_len()..(i + 1) * b.right_block_len()];
+    if !b.trits {
+        let bit = (right_block[slot / 8] >> (slot % 8)) & 1;
+        return Ok(if bit ^ mask_bit(&mask_block) == 1 {
+            Ordering::Greater
+        } else {
+            Ordering::Less
+        });
+    }
+    let trit = (right_block[slot / 4] >> (2 * (slot % 4))) & 0b11;
     if trit == 3 {
         return Err(OreError::InvalidTrit);
     }
-    match (trit + 3 - mask) % 3 {
+    match (trit + 3 - mod3(&mask_block)) % 3 {
         1 => Ok(Ordering::Greater),
         2 => Ok(Ordering::Less),
         _ => Err(OreError::Mismatch),
@@ -819,8 +888,9 @@ mod tests {
 
     #[test]
     fn lengths() {
-        assert_eq!(ore_ciphertext_len(9), 747);
-        assert_eq!(ore_ciphertext_len(15), 1233);
+        assert_eq!(ore_ciphertext_len(9), 459);
+        assert_eq!(ore_ciphertext_len(15), 753);
+        assert_eq!(layout_len(9, RIGHT_BLOCK_LEN_TRITS), 747);
         assert_eq!(ORE_CIPHERTEXT_LEN_MAX, 1233);
         let k = key();
         for n in 1..=ORE_PLAINTEXT_LEN_MAX {
@@ -875,9 +945,16 @@ mod tests {
     }
 
     /// A direct, unoptimized transcription of the construction in the module
-    /// docs (true `u128 % 3`, plain rejection sampling, no caching, bytes
-    /// written one by one). The optimized code must match it bit for bit.
-    fn reference_encrypt(key: &[u8; 32], pt: &[u8], nonce: &[u8; 16]) -> Vec<u8> {
+    /// docs (plain rejection sampling, no caching, bits and trits written
+    /// one by one; version 1 with a true `u128 % 3`). The optimized code
+    /// must match it bit for bit; with `version = 1` it makes the ciphertexts
+    /// earlier builds wrote, which this build must still compare.
+    pub(super) fn reference_encrypt(
+        key: &[u8; 32],
+        pt: &[u8],
+        nonce: &[u8; 16],
+        version: u8,
+    ) -> Vec<u8> {
         let k1 = Aes128Full::new(GenericArray::from_slice(&key[..16]));
         let k2 = Aes128Full::new(GenericArray::from_slice(&key[16..]));
         let h = Aes128Full::new(GenericArray::from_slice(nonce));
@@ -932,17 +1009,24 @@ mod tests {
             let mut block_right = [0u8; 64];
             for j in 0..256usize {
                 let f = aes(&k1, enc(Some(j as u8)));
-                let mask = (u128::from_le_bytes(aes(&h, f)) % 3) as u8;
-                let c = match perm[j].cmp(&x) {
-                    Ordering::Equal => 0,
-                    Ordering::Greater => 1,
-                    Ordering::Less => 2,
-                };
-                block_right[j / 4] |= ((c + mask) % 3) << (2 * (j % 4));
+                let hashed = u128::from_le_bytes(aes(&h, f));
+                if version == ORE_VERSION_TRITS {
+                    let mask = (hashed % 3) as u8;
+                    let c = match perm[j].cmp(&x) {
+                        Ordering::Equal => 0,
+                        Ordering::Greater => 1,
+                        Ordering::Less => 2,
+                    };
+                    block_right[j / 4] |= ((c + mask) % 3) << (2 * (j % 4));
+                } else {
+                    let bit = u8::from(perm[j] > x) ^ (hashed & 1) as u8;
+                    block_right[j / 8] |= bit << (j % 8);
+                }
             }
-            right.extend_from_slice(&block_right);
+            let block_len = if version == ORE_VERSION_TRITS { 64 } else { 32 };
+            right.extend_from_slice(&block_right[..block_len]);
         }
-        let mut out = vec![ORE_VERSION, pt.len() as u8];
+        let mut out = vec![version, pt.len() as u8];
         out.extend_from_slice(&left);
         out.extend_from_slice(nonce);
         out.extend_from_slice(&right);
@@ -965,7 +1049,7 @@ mod tests {
         let shared = OreKey::from_bytes(key_bytes);
         for (k, pt) in plaintexts.iter().enumerate() {
             let nonce = [k as u8 * 37 + 1; 16];
-            let expected = reference_encrypt(&key_bytes, pt, &nonce);
+            let expected = reference_encrypt(&key_bytes, pt, &nonce, ORE_VERSION);
             let fresh = OreKey::from_bytes(key_bytes);
             assert_eq!(fresh.encrypt_with_nonce(pt, &nonce).unwrap(), expected);
             assert_eq!(shared.encrypt_with_nonce(pt, &nonce).unwrap(), expected);
@@ -992,13 +1076,20 @@ mod tests {
                 let nonce = [(k as u8).wrapping_mul(13) ^ pass; 16];
                 let ct = shared.encrypt_with_nonce(pt, &nonce).unwrap();
                 if k % 7 == 0 {
-                    assert_eq!(ct, reference_encrypt(&key_bytes, pt, &nonce), "value {k}");
+                    assert_eq!(
+                        ct,
+                        reference_encrypt(&key_bytes, pt, &nonce, ORE_VERSION),
+                        "value {k}"
+                    );
                 }
             }
         }
         // Every slot in use, far more distinct prefixes than slots.
-        let cache = shared.cache.longer.lock().unwrap();
-        assert!(cache.slots.iter().all(Option::is_some));
+        assert!(shared
+            .cache
+            .longer
+            .iter()
+            .all(|slot| slot.lock().unwrap().is_some()));
     }
 
     #[test]
@@ -1018,6 +1109,31 @@ mod tests {
             .map(|v| other.encrypt(&[v]).unwrap()[HEADER_LEN + PRF_LEN])
             .collect();
         assert_ne!(slots, other_slots);
+    }
+
+    /// The shuffle's inlined common path makes exactly the draws of a plain
+    /// Fisher–Yates over `PrpStream::uniform`, with and without rejections.
+    #[test]
+    fn shuffle_matches_plain_fisher_yates() {
+        let cipher = Aes128::new(&Block::from([3u8; 16]));
+        let mut with_rejection = 0;
+        for p in 0..2_000u32 {
+            let prefix = &p.to_le_bytes()[..3];
+            let mut shuffled = [0u8; DOMAIN_SIZE];
+            PrpStream::new(&cipher, prefix).shuffle(&mut shuffled);
+            let mut plain: [u8; DOMAIN_SIZE] = std::array::from_fn(|j| j as u8);
+            let mut stream = PrpStream::new(&cipher, prefix);
+            for top in (1..DOMAIN_SIZE).rev() {
+                let pick = stream.uniform(top as u32 + 1);
+                plain.swap(top, pick);
+            }
+            assert_eq!(shuffled, plain, "prefix {prefix:?}");
+            if stream.pos != DOMAIN_SIZE - 1 {
+                with_rejection += 1;
+            }
+        }
+        // About a fifth of the shuffles reject at least one sample.
+        assert!((200..800).contains(&with_rejection), "{with_rejection}");
     }
 
     #[test]
@@ -1047,22 +1163,69 @@ mod tests {
         assert!(stream.uniform(200) < 200);
     }
 
+    /// Version-1 (trit) ciphertexts, as earlier builds stored them.
+    fn encrypt_v1(key_bytes: &[u8; 32], pt: &[u8], nonce_seed: u8) -> Vec<u8> {
+        reference_encrypt(key_bytes, pt, &[nonce_seed; 16], ORE_VERSION_TRITS)
+    }
+
+    /// Nodes hold version-1 ciphertexts written before version 2: they
+    /// validate, and compare correctly with each other and with version-2
+    /// ciphertexts of the same key, in both argument orders.
     #[test]
-    fn different_keys_are_detected_or_garbage_never_panics() {
-        let a = key().encrypt(b"abc").unwrap();
-        let b = OreKey::from_bytes([1u8; 32]).encrypt(b"abc").unwrap();
-        // Under different keys the result is meaningless but well-defined:
-        // an order or Mismatch, never a panic.
-        let _ = ore_compare(&a, &b);
-        let mut mismatches = 0;
-        for v in 0..60u8 {
-            let b = OreKey::from_bytes([v; 32]).encrypt(b"abd").unwrap();
-            if ore_compare(&a, &b) == Err(OreError::Mismatch) {
-                mismatches += 1;
+    fn version_one_ciphertexts_still_compare_with_both_versions() {
+        let key_bytes = *b"0123456789abcdef0123456789ABCDEF";
+        let k = OreKey::from_bytes(key_bytes);
+        let values: Vec<Vec<u8>> = vec![
+            vec![0],
+            vec![7],
+            vec![7, 0],
+            vec![7, 1, 2],
+            vec![7, 1, 3],
+            vec![200, 5, 5, 5, 5, 5, 5, 5, 5],
+            vec![255; 15],
+        ];
+        let v1: Vec<Vec<u8>> = values
+            .iter()
+            .enumerate()
+            .map(|(n, v)| encrypt_v1(&key_bytes, v, n as u8))
+            .collect();
+        let v2: Vec<Vec<u8>> = values.iter().map(|v| k.encrypt(v).unwrap()).collect();
+        for ct in &v1 {
+            assert_eq!(ct[0], ORE_VERSION_TRITS);
+            assert_eq!(
+                ct.len(),
+                layout_len(usize::from(ct[1]), RIGHT_BLOCK_LEN_TRITS)
+            );
+            assert_eq!(validate(ct), Ok(()));
+        }
+        for (x, px) in values.iter().enumerate() {
+            for (y, py) in values.iter().enumerate() {
+                let expected = px.cmp(py);
+                for (a, b) in [(&v1[x], &v1[y]), (&v1[x], &v2[y]), (&v2[x], &v1[y])] {
+                    assert_eq!(ore_compare(a, b), Ok(expected), "{px:?} vs {py:?}");
+                }
             }
         }
-        // About a third of the pairs must be caught.
-        assert!(mismatches > 5, "{mismatches}");
+    }
+
+    #[test]
+    fn different_keys_give_an_order_or_a_version_one_mismatch_never_a_panic() {
+        let a = key().encrypt(b"abc").unwrap();
+        let mut v1_mismatches = 0;
+        for v in 0..60u8 {
+            // Version 2 has no consistency check: under different keys the
+            // result is an order, meaningless but well-defined.
+            let b = OreKey::from_bytes([v; 32]).encrypt(b"abd").unwrap();
+            assert!(ore_compare(&a, &b).is_ok());
+            assert!(ore_compare(&b, &a).is_ok());
+            // Version 1's trits catch about a third of the pairs.
+            let b = encrypt_v1(&[v; 32], b"abd", v);
+            match ore_compare(&a, &b) {
+                Err(OreError::Mismatch) => v1_mismatches += 1,
+                other => assert!(other.is_ok(), "{other:?}"),
+            }
+        }
+        assert!(v1_mismatches > 5, "{v1_mismatches}");
     }
 
     #[test]
@@ -1071,13 +1234,22 @@ mod tests {
         let good = k.encrypt(b"hello").unwrap();
         assert_eq!(validate(&[]), Err(OreError::Truncated(0)));
         assert_eq!(validate(&[1]), Err(OreError::Truncated(1)));
-        let mut bad = good.clone();
-        bad[0] = 2;
-        assert_eq!(validate(&bad), Err(OreError::Version(2)));
-        assert_eq!(ore_compare(&bad, &good), Err(OreError::Version(2)));
-        assert_eq!(ore_compare(&good, &bad), Err(OreError::Version(2)));
-        assert_eq!(check_shape(&bad), Err(OreError::Version(2)));
+        for version in [0, 3, 255] {
+            let mut bad = good.clone();
+            bad[0] = version;
+            assert_eq!(validate(&bad), Err(OreError::Version(version)));
+            assert_eq!(ore_compare(&bad, &good), Err(OreError::Version(version)));
+            assert_eq!(ore_compare(&good, &bad), Err(OreError::Version(version)));
+            assert_eq!(check_shape(&bad), Err(OreError::Version(version)));
+        }
         assert_eq!(check_shape(&good), Ok(()));
+        // A version-2 body labelled version 1 has the wrong length.
+        let mut relabelled = good.clone();
+        relabelled[0] = ORE_VERSION_TRITS;
+        assert!(matches!(
+            validate(&relabelled),
+            Err(OreError::Length { .. })
+        ));
         let mut bad = good.clone();
         bad[1] = 0;
         assert_eq!(validate(&bad), Err(OreError::BlockCount(0)));
@@ -1094,8 +1266,14 @@ mod tests {
         let mut longer = good.clone();
         longer.push(0);
         assert!(matches!(validate(&longer), Err(OreError::Length { .. })));
-        // A trit of value 3 anywhere in the right part.
+        // Every version-2 right part is valid.
+        let mut all_ones = good.clone();
         let right_start = HEADER_LEN + 5 * LEFT_BLOCK_LEN + NONCE_LEN;
+        all_ones[right_start..].fill(0xFF);
+        assert_eq!(validate(&all_ones), Ok(()));
+        // A trit of value 3 anywhere in a version-1 right part.
+        let key_bytes = *b"0123456789abcdef0123456789ABCDEF";
+        let good = encrypt_v1(&key_bytes, b"hello", 1);
         for pos in [right_start, right_start + 100, good.len() - 1] {
             let mut bad = good.clone();
             bad[pos] |= 0b1100_0000;
@@ -1107,7 +1285,7 @@ mod tests {
         let other = k.encrypt(b"hellp").unwrap();
         let slot = usize::from(other[HEADER_LEN + 4 * LEFT_BLOCK_LEN + PRF_LEN]);
         let mut bad = good.clone();
-        bad[right_start + 4 * RIGHT_BLOCK_LEN + slot / 4] |= 0b11 << (2 * (slot % 4));
+        bad[right_start + 4 * RIGHT_BLOCK_LEN_TRITS + slot / 4] |= 0b11 << (2 * (slot % 4));
         assert_eq!(ore_compare(&other, &bad), Err(OreError::InvalidTrit));
     }
 
@@ -1155,10 +1333,17 @@ mod tests {
             let good = key().encrypt(&vec![1; len]).unwrap();
             let _ = ore_compare(&a, &good);
             let _ = ore_compare(&good, &a);
-            // Right length and header, random body: structurally valid or
-            // InvalidTrit, and compare is an order, Mismatch or InvalidTrit.
+            // Right length and header, random body: version 2 is always
+            // structurally valid and compares to an order; version 1 may
+            // hold an invalid trit or mismatch.
             let mut forged = vec![fill; ore_ciphertext_len(len)];
             forged[0] = ORE_VERSION;
+            forged[1] = len as u8;
+            prop_assert_eq!(validate(&forged), Ok(()));
+            prop_assert!(ore_compare(&forged, &good).is_ok());
+            prop_assert!(ore_compare(&good, &forged).is_ok());
+            let mut forged = vec![fill; layout_len(len, RIGHT_BLOCK_LEN_TRITS)];
+            forged[0] = ORE_VERSION_TRITS;
             forged[1] = len as u8;
             let _ = validate(&forged);
             let _ = ore_compare(&forged, &good);
@@ -1194,24 +1379,47 @@ mod pinned {
     use super::*;
 
     /// Ciphertexts are stored on nodes: a change of the AES implementation
-    /// or of any optimisation must leave them bit for bit the same.
+    /// or of any optimisation must leave them bit for bit the same. The
+    /// version-1 digests are the ones earlier builds pinned for their own
+    /// encryption, here made by the reference transcription: version 2
+    /// kept the left parts, the permutations and `F` exactly.
     #[test]
     fn ciphertexts_are_pinned() {
-        let key = OreKey::from_bytes(*b"0123456789abcdef0123456789ABCDEF");
+        let key_bytes = *b"0123456789abcdef0123456789ABCDEF";
+        let key = OreKey::from_bytes(key_bytes);
         let nonce = *b"fedcba9876543210";
-        let mut digests = Vec::new();
-        for plaintext in [
+        let plaintexts = [
             &b"\x20\xc0\x59\x00\x00\x00\x00\x00\x00"[..],
             b"\x30hello world!!!",
-        ] {
-            let ct = key.encrypt_with_nonce(plaintext, &nonce).unwrap();
-            digests.push(blake3::hash(&ct).to_hex().to_string());
-        }
+        ];
+        let digest = |ct: &[u8]| blake3::hash(ct).to_hex().to_string();
+        let v1: Vec<String> = plaintexts
+            .iter()
+            .map(|pt| {
+                digest(&tests::reference_encrypt(
+                    &key_bytes,
+                    pt,
+                    &nonce,
+                    ORE_VERSION_TRITS,
+                ))
+            })
+            .collect();
         assert_eq!(
-            digests,
+            v1,
             [
                 "3f35781e24316619624ff077450f34ac09a656eeffd4ce978f76c9e51481f85b",
                 "51ab2e9f5640fcb2cad340ef9a33fb2f6b1918fd4f6fe763fe0735bfc022ea39"
+            ]
+        );
+        let v2: Vec<String> = plaintexts
+            .iter()
+            .map(|pt| digest(&key.encrypt_with_nonce(pt, &nonce).unwrap()))
+            .collect();
+        assert_eq!(
+            v2,
+            [
+                "b86260fb76c93b842519a102a153ed41bab5209ad0bac04d14c0a20b978fd374",
+                "820f04bba422860be848802fb7fd3230b1e498552d4e0758a8d3ffe91fbbbdad"
             ]
         );
     }
