@@ -726,11 +726,16 @@ struct View<'a> {
 
 impl View<'_> {
     fn right_block_len(&self) -> usize {
-        if self.trits {
-            RIGHT_BLOCK_LEN_TRITS
-        } else {
-            RIGHT_BLOCK_LEN
-        }
+        right_block_len(self.trits)
+    }
+}
+
+/// Bytes per block of a right part of trits (version 1) or bits.
+fn right_block_len(trits: bool) -> usize {
+    if trits {
+        RIGHT_BLOCK_LEN_TRITS
+    } else {
+        RIGHT_BLOCK_LEN
     }
 }
 
@@ -747,12 +752,7 @@ fn parse(ct: &[u8]) -> Result<View<'_>, OreError> {
     if blocks == 0 || blocks > ORE_PLAINTEXT_LEN_MAX {
         return Err(OreError::BlockCount(ct[1]));
     }
-    let right_block_len = if trits {
-        RIGHT_BLOCK_LEN_TRITS
-    } else {
-        RIGHT_BLOCK_LEN
-    };
-    let expected = layout_len(blocks, right_block_len);
+    let expected = layout_len(blocks, right_block_len(trits));
     if ct.len() != expected {
         return Err(OreError::Length {
             expected,
