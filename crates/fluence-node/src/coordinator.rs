@@ -60,6 +60,10 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(10);
 pub const CANDIDATES_MAX: usize = 20;
 /// How long dialing a node and hearing its answer to an offer may take.
 pub const OFFER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Distinct addresses of one candidate an offer tries, at most. Each may
+/// take [`OFFER_TIMEOUT`], so a node that advertises many addresses (or one
+/// many times) holds a replacement up for 15 s at worst, not 5 s per entry.
+pub const OFFER_ADDRESSES_MAX: usize = 3;
 
 /// How long `fluence leave` waits for its change to be finalized.
 pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -438,8 +442,23 @@ where
     })
 }
 
+/// The addresses an offer dials, in the order given: duplicates dropped,
+/// at most [`OFFER_ADDRESSES_MAX`].
+fn offer_addresses(addrs: &[Multiaddr]) -> Vec<&Multiaddr> {
+    let mut chosen: Vec<&Multiaddr> = Vec::with_capacity(OFFER_ADDRESSES_MAX);
+    for addr in addrs {
+        if chosen.len() == OFFER_ADDRESSES_MAX {
+            break;
+        }
+        if !chosen.contains(&addr) {
+            chosen.push(addr);
+        }
+    }
+    chosen
+}
+
 /// Offers `dataset` at `epoch` with `members` to the node `key`, dialing
-/// it at `addrs` (its peer id appended) until one answers.
+/// it at its [`offer_addresses`] (its peer id appended) until one answers.
 pub async fn offer_remote(
     key: PublicKey,
     addrs: &[Multiaddr],
@@ -457,7 +476,7 @@ pub async fn offer_remote(
         epoch,
         members,
     };
-    for addr in addrs {
+    for addr in offer_addresses(addrs) {
         let dial = addr
             .clone()
             .with_p2p(peer)
@@ -565,6 +584,18 @@ mod tests {
                 PublicKey(fluence_crypto::sign::SigningKey::from_seed(&[i + 1; 32]).public_key())
             })
             .collect()
+    }
+
+    #[test]
+    fn an_offer_dials_a_few_distinct_addresses_in_order() {
+        let addr =
+            |port: u16| -> Multiaddr { format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap() };
+        let many: Vec<Multiaddr> = [1, 1, 2, 1, 3, 4, 5].into_iter().map(addr).collect();
+        let chosen: Vec<Multiaddr> = offer_addresses(&many).into_iter().cloned().collect();
+        assert_eq!(chosen, vec![addr(1), addr(2), addr(3)]);
+        let same: Vec<Multiaddr> = vec![addr(9); 50];
+        assert_eq!(offer_addresses(&same), vec![&addr(9)]);
+        assert!(offer_addresses(&[]).is_empty());
     }
 
     #[test]
