@@ -7,12 +7,13 @@
 //! a range query returning 100 documents. Build with `--features plaintext`
 //! to run the same paths with encryption switched off.
 
+mod http;
 mod workload;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use fluence_client::Client;
 use fluence_crypto::keys::MasterKey;
@@ -92,18 +93,7 @@ impl Stats {
 }
 
 fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Result<Value> {
-    let mut response = agent
-        .post(url)
-        .send_json(body)
-        .with_context(|| format!("POST {url}"))?;
-    let status = response.status();
-    let value: Value = response
-        .body_mut()
-        .with_config()
-        .limit(1 << 30)
-        .read_json()?;
-    anyhow::ensure!(status.is_success(), "{url}: {status} {value}");
-    Ok(value)
+    http::post(agent, url, &serde_json::to_vec(body)?)
 }
 
 fn main() -> Result<()> {

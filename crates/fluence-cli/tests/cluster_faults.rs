@@ -298,13 +298,7 @@ fn a_cluster_under_load_survives_a_killed_and_a_wiped_member() {
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = start_cluster(dir.path());
 
-    let mut new_key = support::fluence();
-    new_key
-        .args(["keys", "new", "owner", "--dir"])
-        .arg(dir.path().join("keys"))
-        .env("FLUENCE_PASSPHRASE", PASSPHRASE);
-    let (status, stderr) = Process::spawn(new_key).exit();
-    assert!(status.success(), "{stderr}");
+    support::new_owner_key(&dir.path().join("keys"));
     let (gateway, api) = support::start_gateway(
         &dir.path().join("keys").join("owner.key"),
         &nodes[GATEWAY_NODE].dial,
@@ -381,16 +375,7 @@ fn a_cluster_under_load_survives_a_killed_and_a_wiped_member() {
 
     // Every acknowledged document reads back as written.
     let http = Http::new(&api);
-    let found = http.ok(
-        "/v1/datasets/load/find",
-        &json!({"filter": {}, "sort": {"_id": 1}}),
-    );
-    let stored: BTreeMap<u64, u64> = found["documents"]
-        .as_array()
-        .expect("documents")
-        .iter()
-        .map(|d| (d["_id"].as_u64().unwrap(), d["v"].as_u64().unwrap()))
-        .collect();
+    let stored = support::stored_values(&http, "load");
     for (id, value) in &ledger.acked {
         assert_eq!(stored.get(id), Some(value), "acknowledged {id} lost");
     }

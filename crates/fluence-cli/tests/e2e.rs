@@ -360,13 +360,7 @@ fn separate_node_processes_form_a_network_and_a_cluster_from_bootstrap_flags() {
         nodes.push(node);
     }
 
-    let mut new_key = support::fluence();
-    new_key
-        .args(["keys", "new", "owner", "--dir"])
-        .arg(dir.path().join("keys"))
-        .env("FLUENCE_PASSPHRASE", PASSPHRASE);
-    let (status, stderr) = support::Process::spawn(new_key).exit();
-    assert!(status.success(), "{stderr}");
+    support::new_owner_key(&dir.path().join("keys"));
     // The gateway may talk to any member: here the third.
     let (gateway, api) =
         support::start_gateway(&dir.path().join("keys").join("owner.key"), &dial[2]);

@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::json;
-use support::{contains, files_under, fluence, start_gateway, Http, Process, PASSPHRASE};
+use support::{contains, files_under, fluence, start_gateway, Http, Process};
 
 /// Markers long enough that a chance occurrence in ciphertext is
 /// impossible in practice (2^-96 per position).
@@ -45,13 +45,7 @@ fn no_plaintext_reaches_the_node() {
         .unwrap()
         .to_string();
 
-    let mut new_key = fluence();
-    new_key
-        .args(["keys", "new", "owner", "--dir"])
-        .arg(&keys)
-        .env("FLUENCE_PASSPHRASE", PASSPHRASE);
-    let (status, stderr) = Process::spawn(new_key).exit();
-    assert!(status.success(), "{stderr}");
+    support::new_owner_key(&keys);
 
     let (gateway, api) = start_gateway(&keys.join("owner.key"), &dial);
     let http = Http::new(&api);

@@ -48,7 +48,7 @@ use fluence_net::keyspace::{self, Target};
 use fluence_net::PeerId;
 use fluence_proto::{DatasetId, PublicKey};
 use serde_json::{json, Value};
-use support::{Http, Process, PASSPHRASE};
+use support::{Http, Process};
 
 const NODES: usize = 12;
 const NEW_NODES: usize = 2;
@@ -712,13 +712,7 @@ fn twelve_nodes_replace_two_killed_members_under_write_load() {
     let dir = keep.path().to_path_buf();
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     let keys_dir = dir.join("keys");
-    let mut new_key = support::fluence();
-    new_key
-        .args(["keys", "new", "owner", "--dir"])
-        .arg(&keys_dir)
-        .env("FLUENCE_PASSPHRASE", PASSPHRASE);
-    let (status, stderr) = Process::spawn(new_key).exit();
-    assert!(status.success(), "{stderr}");
+    support::new_owner_key(&keys_dir);
 
     // Twelve nodes: node 0 first, then the others all at once through it.
     let mut taken = BTreeSet::new();
@@ -957,16 +951,7 @@ fn twelve_nodes_replace_two_killed_members_under_write_load() {
         );
         // Every acknowledged document reads back as written, and nothing
         // else is stored but what may have been written.
-        let found = http.ok(
-            &format!("/v1/datasets/{}/find", dataset.name),
-            &json!({"filter": {}, "sort": {"_id": 1}}),
-        );
-        let stored: BTreeMap<u64, u64> = found["documents"]
-            .as_array()
-            .expect("documents")
-            .iter()
-            .map(|d| (d["_id"].as_u64().unwrap(), d["v"].as_u64().unwrap()))
-            .collect();
+        let stored = support::stored_values(&http, &dataset.name);
         for (id, value) in &ledger.acked {
             assert_eq!(
                 stored.get(id),

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use fluence_proto::{DatasetId, PublicKey};
 use serde_json::{json, Value};
-use support::{Http, Process, PASSPHRASE};
+use support::{Http, Process};
 
 const NODES: usize = 12;
 const CLUSTER_SIZE: usize = 4;
@@ -70,13 +70,7 @@ fn twelve_nodes_place_five_datasets_on_their_closest_accepting_nodes() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let keys_dir = dir.path().join("keys");
-    let mut new_key = support::fluence();
-    new_key
-        .args(["keys", "new", "owner", "--dir"])
-        .arg(&keys_dir)
-        .env("FLUENCE_PASSPHRASE", PASSPHRASE);
-    let (status, stderr) = Process::spawn(new_key).exit();
-    assert!(status.success(), "{stderr}");
+    support::new_owner_key(&keys_dir);
 
     let ports: Vec<u16> = (0..NODES).map(|_| support::free_port()).collect();
     let bootstrap = support::bootstrap_addr(dir.path(), ports[0]);

@@ -28,8 +28,12 @@
 //! The nodes' logs stay in a directory printed at the start; their data
 //! directories are deleted at the end unless `--keep`.
 
+#[path = "../http.rs"]
+mod http;
 #[path = "../workload.rs"]
 mod workload;
+
+use http::post;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -293,24 +297,6 @@ fn agent() -> ureq::Agent {
         .timeout_global(Some(Duration::from_secs(600)))
         .build()
         .into()
-}
-
-/// POSTs `body` (already JSON); the answer, which must be a success.
-fn post(agent: &ureq::Agent, url: &str, body: &[u8]) -> Result<Value> {
-    let mut response = agent
-        .post(url)
-        .header("content-type", "application/json")
-        .send(body)
-        .with_context(|| format!("POST {url}"))?;
-    let status = response.status();
-    let value: Value = response
-        .body_mut()
-        .with_config()
-        .limit(1 << 30)
-        .read_json()
-        .with_context(|| format!("POST {url}: {status}, body not JSON"))?;
-    anyhow::ensure!(status.is_success(), "{url}: {status} {value}");
-    Ok(value)
 }
 
 /// `fluence status --json` of `dials`, in that order: each node's answer

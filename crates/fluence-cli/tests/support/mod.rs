@@ -208,6 +208,33 @@ impl Devnet {
     }
 }
 
+/// Creates the owner keystore `owner.key` in `keys_dir` with `fluence keys
+/// new`, protected by [`PASSPHRASE`].
+pub fn new_owner_key(keys_dir: &Path) {
+    let mut new_key = fluence();
+    new_key
+        .args(["keys", "new", "owner", "--dir"])
+        .arg(keys_dir)
+        .env("FLUENCE_PASSPHRASE", PASSPHRASE);
+    let (status, stderr) = Process::spawn(new_key).exit();
+    assert!(status.success(), "{stderr}");
+}
+
+/// Every document of `dataset` (whose documents are `{_id, v}` with
+/// unsigned integers), read through the gateway: `_id` → `v`.
+pub fn stored_values(http: &Http, dataset: &str) -> std::collections::BTreeMap<u64, u64> {
+    let found = http.ok(
+        &format!("/v1/datasets/{dataset}/find"),
+        &serde_json::json!({"filter": {}, "sort": {"_id": 1}}),
+    );
+    found["documents"]
+        .as_array()
+        .expect("documents")
+        .iter()
+        .map(|d| (d["_id"].as_u64().unwrap(), d["v"].as_u64().unwrap()))
+        .collect()
+}
+
 /// The id of the owner's dataset `name`, from the owner keystore in
 /// `keys_dir` (unlocked with [`PASSPHRASE`]).
 pub fn dataset_id(keys_dir: &Path, name: &str) -> fluence_proto::DatasetId {
