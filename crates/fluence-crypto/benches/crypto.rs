@@ -71,6 +71,35 @@ fn ore(c: &mut Criterion) {
             key.encrypt(black_box(&numbers[next])).expect("9 bytes")
         })
     });
+    // The end-to-end benchmark's `age` field: consecutive integers. As
+    // `f64` their low four bytes are zero, so each value's last four or
+    // five prefixes are its own and their tables are built every time.
+    let integers: Vec<[u8; 9]> = (0..10_000).map(|i| ore_f64(f64::from(i))).collect();
+    c.bench_function("ore_encrypt_consecutive_integers", |b| {
+        b.iter(|| {
+            next = (next + 1) % integers.len();
+            key.encrypt(black_box(&integers[next])).expect("9 bytes")
+        })
+    });
+    // The same on two threads sharing the key, as a gateway encrypts a
+    // large insert: time per encryption per thread.
+    c.bench_function("ore_encrypt_consecutive_integers_two_threads", |b| {
+        b.iter_custom(|iterations| {
+            let started = std::time::Instant::now();
+            std::thread::scope(|scope| {
+                for half in 0..2u64 {
+                    let (key, integers) = (&key, &integers);
+                    scope.spawn(move || {
+                        for i in 0..iterations {
+                            let value = &integers[((2 * i + half) % 10_000) as usize];
+                            black_box(key.encrypt(black_box(value)).expect("9 bytes"));
+                        }
+                    });
+                }
+            });
+            started.elapsed()
+        })
+    });
     let strings: Vec<[u8; 15]> = (0..1024)
         .map(|i| ore_string(&format!("{i:05} Fluence string value")))
         .collect();
