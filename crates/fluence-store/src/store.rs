@@ -143,6 +143,18 @@ enum Outcome {
     Abort,
 }
 
+/// A write's canonical bytes (what the journal keeps), refused if they
+/// exceed `MESSAGE_LEN_MAX`: such a write could never be served back.
+fn encoded_within_limit(write: &SignedWrite) -> Result<Vec<u8>, ApplyError> {
+    let bytes = write.to_bytes();
+    if bytes.len() > MESSAGE_LEN_MAX {
+        return Err(ApplyError::BadWrite(
+            "write is larger than MESSAGE_LEN_MAX and could not be served back".into(),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Write `index` of a sequence was refused with `error`.
 fn refuse(index: usize, error: ApplyError) -> SequenceError {
     SequenceError { index, error }
@@ -442,16 +454,15 @@ impl<O: OreOrder> Store<O> {
     /// for `Create`, that the dataset id derives from owner and name tag.
     /// Everything else is checked here; a refused write changes nothing.
     pub fn apply(&self, write: &SignedWrite) -> Result<Applied, ApplyError> {
-        let write_bytes = write.to_bytes();
-        if write_bytes.len() > MESSAGE_LEN_MAX {
-            return Err(ApplyError::BadWrite(
-                "write is larger than MESSAGE_LEN_MAX and could not be served back".into(),
-            ));
-        }
         let id = write.body.dataset;
         match &write.body.action {
-            Action::Create { .. } => self.create(write, &write_bytes),
-            Action::Drop => self.drop_dataset(&id, write.body.seq),
+            Action::Create { .. } => self.create(write, &encoded_within_limit(write)?),
+            Action::Drop => {
+                encoded_within_limit(write)?;
+                self.drop_dataset(&id, write.body.seq)
+            }
+            // Encoded and size-checked once, in `sequence_input`: a batch
+            // write is megabytes, and it was encoded here a second time.
             Action::Batch { .. } | Action::Reindex { .. } => self
                 .run_sequence(std::slice::from_ref(write), Outcome::Commit(Flush::Now))
                 .map(|applied| applied[0])
@@ -552,16 +563,7 @@ impl<O: OreOrder> Store<O> {
                     ApplyError::BadWrite("a Create or Drop must be applied alone".into()),
                 ));
             }
-            let bytes = write.to_bytes();
-            if bytes.len() > MESSAGE_LEN_MAX {
-                return Err(refuse(
-                    index,
-                    ApplyError::BadWrite(
-                        "write is larger than MESSAGE_LEN_MAX and could not be served back".into(),
-                    ),
-                ));
-            }
-            encoded.push(bytes);
+            encoded.push(encoded_within_limit(write).map_err(|error| refuse(index, error))?);
         }
         let dataset = self
             .dataset(&id)

@@ -213,6 +213,36 @@ fn a_failing_batch_applies_nothing() {
         .unwrap();
 }
 
+/// A write whose encoding exceeds the message limit could never be served
+/// back (journal reads, snapshots): it is refused, alone or in a sequence,
+/// and nothing changes.
+#[test]
+fn writes_too_large_to_serve_back_are_refused() {
+    let (_dir, store) = open();
+    let d = dataset(1);
+    create(&store, d);
+    let before = store.info(&d).unwrap();
+    let huge = DocOp::Put {
+        doc: doc(1),
+        expect: Precondition::Absent,
+        sealed: sealed(1, &vec![0u8; fluence_proto::limits::MESSAGE_LEN_MAX]),
+        entries: vec![],
+    };
+    let write = batch(d, 1, vec![huge]);
+    let error = store.apply(&write).unwrap_err();
+    assert!(
+        matches!(&error, ApplyError::BadWrite(why) if why.contains("MESSAGE_LEN_MAX")),
+        "{error:?}"
+    );
+    let refused = store
+        .apply_sequence(&[batch(d, 1, vec![]), batch(d, 2, vec![]), write])
+        .unwrap_err();
+    assert_eq!(refused.index, 2);
+    assert!(matches!(refused.error, ApplyError::BadWrite(_)));
+    assert_eq!(store.info(&d).unwrap(), before);
+    assert_eq!(store.apply(&batch(d, 1, vec![])).unwrap().seq, 1);
+}
+
 #[test]
 fn versions_start_at_one_and_grow_by_one() {
     let (_dir, store) = open();
