@@ -190,37 +190,16 @@ fn trial(runtime: &tokio::runtime::Runtime, args: &Args, n: usize) -> Result<Tri
     let insert_per_second = n as f64 / started.elapsed().as_secs_f64();
     let insert_cpu_us = cpu_per_op_us(cpu_before_insert, n);
 
-    let mut eq = Stats::new();
-    let cpu_before_eq = process_cpu();
-    for _ in 0..args.queries {
+    let find = format!("{api}/v1/datasets/bench/find");
+    let (eq, eq_cpu_us) = timed_queries(&agent, &find, args.queries, 1, || {
         let i = rng.gen_range(0..n);
-        let started = Instant::now();
-        let found = post(
-            &agent,
-            &format!("{api}/v1/datasets/bench/find"),
-            &json!({"filter": {"email": format!("user{i}@example.org")}}),
-        )?;
-        eq.push(started.elapsed());
-        anyhow::ensure!(
-            found["documents"].as_array().map(Vec::len) == Some(1),
-            "eq lookup found {found}"
-        );
-    }
-    let eq_cpu_us = cpu_per_op_us(cpu_before_eq, args.queries);
-    let mut range = Stats::new();
-    let cpu_before_range = process_cpu();
-    for _ in 0..args.queries {
-        let low = rng.gen_range(0..(n as i64 - RANGE_DOCS));
-        let started = Instant::now();
-        let found = post(
-            &agent,
-            &format!("{api}/v1/datasets/bench/find"),
-            &json!({"filter": {"age": {"$gte": low, "$lt": low + RANGE_DOCS}}}),
-        )?;
-        range.push(started.elapsed());
-        anyhow::ensure!(found["documents"].as_array().map(Vec::len) == Some(RANGE_DOCS as usize));
-    }
-    let range_cpu_us = cpu_per_op_us(cpu_before_range, args.queries);
+        json!({"filter": {"email": format!("user{i}@example.org")}})
+    })?;
+    let (range, range_cpu_us) =
+        timed_queries(&agent, &find, args.queries, RANGE_DOCS as usize, || {
+            let low = rng.gen_range(0..(n as i64 - RANGE_DOCS));
+            json!({"filter": {"age": {"$gte": low, "$lt": low + RANGE_DOCS}}})
+        })?;
     let _ = stop.send(());
     runtime.block_on(node.shutdown());
     Ok(Trial {
@@ -231,6 +210,31 @@ fn trial(runtime: &tokio::runtime::Runtime, args: &Args, n: usize) -> Result<Tri
         eq_cpu_us,
         range_cpu_us,
     })
+}
+
+/// Runs `count` finds one after another, each with the body `next_body`
+/// makes, each answer checked to hold `expected` documents: the
+/// latencies and the CPU time per find.
+fn timed_queries(
+    agent: &ureq::Agent,
+    url: &str,
+    count: usize,
+    expected: usize,
+    mut next_body: impl FnMut() -> Value,
+) -> Result<(Stats, Option<f64>)> {
+    let mut stats = Stats::new();
+    let cpu_before = process_cpu();
+    for _ in 0..count {
+        let body = next_body();
+        let started = Instant::now();
+        let found = post(agent, url, &body)?;
+        stats.push(started.elapsed());
+        anyhow::ensure!(
+            found["documents"].as_array().map(Vec::len) == Some(expected),
+            "expected {expected} documents, found {found}"
+        );
+    }
+    Ok((stats, cpu_per_op_us(cpu_before, count)))
 }
 
 /// The median of `values` (the upper one of an even count); NaN if none.
@@ -249,6 +253,10 @@ fn median_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 fn main() -> Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.trials >= 1, "--trials must be at least 1");
+    anyhow::ensure!(
+        args.docs.iter().all(|&n| n > RANGE_DOCS as usize),
+        "every --docs size must exceed the {RANGE_DOCS} documents a range query returns"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
