@@ -106,7 +106,7 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Result<Value> {
 fn insert_all(agent: &ureq::Agent, url: &str, bodies: &[Vec<u8>], inserters: usize) -> Result<()> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..inserters.max(1))
+        let workers: Vec<_> = (0..inserters)
             .map(|_| {
                 scope.spawn(|| -> Result<()> {
                     loop {
@@ -253,6 +253,8 @@ fn median_of(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 fn main() -> Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.trials >= 1, "--trials must be at least 1");
+    anyhow::ensure!(args.batch >= 1, "--batch must be at least 1");
+    anyhow::ensure!(args.inserters >= 1, "--inserters must be at least 1");
     anyhow::ensure!(
         args.docs.iter().all(|&n| n > RANGE_DOCS as usize),
         "every --docs size must exceed the {RANGE_DOCS} documents a range query returns"
